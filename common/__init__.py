@@ -1,0 +1,1 @@
+"""algobox shared runtime: the SageMaker container contract, knowing nothing about any algorithm."""
