@@ -1,0 +1,1 @@
+"""``serve``: gunicorn + Flask answering /ping, /invocations and /execution-parameters."""

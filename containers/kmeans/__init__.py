@@ -1,0 +1,1 @@
+"""k-means: a drop-in for the SageMaker built-in ``kmeans`` image."""

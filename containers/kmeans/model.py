@@ -1,0 +1,58 @@
+"""The trained k-means model: k centroids in ``model_algo-1`` (MXNet NDArray file), and inference."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from common import ndarray
+from common.errors import ClientError
+
+MODEL_FILE = "model_algo-1"
+
+
+class KMeansModel:
+    """Centroids of shape (k, feature_dim); ``predict`` gives each row's closest cluster and its distance."""
+
+    def __init__(self, centroids):
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self.sq_norms = (self.centroids.astype(np.float64) ** 2).sum(axis=1)
+
+    @property
+    def k(self):
+        return self.centroids.shape[0]
+
+    @property
+    def feature_dim(self):
+        return self.centroids.shape[1]
+
+    @classmethod
+    def load(cls, model_dir):
+        path = model_dir / MODEL_FILE
+        if not path.is_file():
+            raise ClientError(f"No k-means model at {path}")
+        arrays = ndarray.load(path)
+        centroids = arrays[0] if isinstance(arrays, list) else next(iter(arrays.values()))
+        if centroids.ndim != 2:
+            raise ClientError(f"{path} holds an array of shape {centroids.shape}; expected (k, feature_dim)")
+        return cls(centroids)
+
+    def save(self, model_dir):
+        ndarray.save(model_dir / MODEL_FILE, [self.centroids])
+
+    def squared_distances(self, features):
+        """Squared Euclidean distance of every row to every centroid, shape (n, k), in float64."""
+        cross = features @ self.centroids.T
+        cross = np.asarray(cross, dtype=np.float64)
+        if sp.issparse(features):
+            row_norms = np.asarray(features.multiply(features).sum(axis=1), dtype=np.float64).ravel()
+        else:
+            row_norms = np.einsum("ij,ij->i", features, features, dtype=np.float64)
+        return np.maximum(row_norms[:, None] - 2.0 * cross + self.sq_norms[None, :], 0.0)
+
+    def predict(self, features):
+        distances = self.squared_distances(features)
+        closest = distances.argmin(axis=1)
+        nearest = distances[np.arange(closest.size), closest]
+        return {
+            "closest_cluster": closest.astype(np.float32),
+            "distance_to_cluster": np.sqrt(nearest).astype(np.float32),
+        }
