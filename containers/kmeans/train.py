@@ -25,7 +25,7 @@ def resolve_auto(hyperparameters):
     k = hyperparameters["k"]
     factor = hyperparameters["extra_center_factor"]
     if factor == "auto":
-        factor = max(2, math.ceil(400 / k)) if k < 200 else 2
+        factor = max(4, math.ceil(400 / k))
     trials = hyperparameters["local_lloyd_num_trials"]
     if trials == "auto":
         trials = 10
