@@ -82,19 +82,22 @@ def main():
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--feature-dim", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     centroids = rng.normal(size=(10, args.feature_dim)).astype(np.float32)
     body = json.dumps({"instances": [{"features": rng.normal(size=args.feature_dim).round(4).tolist()}]})
-    trivial = run_trivial(args.workers, body, args.seconds, args.clients)
+    trivial, ours = [], []
     with tempfile.TemporaryDirectory() as root:
         Path(root, "model").mkdir()
         ndarray.save(Path(root, "model", "model_algo-1"), [centroids])
-        port_env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(args.workers)}
-        with serve("kmeans", root, env=port_env) as server:
-            port = int(server.url.rsplit(":", 1)[1])
-            ours = load(port, body, args.seconds, args.clients)
-    print(f"workers={args.workers} clients={args.clients} seconds={args.seconds} feature_dim={args.feature_dim}")
+        for _ in range(args.rounds):  # interleaved, so background load hits both alike
+            trivial.append(run_trivial(args.workers, body, args.seconds, args.clients))
+            with serve("kmeans", root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": str(args.workers)}) as server:
+                ours.append(load(int(server.url.rsplit(":", 1)[1]), body, args.seconds, args.clients))
+    trivial, ours = np.mean(trivial, axis=0), np.mean(ours, axis=0)
+    print(f"workers={args.workers} clients={args.clients} seconds={args.seconds} x {args.rounds} rounds, "
+          f"feature_dim={args.feature_dim}")
     print(f"{'server':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for name, (rps, p50, p99) in (("trivial Flask", trivial), ("algobox kmeans", ours)):
         print(f"{name:<22}{rps:>10.0f}{p50:>10.2f}{p99:>10.2f}")

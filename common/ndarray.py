@@ -14,8 +14,8 @@ The layout (all integers little-endian; checked byte for byte against real MXNet
                u32 magic 0xF993FAC9 (V3: 0xF993FACA) | i32 storage type (0 dense)
                | i32 ndim | i64 dim * ndim
                | i32 dev_type (1 = cpu) | i32 dev_id | i32 type flag | raw data, C order
-    record (V1, MXNet 0.11):        u32 magic 0xF993FAC8 | i32 ndim | i64 dim * ndim | ctx | type | data
-    record (legacy, MXNet <= 0.10): u32 ndim (no magic) | u32 dim * ndim | ctx | type | data
+    record (V1, MXNet 0.11):  u32 magic 0xF993FAC8 | i32 ndim | i64 dim * ndim | ctx | type | data
+    record (legacy, <= 0.10): u32 ndim (no magic) | u32 dim * ndim | ctx | type | data
 
 Note ndim is 32 bits even though the dims are 64 bits. Sparse records (storage type 1
 row_sparse, 2 csr) carry a storage shape and index arrays as well; they are rejected.
@@ -75,7 +75,8 @@ _FLAG_TO_DTYPE = {
     11: np.dtype("<u8"),
 }
 _WRITABLE_FLAGS = range(8)  # the dtypes MXNet 1.9.1's Python front end maps
-_DTYPE_TO_FLAG = {dt.newbyteorder("="): flag for flag, dt in _FLAG_TO_DTYPE.items() if flag in _WRITABLE_FLAGS}
+_DTYPE_TO_FLAG = {dt.newbyteorder("="): flag
+                  for flag, dt in _FLAG_TO_DTYPE.items() if flag in _WRITABLE_FLAGS}
 
 # More dimensions than this is not a real array (numpy < 2 allows 32); it also tells a legacy
 # record, whose first word is its ndim, from an unknown magic.
@@ -110,7 +111,7 @@ class _Reader:
             raise self.fail(f"file is truncated: {what} needs {nbytes} bytes but only "
                             f"{self.remaining} remain")
 
-    def bytes(self, nbytes: int, what: str) -> bytes:
+    def read_bytes(self, nbytes: int, what: str) -> bytes:
         self.need(nbytes, what)
         data = self._f.read(nbytes)
         if len(data) != nbytes:
@@ -120,7 +121,7 @@ class _Reader:
         return data
 
     def unpack(self, fmt: str, what: str):
-        return struct.unpack(fmt, self.bytes(struct.calcsize(fmt), what))
+        return struct.unpack(fmt, self.read_bytes(struct.calcsize(fmt), what))
 
     def u32(self, what: str) -> int:
         return self.unpack("<I", what)[0]
@@ -242,8 +243,8 @@ def load(source) -> list[np.ndarray] | dict[str, np.ndarray]:
         r.u64("the reserved header word")
         count = r.u64("the array count")
         if count * _MIN_RECORD_BYTES > r.remaining:
-            raise r.fail(f"the file claims {count} arrays, more than its {r.remaining} remaining "
-                         f"bytes can hold")
+            raise r.fail(f"file is truncated or corrupt: it claims {count} arrays, more than "
+                         f"its {r.remaining} remaining bytes can hold")
         arrays = [_read_record(r, i) for i in range(count)]
         nnames = r.u64("the name count")
         if nnames not in (0, count):
@@ -252,7 +253,7 @@ def load(source) -> list[np.ndarray] | dict[str, np.ndarray]:
         names = []
         for i in range(nnames):
             length = r.u64(f"the length of name #{i}")
-            raw = r.bytes(length, f"name #{i} ({length} bytes)")
+            raw = r.read_bytes(length, f"name #{i} ({length} bytes)")
             try:
                 names.append(raw.decode("utf-8"))
             except UnicodeDecodeError:

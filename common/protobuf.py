@@ -91,10 +91,13 @@ def _varint(n):
 def _map_entry(tag, floats):
     """Bytes before the floats of ``<map field tag> {"values": Value{float32_tensor{values}}}``."""
     nbytes = 4 * floats
-    tensor_head = b"\x0a" + _varint(nbytes)
-    value_head = b"\x12" + _varint(len(tensor_head) + nbytes)
-    entry_len = 8 + len(value_head) + len(tensor_head) + nbytes  # 8 = key tag, length, "values"
-    return bytes([tag]) + _varint(entry_len) + b"\x0a\x06values" + value_head + tensor_head
+    tensor_head = b"\x0a" + _varint(nbytes)  # Float32Tensor.values (packed)
+    tensor_len = len(tensor_head) + nbytes
+    value_head = b"\x12" + _varint(tensor_len)  # Value.float32_tensor
+    value_len = len(value_head) + tensor_len
+    entry_value_head = b"\x12" + _varint(value_len)  # the map entry's value
+    entry_len = 8 + len(entry_value_head) + value_len  # 8 = key tag, length, "values"
+    return bytes([tag]) + _varint(entry_len) + b"\x0a\x06values" + entry_value_head + value_head + tensor_head
 
 
 class DenseLayout:

@@ -6,27 +6,34 @@ import math
 
 import torch
 
-ASSIGN_CHUNK_ELEMENTS = 1 << 24  # rows x centers per assignment chunk: bounds the distance matrix
+ASSIGN_CHUNK_ELEMENTS = 1 << 22  # rows x centers per chunk: bounds the score block (16 MB)
 
 
 def squared_norms(x):
     return torch.einsum("ij,ij->i", x, x)
 
 
-def assign(points, centers, center_norms=None):
-    """Index of the nearest center for every row, and the squared distance to it."""
+def assign(points, centers, center_norms=None, with_distances=True):
+    """Index of the nearest center for every row, and (optionally) the squared distance to it."""
     if center_norms is None:
         center_norms = squared_norms(centers)
+    centers_t = centers.T.contiguous()
     rows = max(1, ASSIGN_CHUNK_ELEMENTS // max(1, centers.shape[0]))
     labels, distances = [], []
     for start in range(0, points.shape[0], rows):
         chunk = points[start:start + rows]
         # |x|^2 - 2 x.c + |c|^2, with the x term added after the argmin (it does not change it).
-        scores = torch.addmm(center_norms, chunk, centers.T, beta=1.0, alpha=-2.0)
-        best, index = scores.min(dim=1)
+        scores = torch.addmm(center_norms, chunk, centers_t, beta=1.0, alpha=-2.0)
+        if with_distances:
+            best, index = scores.min(dim=1)
+            distances.append((best + squared_norms(chunk)).clamp_min_(0.0))
+        else:
+            index = scores.argmin(dim=1)
         labels.append(index)
-        distances.append((best + squared_norms(chunk)).clamp_min_(0.0))
-    return torch.cat(labels), torch.cat(distances)
+    labels = labels[0] if len(labels) == 1 else torch.cat(labels)
+    if not with_distances:
+        return labels, None
+    return labels, distances[0] if len(distances) == 1 else torch.cat(distances)
 
 
 def kmeans_plus_plus(points, n_centers, generator, weights=None):
@@ -124,7 +131,7 @@ class StreamingKMeans:
 
     def _update(self, points):
         active = self.centers[: self.active]
-        labels, _ = assign(points, active)
+        labels, _ = assign(points, active, with_distances=False)
         sums = torch.zeros_like(active).index_add_(0, labels, points)
         new = torch.bincount(labels, minlength=self.active).to(torch.float64)
         if self.half_life:
