@@ -135,11 +135,20 @@ class DenseLayout:
         return rows
 
 
-def _fast_decode(payloads, first):
-    """(features, labels) when every payload is a same-layout dense float32 record, else None."""
+def _fast_decode(payloads):
+    """(features, labels) when every payload is a same-layout dense float32 record, else None.
+
+    ``payloads`` is a list of bytes or a (n, length) uint8 array of equal-length payloads.
+    """
+    if isinstance(payloads, np.ndarray):
+        rows = payloads
+        first = rows[0].tobytes()
+    else:
+        first = payloads[0]
+        if any(len(p) != len(first) for p in payloads):
+            return None
+        rows = None
     length = len(first)
-    if any(len(p) != length for p in payloads):
-        return None
     record = Record.FromString(first)
     if list(record.features) != ["values"] or set(record.label) - {"values"}:
         return None
@@ -157,7 +166,8 @@ def _fast_decode(payloads, first):
     layout = DenseLayout(len(value.float32_tensor.values), label_dim)
     if layout.length != length:
         return None
-    rows = np.frombuffer(b"".join(payloads), np.uint8).reshape(len(payloads), length)
+    if rows is None:
+        rows = np.frombuffer(b"".join(payloads), np.uint8).reshape(len(payloads), length)
     if not layout.matches(rows):
         return None
     end = layout.feature_offset + 4 * layout.dim
@@ -182,7 +192,9 @@ def _tensor_of(value, what, source, record):
 def _row_of(tensor, feature_dim, source, record):
     """(dense values, None) or (values, (keys, dim)) for one record's feature tensor."""
     values = np.asarray(tensor.values, dtype=np.float32)
-    if not tensor.keys:
+    shape = list(tensor.shape)
+    sparse = bool(tensor.keys) or (shape and values.size != int(np.prod(shape)))
+    if not sparse:
         if feature_dim is not None and values.size != feature_dim:
             raise DataError(f"record has {values.size} features, expected feature_dim={feature_dim}",
                             source=source, record=record)
@@ -250,10 +262,11 @@ def _slow_decode(payloads, feature_dim, source, first_record):
 
 
 def decode_batch(payloads, feature_dim=None, source=None, first_record=0, fast=True):
-    """Features (float32 array, or CSR if any record is sparse) and labels (or None) of Record payloads."""
-    if fast and payloads:
+    """Features (float32 array, or CSR if any record is sparse) and labels (or None) of Record payloads
+    (a list of bytes, or a (n, length) uint8 array of equal-length payloads from ``iter_record_batches``)."""
+    if fast and len(payloads):
         try:
-            decoded = _fast_decode(payloads, payloads[0])
+            decoded = _fast_decode(payloads)
         except Exception:
             decoded = None
         if decoded is not None:
@@ -262,6 +275,8 @@ def decode_batch(payloads, feature_dim=None, source=None, first_record=0, fast=T
                 raise DataError(f"record has {features.shape[1]} features, expected feature_dim={feature_dim}",
                                 source=source, record=first_record)
             return features, labels
+    if isinstance(payloads, np.ndarray):
+        payloads = [row.tobytes() for row in payloads]
     return _slow_decode(payloads, feature_dim, source, first_record)
 
 

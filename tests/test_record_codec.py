@@ -27,7 +27,7 @@ def test_dense_encoder_is_byte_equal_to_the_sdk_and_fast_path_matches_slow(dim, 
     payloads = payloads_of(theirs)
     fast = protobuf.decode_batch(payloads)
     slow = protobuf.decode_batch(payloads, fast=False)
-    assert protobuf._fast_decode(payloads, payloads[0]) is not None
+    assert protobuf._fast_decode(payloads) is not None
     assert np.array_equal(fast[0], x) and np.array_equal(slow[0], x)
     if labels:
         assert np.array_equal(fast[1], y) and np.array_equal(slow[1], y)
@@ -88,3 +88,15 @@ def test_wrong_feature_count_on_both_paths():
 def test_gzip_stream():
     data = gzip.compress(sdk.dense_recordio(np.ones((5, 2), dtype=np.float32)))
     assert len(list(recordio.iter_records(gzip.GzipFile(fileobj=io.BytesIO(data))))) == 5
+
+
+def test_fixed_length_runs_are_framed_as_arrays_and_mixed_streams_still_work():
+    dense = sdk.dense_recordio(np.arange(20, dtype=np.float32).reshape(10, 2))
+    sparse = sdk.sparse_recordio(sp.csr_matrix(np.eye(3, 2, dtype=np.float32)))
+    batches = list(recordio.iter_record_batches(io.BytesIO(dense + sparse + dense), 4))
+    assert sum(len(b) for b in batches) == 23 and all(len(b) <= 4 for b in batches)
+    assert isinstance(batches[0], np.ndarray) and any(isinstance(b, list) for b in batches)
+    features = [protobuf.decode_batch(b)[0] for b in batches]
+    rows = np.concatenate([f.toarray() if sp.issparse(f) else f for f in features])
+    dense_rows = np.arange(20).reshape(10, 2)
+    assert np.array_equal(rows, np.concatenate([dense_rows, np.eye(3, 2), dense_rows]))
