@@ -311,7 +311,7 @@ def encode_sparse(matrix, labels=None):
         tensor.shape.append(matrix.shape[1])
         if labels is not None:
             record.label["values"].float32_tensor.values.extend(np.atleast_1d(labels[i]).astype(np.float32).tolist())
-        out.append(record.SerializeToString())
+        out.append(record.SerializeToString(deterministic=True))
     return out
 
 
@@ -320,7 +320,7 @@ def _encode_record(features=None, label=None):
     for target, columns in ((record.features, features), (record.label, label)):
         for name, values in (columns or {}).items():
             target[name].float32_tensor.values.extend(np.atleast_1d(values).astype(np.float32).tolist())
-    return record.SerializeToString()
+    return record.SerializeToString(deterministic=True)
 
 
 def encode_outputs(columns):
