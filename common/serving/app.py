@@ -23,7 +23,7 @@ def read_body(limit_bytes):
     length = request.content_length
     if length is not None and length > limit_bytes:
         raise PayloadTooLarge(f"Request body of {length} bytes exceeds MaxPayloadInMB ({limit_bytes} bytes)")
-    body = request.stream.read(limit_bytes + 1)
+    body = request.get_data(cache=False) if length is not None else request.stream.read(limit_bytes + 1)
     if len(body) > limit_bytes:
         raise PayloadTooLarge(f"Request body exceeds MaxPayloadInMB ({limit_bytes} bytes)")
     if not body:
