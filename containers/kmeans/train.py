@@ -9,7 +9,7 @@ import torch
 
 from common import logs
 from common.distributed import Cluster
-from common.errors import DataError
+from common.errors import AlgorithmError, DataError
 
 from .kmeans import StreamingKMeans, assign, weighted_lloyd
 from .model import KMeansModel
@@ -96,6 +96,9 @@ def train(context):
         counts = cluster.all_gather(model.counts.cpu().contiguous())
         total = float(counts.sum())
         if total <= 0:
+            if context.stop.is_set():
+                raise AlgorithmError("Training was stopped (SIGTERM) before any training point was read; "
+                                     "no model was saved")
             raise DataError("No training points were read, so there is nothing to cluster")
         if int((counts > 0).sum()) < k:
             log.warning("Only %d distinct centers received points; fewer than k=%d", int((counts > 0).sum()), k)

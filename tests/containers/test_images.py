@@ -1,0 +1,326 @@
+"""The built images speak the SageMaker container contract: train, failures, serve, SIGTERM.
+
+Skipped unless ALGOBOX_IMAGE_TESTS=1 (scripts/ci-images.sh builds the CPU images, then sets it).
+The images must exist already (scripts/build-images.sh); these tests only run them.
+
+Environment:
+  CONTAINER_ENGINE           podman or docker (default: podman when installed, else docker)
+  ALGOBOX_IMAGE_ALGORITHMS   "kmeans pca" (default: every containers/<alg>/ that has a sample in SAMPLES)
+  ALGOBOX_IMAGE_VARIANT      cpu (default) or gpu
+  ALGOBOX_IMAGE_VERSION      tag version (default: pyproject.toml's), ALGOBOX_IMAGE_PREFIX (default algobox-)
+Run with -s to see the image sizes, the time from `run ... serve` to the first healthy /ping, and the
+time `stop` took.
+"""
+
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("ALGOBOX_IMAGE_TESTS") != "1",
+    reason="container image tests run only with ALGOBOX_IMAGE_TESTS=1 (scripts/ci-images.sh)",
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE = os.environ.get("CONTAINER_ENGINE") or ("podman" if shutil.which("podman") else "docker")
+VARIANT = os.environ.get("ALGOBOX_IMAGE_VARIANT", "cpu")
+PREFIX = os.environ.get("ALGOBOX_IMAGE_PREFIX", "algobox-")
+PING_DEADLINE_S = 30
+STOP_DEADLINE_S = 30
+TRAIN_TIMEOUT_S = 600
+GB = 1_000_000_000
+
+
+def project_version():
+    match = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    return match.group(1) if match else "0.0.0"
+
+
+VERSION = os.environ.get("ALGOBOX_IMAGE_VERSION") or project_version()
+
+
+# ---- per-algorithm samples: a job that trains, jobs that must fail, a request and its expected answer ----
+
+def _clustered_csv(rows_per_cluster, centers, seed=0):
+    rng = random.Random(seed)
+    rows = [",".join(f"{x + rng.gauss(0, 0.5):.4f}" for x in center)
+            for center in centers for _ in range(rows_per_cluster)]
+    return "\n".join(rows) + "\n"
+
+
+CSV_CHANNELS = {"train": {"ContentType": "text/csv", "TrainingInputMode": "File"}}
+FOUR_D = [(0, 0, 0, 0), (5, 5, 5, 5), (10, 0, 10, 0)]
+
+
+def _without(key):
+    def mutate(job):
+        path = job / "input/config/hyperparameters.json"
+        hps = json.loads(path.read_text())
+        del hps[key]
+        path.write_text(json.dumps(hps))
+    return mutate
+
+
+def _extra_column(job):
+    with open(job / "input/data/train/train.csv", "a") as f:
+        f.write("1,2,3,4,5\n")
+
+
+@dataclass
+class Sample:
+    hyperparameters: dict
+    train_files: dict                      # path under input/data/ -> text
+    request: tuple                         # (content type, body)
+    check: object                          # function(response JSON) -> None, asserts
+    bad_jobs: list = field(default_factory=list)  # (id, mutate(job dir), [substrings of output/failure])
+    channels: dict = field(default_factory=lambda: dict(CSV_CHANNELS))
+    max_image_bytes: dict = field(default_factory=dict)  # variant -> limit
+
+
+def _check_kmeans(body):
+    first = body["predictions"][0]
+    assert "closest_cluster" in first, body
+    assert 0 <= int(first["closest_cluster"]) < 3, body
+
+
+def _check_pca(body):
+    projection = body["projections"][0]["projection"]
+    assert len(projection) == 2, body
+
+
+SAMPLES = {
+    "kmeans": Sample(
+        hyperparameters={"k": "3", "feature_dim": "4", "mini_batch_size": "50"},
+        train_files={"train/train.csv": _clustered_csv(50, FOUR_D)},
+        request=("text/csv", "1,2,3,4"),
+        check=_check_kmeans,
+        bad_jobs=[
+            ("missing-k", _without("k"), ["k", "required"]),
+            ("wrong-column-count", _extra_column, ["columns"]),
+        ],
+        max_image_bytes={"cpu": 1 * GB},
+    ),
+    "pca": Sample(
+        hyperparameters={"feature_dim": "4", "num_components": "2", "mini_batch_size": "50"},
+        train_files={"train/train.csv": _clustered_csv(50, FOUR_D)},
+        request=("text/csv", "1,2,3,4"),
+        check=_check_pca,
+        bad_jobs=[
+            ("missing-num_components", _without("num_components"), ["num_components"]),
+            ("wrong-column-count", _extra_column, ["columns"]),
+        ],
+    ),
+}
+
+
+def _algorithms():
+    listed = os.environ.get("ALGOBOX_IMAGE_ALGORITHMS", "").split()
+    if listed:
+        return listed
+    return sorted(p.parent.name for p in (ROOT / "containers").glob("*/requirements.txt")
+                  if p.parent.name in SAMPLES)
+
+
+ALGORITHMS = _algorithms()
+
+
+def image_name(algorithm):
+    return f"{PREFIX}{algorithm.replace('_', '-')}:{VERSION}-{VARIANT}"
+
+
+def engine(*args, timeout=120, check=False):
+    return subprocess.run([ENGINE, *args], capture_output=True, text=True, timeout=timeout, check=check)
+
+
+def sample_for(algorithm):
+    if algorithm not in SAMPLES:
+        pytest.skip(f"no sample job for {algorithm} in SAMPLES (tests/containers/test_images.py)")
+    return SAMPLES[algorithm]
+
+
+def write_job(root, sample):
+    config = root / "input/config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(sample.hyperparameters))
+    (config / "inputdataconfig.json").write_text(json.dumps(sample.channels))
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    for name, text in sample.train_files.items():
+        path = root / "input/data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def run_train(image, job):
+    started = time.monotonic()
+    result = engine("run", "--rm", "-v", f"{job}:/opt/ml", image, "train", timeout=TRAIN_TIMEOUT_S)
+    print(f"\n[{image}] train: exit {result.returncode} in {time.monotonic() - started:.1f} s")
+    return result
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module", params=ALGORITHMS)
+def algorithm(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def image(algorithm):
+    result = engine("image", "inspect", image_name(algorithm))
+    if result.returncode != 0:
+        pytest.fail(f"image {image_name(algorithm)} not found: build it with "
+                    f"scripts/build-images.sh --variant {VARIANT} {algorithm}")
+    return image_name(algorithm)
+
+
+@pytest.fixture(scope="module")
+def inspected(image):
+    return json.loads(engine("image", "inspect", image, check=True).stdout)[0]
+
+
+# ---- the image itself ----
+
+def test_image_size(algorithm, image, inspected):
+    size = int(inspected["Size"])
+    print(f"\n[{image}] size {size / GB:.3f} GB ({size} bytes)")
+    limit = SAMPLES[algorithm].max_image_bytes.get(VARIANT) if algorithm in SAMPLES else None
+    if limit:
+        assert size < limit, f"{image} is {size / GB:.3f} GB, over {limit / GB:.1f} GB"
+
+
+def test_image_metadata(algorithm, image, inspected):
+    config = inspected["Config"]
+    assert config["Labels"].get("com.amazonaws.sagemaker.capabilities.accept-bind-to-port") == "true"
+    assert "8080/tcp" in (config.get("ExposedPorts") or {})
+    entrypoint = config["Entrypoint"]
+    assert entrypoint == ["algobox"], f"exec-form ENTRYPOINT expected, got {entrypoint!r}"
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env.get("ALGOBOX_ALGORITHM") == algorithm
+    if VARIANT == "gpu":
+        assert env.get("NVIDIA_VISIBLE_DEVICES") == "all"
+        assert env.get("NVIDIA_DRIVER_CAPABILITIES") == "compute,utility"
+
+
+def test_image_contents(image):
+    """Nothing baked under /opt/ml (and it is writable); no compilers or pip in the final stage."""
+    script = ("find /opt/ml -mindepth 1; test -w /opt/ml || echo 'not writable: /opt/ml'; "
+              "for c in gcc cc c++ make pip pip3; do command -v $c && echo \"build tool: $c\"; done; true")
+    result = engine("run", "--rm", "--entrypoint", "sh", image, "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", result.stdout
+
+
+# ---- train ----
+
+def test_train_writes_model(algorithm, image, tmp_path):
+    sample = sample_for(algorithm)
+    job = write_job(tmp_path / "opt_ml", sample)
+    result = run_train(image, job)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (job / "model/model_algo-1").is_file(), sorted(p.name for p in (job / "model").glob("*"))
+    assert not (job / "output/failure").exists()
+
+
+def _bad_job_params():
+    return [pytest.param(alg, case, id=f"{alg}-{case[0]}")
+            for alg in ALGORITHMS if alg in SAMPLES for case in SAMPLES[alg].bad_jobs]
+
+
+@pytest.mark.parametrize("alg,case", _bad_job_params())
+def test_train_failure_is_reported(alg, case, tmp_path):
+    image = image_name(alg)
+    _, mutate, expected = case
+    job = write_job(tmp_path / "opt_ml", SAMPLES[alg])
+    mutate(job)
+    result = run_train(image, job)
+    assert result.returncode != 0, result.stdout[-2000:]
+    failure = job / "output/failure"
+    assert failure.is_file(), result.stdout[-2000:] + result.stderr[-2000:]
+    text = failure.read_text()
+    print(f"[{image}] output/failure: {text.splitlines()[0] if text else '(empty)'}")
+    for word in expected:
+        assert word in text, f"{word!r} not in /opt/ml/output/failure:\n{text[:2000]}"
+
+
+# ---- serve (one container per algorithm; test_serve_stops_on_sigterm runs last and stops it) ----
+
+@pytest.fixture(scope="module")
+def server(algorithm, image, tmp_path_factory):
+    sample = sample_for(algorithm)
+    job = write_job(tmp_path_factory.mktemp(f"serve-{algorithm}") / "opt_ml", sample)
+    trained = run_train(image, job)
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    port = free_port()
+    name = f"algobox-test-{algorithm.replace('_', '-')}-{os.getpid()}"
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    result = engine("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080", "-v", f"{job}:/opt/ml",
+                    image, "serve")
+    assert result.returncode == 0, result.stderr
+    healthy_after = None
+    while time.monotonic() - started < PING_DEADLINE_S:
+        try:
+            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                healthy_after = time.monotonic() - started
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    info = {"name": name, "url": url, "healthy_after": healthy_after, "sample": sample, "image": image}
+    if healthy_after is not None:
+        print(f"\n[{image}] `{ENGINE} run ... serve` -> first healthy /ping: {healthy_after:.2f} s")
+    try:
+        yield info
+    finally:
+        if healthy_after is None or os.environ.get("ALGOBOX_IMAGE_TESTS_LOGS"):
+            print(engine("logs", name).stdout[-5000:])
+        engine("rm", "-f", name)
+
+
+def test_serve_ping_within_30_s(server):
+    if server["healthy_after"] is None:
+        logs = engine("logs", server["name"])
+        pytest.fail(f"no 200 from /ping within {PING_DEADLINE_S} s\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
+    assert server["healthy_after"] < PING_DEADLINE_S
+
+
+def test_serve_invocations(server):
+    content_type, body = server["sample"].request
+    response = requests.post(f"{server['url']}/invocations", data=body, timeout=30,
+                             headers={"Content-Type": content_type, "Accept": "application/json"})
+    assert response.status_code == 200, response.text[:2000]
+    server["sample"].check(response.json())
+
+
+def test_serve_execution_parameters(server):
+    response = requests.get(f"{server['url']}/execution-parameters", timeout=10)
+    assert response.status_code == 200, response.text[:2000]
+    parameters = response.json()
+    for key in ("MaxConcurrentTransforms", "BatchStrategy", "MaxPayloadInMB"):
+        assert key in parameters, parameters
+
+
+def test_serve_stops_on_sigterm(server):
+    started = time.monotonic()
+    result = engine("stop", "--time", str(STOP_DEADLINE_S), server["name"], timeout=STOP_DEADLINE_S + 30)
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    state = json.loads(engine("inspect", server["name"], check=True).stdout)[0]["State"]
+    print(f"\n[{server['image']}] stop (SIGTERM): {took:.2f} s, exit code {state['ExitCode']}")
+    assert took < STOP_DEADLINE_S, f"stop took {took:.1f} s: SIGTERM did not end the server"
+    assert state["ExitCode"] == 0, f"server exited with {state['ExitCode']} on SIGTERM"
