@@ -1,8 +1,10 @@
-"""RecordIO framing (MXNet/dmlc): magic 0xced7230a, a length word whose top 3 bits flag multi-part records,
-the payload, zero padding to 4 bytes. Reads any binary stream (file, gzip, FIFO) in bounded memory.
+"""RecordIO framing (MXNet/dmlc): magic 0xced7230a, a length word whose top 3 bits flag the parts of a
+multi-part record, the payload, zero padding to 4 bytes. Reads any binary stream (file, gzip, FIFO) in
+chunks, in memory bounded by a chunk plus one record (or one batch).
 
-Runs of same-length records (what the SDK writes for dense data) are framed with numpy in one step and
-handed on as a 2-D uint8 array, one row per payload; anything else goes record by record.
+A writer splits a payload into parts where the payload holds the magic word, and the reader joins the parts
+with the magic between them (as dmlc's reader does). Runs of same-length whole records (what the SageMaker
+SDK writes for dense data) are framed with numpy in one step and handed on as a 2-D uint8 array.
 """
 
 import struct
@@ -14,7 +16,10 @@ from .errors import DataError
 MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
 LENGTH_MASK = (1 << 29) - 1
+WHOLE, FIRST, MIDDLE, LAST = 0, 1, 2, 3
 CHUNK = 1 << 20
+MAX_RECORD_BYTES = 256 << 20  # a (joined) record larger than this is taken for corruption
+RUN_BYTES = 32 << 20  # the most one same-length run reads ahead
 
 
 def _padded(length):
@@ -22,24 +27,24 @@ def _padded(length):
 
 
 class _Scanner:
-    """A read buffer over a stream that yields records one by one or as fixed-length runs."""
+    """A read buffer over a stream that gives records one by one or as runs of same-length records."""
 
     def __init__(self, stream, source):
-        self.stream = stream
+        self.read = getattr(stream, "read1", stream.read)  # read1: what a FIFO holds now, no waiting for more
         self.source = source
         self.buf = b""
         self.pos = 0
-        self.number = 0
+        self.number = 0  # of the next record
         self.eof = False
 
     def _fill(self, need):
-        """Make ``need`` bytes available from ``pos`` if the stream has them; return what is available."""
+        """Make ``need`` bytes available from ``pos`` if the stream has them; return how many are."""
         have = len(self.buf) - self.pos
         if have >= need or self.eof:
             return have
         parts = [self.buf[self.pos:]]
         while have < need:
-            data = self.stream.read(max(CHUNK, need - have))
+            data = self.read(max(CHUNK, need - have))
             if not data:
                 self.eof = True
                 break
@@ -53,65 +58,75 @@ class _Scanner:
         return DataError(message, source=self.source, record=self.number)
 
     def _header(self):
-        """(flag, length) of the record at ``pos``, or None at the end of the stream."""
+        """(part flag, length) of the record at ``pos``, or None at the end of the stream."""
         have = self._fill(8)
         if have == 0:
             return None
         if have < 8:
-            raise self._error("truncated RecordIO header")
+            raise self._error(f"truncated RecordIO header: {have} of 8 bytes")
         magic, word = struct.unpack_from("<II", self.buf, self.pos)
         if magic != MAGIC:
             raise self._error(f"not RecordIO: bad magic 0x{magic:08x} (expected 0x{MAGIC:08x})")
-        return word >> 29, word & LENGTH_MASK
+        flag, length = word >> 29, word & LENGTH_MASK
+        if flag > LAST:
+            raise self._error(f"bad RecordIO part flag {flag}")
+        if length > MAX_RECORD_BYTES:
+            raise self._error(f"RecordIO record length {length} is over the {MAX_RECORD_BYTES}-byte limit")
+        return flag, length
 
     def _part(self, length):
         size = 8 + _padded(length)
         have = self._fill(size)
         if have < size:
-            raise self._error(f"truncated RecordIO record: {have - 8} of {_padded(length)} bytes")
+            raise self._error(f"truncated RecordIO record: {max(have - 8, 0)} of {_padded(length)} payload bytes")
         payload = self.buf[self.pos + 8:self.pos + 8 + length]
         self.pos += size
         return payload
 
     def record(self):
-        """The next whole payload (multi-part records joined with the magic between parts), or None."""
+        """The next whole payload (multi-part records joined with the magic between parts), or None at the end."""
         header = self._header()
         if header is None:
             return None
         flag, length = header
-        if flag == 0:
+        if flag == WHOLE:
             payload = self._part(length)
             self.number += 1
             return payload
-        if flag != 1:
-            raise self._error(f"multi-part record starts with part flag {flag}")
+        if flag != FIRST:
+            raise self._error(f"RecordIO record starts with a {'middle' if flag == MIDDLE else 'last'} part")
         parts = [self._part(length)]
+        total = length
         while True:
             header = self._header()
             if header is None:
-                raise self._error("stream ends inside a multi-part record")
+                raise self._error("stream ends inside a multi-part RecordIO record")
             flag, length = header
-            if flag not in (2, 3):
-                raise self._error(f"multi-part record continues with part flag {flag}")
+            if flag not in (MIDDLE, LAST):
+                raise self._error("multi-part RecordIO record is cut short by a new record")
+            total += 4 + length
+            if total > MAX_RECORD_BYTES:
+                raise self._error(f"multi-part RecordIO record is over the {MAX_RECORD_BYTES}-byte limit")
             parts.append(self._part(length))
-            if flag == 3:
+            if flag == LAST:
                 self.number += 1
                 return MAGIC_BYTES.join(parts)
 
     def fixed_run(self, limit):
-        """Up to ``limit`` consecutive whole records of the same length as a (n, length) uint8 array."""
+        """Up to ``limit`` consecutive whole records of one length as an (n, length) uint8 array, or None."""
         header = self._header()
-        if header is None or header[0] != 0 or limit < 2:
+        if header is None or header[0] != WHOLE or limit < 2:
             return None
         length = header[1]
         stride = 8 + _padded(length)
+        limit = min(limit, max(2, RUN_BYTES // stride))
         count = min(limit, self._fill(limit * stride) // stride)
         if count < 2:
             return None
         rows = np.frombuffer(self.buf, np.uint8, count=count * stride, offset=self.pos).reshape(count, stride)
         words = rows[:, :8].copy().view("<u4")
         same = (words[:, 0] == MAGIC) & (words[:, 1] == words[0, 1])
-        run = count if same.all() else int(np.argmin(same))
+        run = count if same.all() else int(np.argmin(same))  # rows after the first odd one are misaligned
         if run < 2:
             return None
         self.pos += run * stride
@@ -120,15 +135,17 @@ class _Scanner:
 
 
 def iter_records(stream, source=None):
-    """Yield each record's payload as bytes."""
+    """Yield each record's payload as bytes; DataError names ``source`` and the record number (from 0)."""
     scanner = _Scanner(stream, source)
     while (payload := scanner.record()) is not None:
         yield payload
 
 
 def iter_record_batches(stream, batch_size, source=None):
-    """Batches of up to ``batch_size`` payloads: a (n, length) uint8 array for a run of same-length
-    records, else a list of bytes."""
+    """Batches of up to ``batch_size`` payloads, in order: an (n, length) uint8 array (one row per payload) for
+    a run of same-length records, else a list of bytes. Either works with ``protobuf.decode_batch``."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
     scanner = _Scanner(stream, source)
     while True:
         run = scanner.fixed_run(batch_size)
@@ -144,13 +161,18 @@ def iter_record_batches(stream, batch_size, source=None):
 
 
 def encode_record(payload):
-    """One whole (single-part) record."""
-    length = len(payload)
-    if length > LENGTH_MASK:
-        raise ValueError(f"record of {length} bytes is too large for RecordIO")
-    return struct.pack("<II", MAGIC, length) + payload + b"\x00" * (-length % 4)
+    """One RecordIO record: a whole record, or the parts of a payload that holds the magic word."""
+    if len(payload) > MAX_RECORD_BYTES:
+        raise ValueError(f"record of {len(payload)} bytes is over the {MAX_RECORD_BYTES}-byte limit")
+    pieces = payload.split(MAGIC_BYTES) if MAGIC_BYTES in payload else [payload]
+    out = []
+    for index, piece in enumerate(pieces):
+        flag = WHOLE if len(pieces) == 1 else FIRST if index == 0 else LAST if index == len(pieces) - 1 else MIDDLE
+        out.append(struct.pack("<II", MAGIC, flag << 29 | len(piece)) + piece + b"\x00" * (-len(piece) % 4))
+    return b"".join(out)
 
 
 def write_records(stream, payloads):
+    """Write each payload as a RecordIO record."""
     for payload in payloads:
         stream.write(encode_record(payload))

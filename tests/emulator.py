@@ -47,12 +47,15 @@ class PipeWriter(threading.Thread):
         self.path = path
         self.chunks = chunks
         self.broken = False
+        self.written = 0  # chunks the reader has taken (a FIFO write returns once the pipe holds it)
 
     def run(self):
         try:
             with open(self.path, "wb") as fifo:
                 for chunk in self.chunks:
                     fifo.write(chunk)
+                    fifo.flush()
+                    self.written += 1
         except BrokenPipeError:
             self.broken = True
 

@@ -157,7 +157,10 @@ def test_sigterm_mid_training_saves_a_model(job):
     job.write_config({"k": 3, "feature_dim": 8, "mini_batch_size": 1000},
                      {"train": {"ContentType": "application/x-recordio-protobuf", "TrainingInputMode": "Pipe"}})
     process = job.start_train("kmeans")
-    time.sleep(4)
+    deadline = time.monotonic() + 120
+    while job.writers[0].written < 10 and time.monotonic() < deadline:  # training has read ~10 batches
+        time.sleep(0.05)
+    assert job.writers[0].written >= 10
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     result = job.result(process, timeout=60)
