@@ -25,6 +25,8 @@ bench: install
 	$(PY) benchmarks/bench_recordio.py
 	$(PY) benchmarks/bench_serving.py
 	$(PY) benchmarks/bench_kmeans.py
+	$(PY) benchmarks/bench_pca.py
+	$(PY) benchmarks/bench_image_classification.py
 
 lint: install
 	$(VENV)/bin/hadolint Dockerfile.cpu Dockerfile.gpu

@@ -167,7 +167,7 @@ def serve(algorithm, ml_root, env=None, startup_timeout=60):
             try:
                 if requests.get(server.url + "/ping", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or a worker still loading a big model
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not answer /ping in time")

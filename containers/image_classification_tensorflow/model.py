@@ -1,0 +1,102 @@
+"""Serving: the SavedModel decodes and resizes encoded images itself and returns class probabilities."""
+
+import json
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+import numpy as np  # noqa: E402
+
+from common.errors import ClientError  # noqa: E402
+from common.serving.codecs import CodecError  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+SIGNATURES = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+}
+
+
+def image_format(body):
+    for signature, name in SIGNATURES.items():
+        if body.startswith(signature):
+            return name
+    return None
+
+
+def _reason(error):
+    """The decoder's own words from a TensorFlow error, without the graph-execution framing."""
+    skip = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ", "Traceback")
+    text = re.sub(r"\{\{function_node [^}]*\}\}", "", getattr(error, "message", None) or str(error))
+    useful = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith(skip)]
+    return useful[0] if useful else "the data is corrupt or truncated"
+
+
+def _warmup_image():
+    """A tiny valid PNG (1x1 grey) to run the whole serving graph once at load."""
+    import zlib
+
+    def chunk(kind, payload):
+        return (len(payload).to_bytes(4, "big") + kind + payload
+                + zlib.crc32(kind + payload).to_bytes(4, "big"))
+
+    header = (1).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\x80\x80\x80"))
+            + chunk(b"IEND", b""))
+
+
+class ImageClassifier:
+    """The trained SavedModel's ``serving_default`` (tf.string images -> probabilities) and the labels."""
+
+    def __init__(self, loaded, labels):
+        self.loaded = loaded  # keeps the variables alive
+        self.function = loaded.signatures["serving_default"]
+        self.labels = list(labels)
+        self.output_name = next(iter(self.function.structured_outputs))
+
+    @classmethod
+    def load(cls, model_dir):
+        import tensorflow as tf
+
+        model_dir = Path(model_dir)
+        labels_file = model_dir / "labels_info.json"
+        if not (model_dir / "saved_model.pb").is_file() or not labels_file.is_file():
+            raise ClientError(f"{model_dir} holds no image-classification-tensorflow model "
+                              "(saved_model.pb and labels_info.json)")
+        labels = json.loads(labels_file.read_text(encoding="utf-8"))["labels"]
+        started = time.perf_counter()
+        model = cls(tf.saved_model.load(str(model_dir)), labels)
+        model.predict([_warmup_image()])
+        log.info("Loaded and warmed up the SavedModel (%d classes) in %.2f s", len(labels),
+                 time.perf_counter() - started)
+        return model
+
+    def probabilities(self, images):
+        import tensorflow as tf
+
+        for index, body in enumerate(images):
+            if image_format(body) is None:
+                where = f" (image {index})" if len(images) > 1 else ""
+                raise CodecError(f"Request body{where} is not a JPEG, PNG, GIF or BMP image "
+                                 f"(it starts with {body[:8]!r})")
+        try:
+            outputs = self.function(tf.constant(images, dtype=tf.string))
+        except tf.errors.InvalidArgumentError as exc:
+            raise CodecError(f"Cannot decode the image: {_reason(exc)}") from None
+        return outputs[self.output_name].numpy()
+
+    def predict(self, images):
+        probabilities = self.probabilities(images)
+        if probabilities.shape[1] == 1:  # binary_mode: the probability of the second (positive) class
+            predicted = [self.labels[int(p >= 0.5)] for p in probabilities[:, 0]]
+        else:
+            predicted = [self.labels[i] for i in np.argmax(probabilities, axis=1)]
+        return {"probabilities": probabilities, "labels": self.labels, "predicted_label": predicted}

@@ -1,0 +1,449 @@
+"""image-classification-tensorflow: hyperparameters as the seed lists them, training through the real
+``algobox image-classification-tensorflow train``, serving over real HTTP, incremental training, SIGTERM.
+
+The images are generated: four classes of coloured shapes (circle, cross, square, triangle) drawn at random
+positions and sizes on noise, half JPEG and half PNG, of varying sizes. The backbone is a three-layer CNN
+packed with scripts/pack_backbone.py, so that training on two CPU cores takes seconds.
+"""
+
+import json
+import re
+import signal
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+import emulator
+from common.hyperparameters import HyperparameterSchema
+from common.spec import load_spec
+from emulator import REPO, Job
+
+sys.path.insert(0, str(REPO / "scripts"))
+import pack_backbone  # noqa: E402
+
+ALGORITHM = "image-classification-tensorflow"
+SPEC = load_spec(ALGORITHM)
+CLASSES = {"circle": (220, 40, 40), "cross": (40, 200, 40), "square": (40, 60, 220), "triangle": (230, 210, 30)}
+IMAGE_SIZE = 48
+
+
+def metric_values(output, name):
+    """Every value of a metric, found with the MetricDefinition regex the spec publishes."""
+    regex = next(m.regex for m in SPEC.metrics if m.name == name)
+    return [float(v) for v in re.findall(regex, output)]
+
+
+def draw(shape, rng):
+    """One RGB uint8 image of ``shape`` on a noisy background."""
+    size = int(rng.integers(40, 97))
+    image = rng.integers(0, 90, (size, size, 3)).astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = rng.uniform(0.22, 0.38) * size
+    cy, cx = rng.uniform(r, size - r), rng.uniform(r, size - r)
+    if shape == "circle":
+        mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    elif shape == "square":
+        mask = (abs(yy - cy) <= r * 0.85) & (abs(xx - cx) <= r * 0.85)
+    elif shape == "cross":
+        t = r * 0.3
+        mask = ((abs(yy - cy) <= t) & (abs(xx - cx) <= r)) | ((abs(xx - cx) <= t) & (abs(yy - cy) <= r))
+    else:
+        top = cy - r
+        mask = (yy >= top) & (yy <= cy + r) & (abs(xx - cx) <= (yy - top) * 0.55)
+    image[mask] = np.array(CLASSES[shape], np.float32) + rng.normal(0, 20, 3)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def encode(image, fmt):
+    import tensorflow as tf
+
+    return (tf.io.encode_jpeg(image, quality=90) if fmt == "jpg" else tf.io.encode_png(image)).numpy()
+
+
+def add_images(job, channel, classes, per_class, seed):
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        for i in range(per_class):
+            fmt = "jpg" if i % 2 else "png"
+            job.add_file(channel, f"{name}/{i:03d}.{'jpeg' if i % 4 == 1 else fmt}", encode(draw(name, rng), fmt))
+
+
+def tiny_backbone(path, batch_norm=False):
+    """A small CNN: (48, 48, 3) images in [0, 1] -> 64 features."""
+    import keras
+
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+    x = inputs
+    for filters in (16, 32, 64):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(momentum=0.5)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inputs, x).save(path)
+    return path
+
+
+def model_channel_from(job, model_dir):
+    """Pack an earlier job's /opt/ml/model as this job's model channel, as SageMaker delivers it."""
+    target = job.root / "input/data/model"
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(target / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(Path(model_dir).iterdir()):
+            tar.add(path, arcname=path.name)
+
+
+CHANNELS = {"training": {"ContentType": "application/x-image"},
+            "model": {"ContentType": "application/x-sagemaker-model"}}
+
+
+@pytest.fixture(scope="module")
+def packed_backbone(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("backbone")
+    keras_file = tiny_backbone(folder / "tiny.keras")
+    assert pack_backbone.main(["--keras-file", str(keras_file), "--output", str(folder / "model.tar.gz")]) == 0
+    return folder / "model.tar.gz"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, packed_backbone):
+    """One training job: 4 classes x 60 images, 20% held out, 8 epochs."""
+    job = Job(tmp_path_factory.mktemp("trained") / "opt_ml")
+    add_images(job, "training", CLASSES, 60, seed=0)
+    job.add_file("model", "model.tar.gz", packed_backbone.read_bytes())
+    job.write_config({"epochs": 8, "learning_rate": 0.003, "batch_size": 32}, CHANNELS)
+    started = time.monotonic()
+    result = job.train(ALGORITHM, timeout=600)
+    result.seconds = time.monotonic() - started
+    assert result.returncode == 0, result.output[-5000:]
+    return result
+
+
+# ---------------------------------------------------------------- hyperparameters, exactly as the seed says
+
+SCHEMA = HyperparameterSchema.from_file(SPEC.folder / "hyperparameters.json")
+SEED_DEFAULTS = {
+    "augmentation": "False", "augmentation_random_flip": "horizontal_and_vertical",
+    "augmentation_random_rotation": 0.2, "augmentation_random_zoom": 0.1, "batch_size": 32, "beta_1": 0.9,
+    "beta_2": 0.999, "binary_mode": "False", "dropout_rate": 0.2, "early_stopping": "False",
+    "early_stopping_min_delta": 0.0, "early_stopping_patience": 5, "epochs": 3, "epsilon": 1e-7,
+    "eval_metric": "accuracy", "image_resize_interpolation": "bilinear", "initial_accumulator_value": 0.0001,
+    "label_smoothing": 0.1, "learning_rate": 0.001, "momentum": 0.9, "optimizer": "adam",
+    "regularizers_l2": 0.0001, "reinitialize_top_layer": "Auto", "rho": 0.95, "train_only_on_top_layer": "False",
+}
+BOOLEANS = ("augmentation", "binary_mode", "early_stopping", "train_only_on_top_layer")
+UNIT_FLOATS = ("beta_1", "beta_2", "dropout_rate", "early_stopping_min_delta", "epsilon", "initial_accumulator_value",
+               "label_smoothing", "learning_rate", "momentum", "regularizers_l2", "rho")
+SIGNED_FLOATS = ("augmentation_random_rotation", "augmentation_random_zoom")
+POSITIVE_INTS = ("batch_size", "early_stopping_patience", "epochs")
+ENUMS = {
+    "augmentation_random_flip": ("horizontal_and_vertical", "vertical", "None"),
+    "image_resize_interpolation": ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian",
+                                   "mitchellcubic"),
+    "optimizer": ("adam", "sgd", "nesterov", "rmsprop", "adagrad", "adadelta"),
+    "reinitialize_top_layer": ("Auto", "True", "False"),
+}
+
+ACCEPTED = (
+    [(name, value, value) for name in BOOLEANS for value in ("True", "False")]
+    + [(name, text, value) for name in UNIT_FLOATS
+       for text, value in (("0", 0.0), ("0.0", 0.0), (".0001", 1e-4), ("1e-7", 1e-7), ("0.5", 0.5), ("1", 1.0),
+                           ("1.0", 1.0))]
+    + [(name, text, value) for name in SIGNED_FLOATS
+       for text, value in (("-1.0", -1.0), ("-1", -1.0), ("-0.3", -0.3), ("0", 0.0), ("0.2", 0.2), ("1.0", 1.0))]
+    + [(name, text, value) for name in POSITIVE_INTS for text, value in (("1", 1), ("7", 7), ("1024", 1024))]
+    + [(name, value, value) for name, values in ENUMS.items() for value in values]
+    + [("eval_metric", "accuracy", "accuracy")]
+)
+REJECTED = (
+    [(name, value) for name in BOOLEANS for value in ("true", "false", "1", "yes", "")]
+    + [(name, value) for name in UNIT_FLOATS for value in ("-0.1", "1.01", "2", "abc", "inf")]
+    + [(name, value) for name in SIGNED_FLOATS for value in ("-1.01", "1.5", "abc")]
+    + [(name, value) for name in POSITIVE_INTS for value in ("0", "-1", "1.5", "ten")]
+    + [("augmentation_random_flip", v) for v in ("horizontal", "none", "both")]
+    + [("image_resize_interpolation", v) for v in ("cubic", "Bilinear", "lanczos")]
+    + [("optimizer", v) for v in ("adamw", "Adam", "ftrl")]
+    + [("reinitialize_top_layer", v) for v in ("auto", "true", "yes")]
+    + [("eval_metric", v) for v in ("precision", "recall", "auc", "prc", "f1", "Accuracy")]  # binary_mode False
+)
+
+
+def test_schema_defaults_are_the_seeds():
+    assert SCHEMA.defaults() == SEED_DEFAULTS
+
+
+@pytest.mark.parametrize("name,text,value", ACCEPTED)
+def test_accepted(name, text, value):
+    assert SCHEMA.parse({name: text})[name] == value
+
+
+@pytest.mark.parametrize("name,text", REJECTED)
+def test_rejected(name, text):
+    with pytest.raises(Exception, match=f"Invalid hyperparameter {name}="):
+        SCHEMA.parse({name: text})
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "precision", "recall", "auc", "prc"])
+def test_eval_metric_beyond_accuracy_needs_binary_mode(metric):
+    assert SCHEMA.parse({"binary_mode": "True", "eval_metric": metric})["eval_metric"] == metric
+    with pytest.raises(Exception, match="eval_metric"):
+        SCHEMA.parse({"binary_mode": "True", "eval_metric": "f1"})
+
+
+def test_unknown_hyperparameter_and_nan_are_rejected():
+    from containers.image_classification_tensorflow.train import check_hyperparameters
+    from common.errors import HyperparameterError
+
+    with pytest.raises(Exception, match="image_shape"):
+        SCHEMA.parse({"image_shape": "224"})
+    with pytest.raises(HyperparameterError, match="learning_rate"):
+        check_hyperparameters(SCHEMA.parse({"learning_rate": "nan"}))
+
+
+def test_every_accepted_value_builds():
+    """Every interpolation resizes, every optimizer builds, augmentation extremes and dropout 1.0 run."""
+    import tensorflow as tf
+
+    from containers.image_classification_tensorflow import data, network
+
+    png = encode(draw("circle", np.random.default_rng(0)), "png")
+    for method in ENUMS["image_resize_interpolation"]:
+        image = data.decode_and_resize(tf.constant(png), (20, 30), method).numpy()
+        assert image.shape == (20, 30, 3) and 0.0 <= image.min() and image.max() <= 1.0, method
+    for name in ENUMS["optimizer"]:
+        assert network.optimizer(SCHEMA.parse({"optimizer": name, "epsilon": "0", "momentum": "1"}))
+    batch = tf.random.uniform((2, 24, 24, 3))
+    for flip in ENUMS["augmentation_random_flip"]:
+        for amount in ("-1.0", "-0.3", "0", "1.0"):
+            hp = SCHEMA.parse({"augmentation_random_flip": flip, "augmentation_random_rotation": amount,
+                               "augmentation_random_zoom": amount})
+            for layer in network.augmentation(hp):
+                assert layer(batch, training=True).shape == batch.shape
+    drop_all = network.DropAll()
+    assert float(tf.reduce_max(drop_all(batch, training=True))) == 0.0
+    assert np.array_equal(drop_all(batch, training=False).numpy(), batch.numpy())
+
+
+def test_rejected_hyperparameter_end_to_end_writes_the_failure_file(job):
+    add_images(job, "training", ["circle", "square"], 2, seed=3)
+    job.add_file("model", "backbone.keras", b"not used")
+    job.write_config({"optimizer": "adamw"}, CHANNELS)
+    result = job.train(ALGORITHM, timeout=120)
+    assert result.returncode == 1
+    assert "Invalid hyperparameter optimizer='adamw'" in result.failure
+    assert "\"adam\", \"sgd\", \"nesterov\", \"rmsprop\", \"adagrad\" or \"adadelta\"" in result.failure
+
+
+def test_eval_metric_without_binary_mode_end_to_end(job):
+    add_images(job, "training", ["circle", "square"], 2, seed=3)
+    job.write_config({"eval_metric": "auc"}, CHANNELS)
+    result = job.train(ALGORITHM, timeout=120)
+    assert result.returncode == 1
+    assert "eval_metric='auc'" in result.failure and "binary_mode" in result.failure
+
+
+# ---------------------------------------------------------------- channels
+
+
+def test_missing_model_channel_says_how_to_pack_one(job):
+    add_images(job, "training", ["circle", "square"], 2, seed=3)
+    job.write_config({}, {"training": {}})
+    result = job.train(ALGORITHM, timeout=120)
+    assert result.returncode == 1
+    assert "model channel is required" in result.failure and "pack_backbone.py" in result.failure
+
+
+def test_channel_layout_errors(tmp_path):
+    from common.errors import ChannelError
+    from containers.image_classification_tensorflow import data
+
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only/a.png").write_bytes(encode(np.zeros((4, 4, 3), np.uint8), "png"))
+    with pytest.raises(ChannelError, match="at least 2"):
+        data.scan_training(tmp_path)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/readme.txt").write_text("no images")
+    with pytest.raises(ChannelError, match="'empty'.*holds no"):
+        data.scan_training(tmp_path)
+    (tmp_path / "empty/fake.jpg").write_text("not a jpeg")
+    (tmp_path / "empty/real.jpg").write_bytes(encode(np.zeros((4, 4, 3), np.uint8), "jpg"))
+    names, images = data.scan_training(tmp_path)
+    assert names == ["empty", "only"] and len(images) == 2  # fake.jpg skipped with a warning
+    validation = tmp_path / "validation"
+    (validation / "other").mkdir(parents=True)
+    with pytest.raises(ChannelError, match="other"):
+        data.scan_validation(validation, names)
+
+
+def test_hold_out_is_deterministic_and_stratified():
+    from containers.image_classification_tensorflow import data
+
+    images = data.ImageList([f"{i}.png" for i in range(100)], np.repeat(np.arange(4), 25))
+    train_a, val_a = data.hold_out(images)
+    train_b, val_b = data.hold_out(images)
+    assert val_a.paths == val_b.paths and train_a.paths == train_b.paths
+    assert val_a.counts(4) == [5, 5, 5, 5] and len(train_a) == 80
+    assert not set(train_a.paths) & set(val_a.paths)
+
+
+@pytest.mark.slow
+def test_pack_backbone_keras_applications(tmp_path):
+    """A keras.applications backbone, randomly initialised, packed as model.tar.gz and loaded as a channel."""
+    from containers.image_classification_tensorflow import backbone
+
+    channel = tmp_path / "model"
+    channel.mkdir()
+    assert pack_backbone.main(["--architecture", "MobileNetV2", "--alpha", "0.35", "--image-size", "32",
+                               "--output", str(channel / "model.tar.gz")]) == 0
+    loaded = backbone.load(channel)
+    assert loaded.kind == "keras" and loaded.image_size == (32, 32) and loaded.layer.output_shape == (None, 1280)
+    with pytest.raises(SystemExit, match="download"):
+        pack_backbone.main(["--architecture", "MobileNetV2", "--weights", "imagenet", "--output", str(tmp_path)])
+
+
+# ---------------------------------------------------------------- training and serving
+
+
+@pytest.mark.slow
+def test_training_reaches_90_percent_validation_accuracy(trained):
+    accuracy = metric_values(trained.output, "validation:accuracy")
+    print(f"validation accuracy by epoch: {accuracy}; training job took {trained.seconds:.1f} s")
+    assert len(accuracy) == 8 and accuracy[-1] >= 0.9
+    assert len(metric_values(trained.output, "train:accuracy")) == 8
+    assert len(metric_values(trained.output, "validation:loss")) == 8
+    assert re.search(r"Epoch 8/8: 192 training images in \S+ s \(\S+ images/s\)", trained.output)
+    assert "48 validation images from 20% of each class held out" in trained.output
+    files = set(trained.model_files)
+    assert {"saved_model.pb", "variables", "labels_info.json", "class_label_to_prediction_index.json"} <= files
+    labels = json.loads((trained.model_dir / "labels_info.json").read_text())
+    assert labels == {"labels": sorted(CLASSES)}
+    index = json.loads((trained.model_dir / "class_label_to_prediction_index.json").read_text())
+    assert index == {name: i for i, name in enumerate(sorted(CLASSES))}
+
+
+@pytest.mark.slow
+def test_saved_model_takes_encoded_images(trained):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(trained.model_dir))
+    serve = loaded.signatures["serving_default"]
+    rng = np.random.default_rng(11)
+    bodies = [encode(draw(name, rng), "png") for name in sorted(CLASSES)]
+    probabilities = serve(image_bytes=tf.constant(bodies))["probabilities"].numpy()
+    assert probabilities.shape == (4, 4)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.fixture
+def tolerant_ping(monkeypatch):
+    """The model takes seconds to load after gunicorn listens, so a /ping may time out before it answers 200;
+    let the emulator's wait loop treat a timed-out ping like a refused one."""
+    monkeypatch.setattr(emulator.requests, "ConnectionError", requests.RequestException)
+
+
+@pytest.mark.slow
+def test_serving_over_http(trained, tolerant_ping):
+    rng = np.random.default_rng(99)
+    started = time.monotonic()
+    with emulator.serve(ALGORITHM, trained.model_dir.parent, startup_timeout=90) as server:
+        cold_start = time.monotonic() - started
+        print(f"cold start to a healthy /ping: {cold_start:.1f} s")
+        correct = {"jpg": 0, "png": 0}
+        for name in CLASSES:
+            for fmt, content_type in (("jpg", "image/jpeg"), ("png", "image/png"), ("jpg", "application/x-image"),
+                                      ("png", "application/x-image")):
+                reply = server.post(encode(draw(name, rng), fmt), content_type, accept="application/json;verbose")
+                assert reply.status_code == 200, reply.text
+                body = reply.json()
+                assert body["labels"] == sorted(CLASSES) and len(body["probabilities"]) == 4
+                assert body["predicted_label"] == body["labels"][int(np.argmax(body["probabilities"]))]
+                correct[fmt] += body["predicted_label"] == name
+        assert correct["jpg"] >= 7 and correct["png"] >= 7, correct
+
+        image = encode(draw("cross", rng), "png")
+        plain = server.post(image, "application/x-image")
+        assert plain.status_code == 200 and list(plain.json()) == ["probabilities"]
+        lines = server.post(image, "application/x-image", accept="application/jsonlines")
+        assert lines.status_code == 200 and lines.headers["Content-Type"].startswith("application/jsonlines")
+        assert json.loads(lines.text.splitlines()[0]) == plain.json()
+
+        for corrupt in (b"this is not an image", image[: len(image) // 3], b"\xff\xd8\xff\xe0" + b"\x00" * 64):
+            reply = server.post(corrupt, "application/x-image")
+            assert reply.status_code == 400, reply.text
+            assert "image" in reply.json()["error"].lower()
+        assert server.post(b"1,2,3", "text/csv").status_code == 415
+        assert server.post(image, "application/x-image", accept="text/csv").status_code == 406
+        assert server.post(image, "application/x-image").json() == plain.json()  # still serving
+        assert server.get("/ping").status_code == 200
+
+
+# ---------------------------------------------------------------- incremental training, SIGTERM, SavedModel backbones
+
+
+@pytest.mark.slow
+def test_incremental_training_resumes_and_stops_on_sigterm(tmp_path, trained):
+    job = Job(tmp_path / "opt_ml")
+    add_images(job, "training", CLASSES, 24, seed=5)
+    model_channel_from(job, trained.model_dir)
+    job.write_config({"epochs": 500, "batch_size": 16}, CHANNELS)
+    process = job.start_train(ALGORITHM)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "Epoch 2/500" in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    output, _ = process.communicate(timeout=120)
+    output = "".join(lines) + output
+    assert process.returncode == 0, output[-5000:]
+    assert "Incremental training from a model this algorithm trained: 4 classes" in output
+    assert "Kept the top layer of the earlier model (reinitialize_top_layer=Auto)" in output
+    # resumed, not restarted: the first epoch is already as good as the first job's last
+    assert metric_values(output, "validation:accuracy")[0] >= 0.9
+    assert "Training stopped early by a signal" in output
+    assert len(metric_values(output, "train:accuracy")) < 10
+    assert (job.model_dir / "saved_model.pb").is_file() and (job.model_dir / "labels_info.json").is_file()
+
+
+@pytest.mark.slow
+def test_saved_model_backbone_binary_mode_and_changed_classes(tmp_path):
+    """A TF Hub style SavedModel backbone (with batch norm), binary_mode with eval_metric prc, augmentation,
+    early stopping and a validation channel; then incremental training with another class set fails clearly."""
+    channel = tmp_path / "hub_channel"
+    keras_file = tiny_backbone(tmp_path / "tiny_bn.keras", batch_norm=True)
+    assert pack_backbone.main(["--keras-file", str(keras_file), "--as-saved-model", "--output", str(channel)]) == 0
+    job = Job(tmp_path / "binary")
+    add_images(job, "training", ["circle", "square"], 40, seed=7)
+    add_images(job, "validation", ["circle", "square"], 8, seed=8)
+    for path in channel.rglob("*"):
+        if path.is_file():
+            job.add_file("model", str(path.relative_to(channel)), path.read_bytes())
+    hp = {"epochs": 6, "batch_size": 16, "binary_mode": "True", "eval_metric": "prc", "augmentation": "True",
+          "early_stopping": "True", "early_stopping_patience": 2, "optimizer": "nesterov", "learning_rate": 0.01,
+          "image_resize_interpolation": "area"}
+    job.write_config(hp, {**CHANNELS, "validation": {"ContentType": "image/png"}})
+    result = job.train(ALGORITHM, timeout=600)
+    assert result.returncode == 0, result.output[-5000:]
+    assert "Backbone saved_model (saved_model) takes (48, 48) images" in result.output
+    assert metric_values(result.output, "validation:prc")
+    assert metric_values(result.output, "validation:accuracy")[-1] >= 0.9
+    assert "backbone" in result.model_files  # the fine-tuned SavedModel backbone, for incremental training
+
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(job.model_dir)).signatures["serving_default"]
+    probability = serve(image_bytes=tf.constant([encode(draw("square", np.random.default_rng(1)), "jpg")]))
+    assert probability["probabilities"].shape == (1, 1)  # binary_mode: P(second class, "square")
+
+    changed = Job(tmp_path / "changed")
+    add_images(changed, "training", ["circle", "square", "triangle"], 4, seed=9)
+    model_channel_from(changed, job.model_dir)
+    changed.write_config({"epochs": 1}, CHANNELS)
+    result = changed.train(ALGORITHM, timeout=300)
+    assert result.returncode == 1
+    assert "Incremental training needs the same classes" in result.failure
+    assert "['circle', 'square']" in result.failure and "['circle', 'square', 'triangle']" in result.failure
