@@ -1,15 +1,18 @@
 """The ``aialgs.data.Record`` protobuf (SageMaker's recordIO-protobuf payload) and its batch codec.
 
-The message classes are built at import time from a descriptor (no generated code), in a private pool,
-so they coexist with the SageMaker SDK's own classes and interoperate with them byte for byte. The common
-dense float32 record is decoded and encoded by a vectorised fast path that never builds a message.
+The message classes are built at import time from a descriptor (no generated code) in a private pool, so they
+coexist with the SageMaker SDK's own classes and interoperate with them byte for byte.
+
+Records whose map entries each hold one dense tensor of a fixed length (what the SDK writes for a dense
+matrix, what the algorithms answer) have the same bytes in every record except the numbers; such batches are
+decoded and encoded with numpy on a (records, bytes) array, without building messages (``_Layout``).
 """
 
 import numpy as np
 import scipy.sparse as sp
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from .errors import DataError
+from .errors import AlgorithmError, DataError
 
 _F = descriptor_pb2.FieldDescriptorProto
 
@@ -20,8 +23,8 @@ def _file_descriptor():
 
     def message(name, fields, parent=None):
         msg = (parent.nested_type if parent else fd.message_type).add(name=name)
-        for number, (field_name, kind, label, extra) in enumerate(fields, start=1):
-            field = msg.field.add(name=field_name, number=extra.pop("number", number), type=kind, label=label)
+        for field_name, number, kind, label, extra in fields:
+            field = msg.field.add(name=field_name, number=number, type=kind, label=label)
             for key, value in extra.items():
                 if key == "packed":
                     field.options.packed = value
@@ -32,151 +35,160 @@ def _file_descriptor():
     rep, opt = _F.LABEL_REPEATED, _F.LABEL_OPTIONAL
     for name, kind in (("Float32Tensor", _F.TYPE_FLOAT), ("Float64Tensor", _F.TYPE_DOUBLE),
                        ("Int32Tensor", _F.TYPE_INT32)):
-        message(name, [("values", kind, rep, {"packed": True}), ("keys", _F.TYPE_UINT64, rep, {"packed": True}),
-                       ("shape", _F.TYPE_UINT64, rep, {"packed": True})])
-    message("Bytes", [("value", _F.TYPE_BYTES, rep, {}), ("content_type", _F.TYPE_STRING, opt, {})])
+        message(name, [("values", 1, kind, rep, {"packed": True}),
+                       ("keys", 2, _F.TYPE_UINT64, rep, {"packed": True}),
+                       ("shape", 3, _F.TYPE_UINT64, rep, {"packed": True})])
+    message("Bytes", [("value", 1, _F.TYPE_BYTES, rep, {}), ("content_type", 2, _F.TYPE_STRING, opt, {})])
     value = message("Value", [
-        ("float32_tensor", _F.TYPE_MESSAGE, opt, {"number": 2, "type_name": ".aialgs.data.Float32Tensor",
-                                                  "oneof_index": 0}),
-        ("float64_tensor", _F.TYPE_MESSAGE, opt, {"number": 3, "type_name": ".aialgs.data.Float64Tensor",
-                                                  "oneof_index": 0}),
-        ("int32_tensor", _F.TYPE_MESSAGE, opt, {"number": 7, "type_name": ".aialgs.data.Int32Tensor",
-                                                "oneof_index": 0}),
-        ("bytes", _F.TYPE_MESSAGE, opt, {"number": 9, "type_name": ".aialgs.data.Bytes", "oneof_index": 0}),
+        (name, number, _F.TYPE_MESSAGE, opt, {"type_name": f".aialgs.data.{kind}", "oneof_index": 0})
+        for name, number, kind in (("float32_tensor", 2, "Float32Tensor"), ("float64_tensor", 3, "Float64Tensor"),
+                                   ("int32_tensor", 7, "Int32Tensor"), ("bytes", 9, "Bytes"))
     ])
     value.oneof_decl.add(name="value")
     record = message("Record", [
-        ("features", _F.TYPE_MESSAGE, rep, {"type_name": ".aialgs.data.Record.FeaturesEntry"}),
-        ("label", _F.TYPE_MESSAGE, rep, {"type_name": ".aialgs.data.Record.LabelEntry"}),
-        ("uid", _F.TYPE_STRING, opt, {}),
-        ("metadata", _F.TYPE_STRING, opt, {}),
-        ("configuration", _F.TYPE_STRING, opt, {}),
+        ("features", 1, _F.TYPE_MESSAGE, rep, {"type_name": ".aialgs.data.Record.FeaturesEntry"}),
+        ("label", 2, _F.TYPE_MESSAGE, rep, {"type_name": ".aialgs.data.Record.LabelEntry"}),
+        ("uid", 3, _F.TYPE_STRING, opt, {}),
+        ("metadata", 4, _F.TYPE_STRING, opt, {}),
+        ("configuration", 5, _F.TYPE_STRING, opt, {}),
     ])
     for entry in ("FeaturesEntry", "LabelEntry"):
-        nested = message(entry, [("key", _F.TYPE_STRING, opt, {}),
-                                 ("value", _F.TYPE_MESSAGE, opt, {"type_name": ".aialgs.data.Value"})], record)
+        nested = message(entry, [("key", 1, _F.TYPE_STRING, opt, {}),
+                                 ("value", 2, _F.TYPE_MESSAGE, opt, {"type_name": ".aialgs.data.Value"})], record)
         nested.options.map_entry = True
     return fd
 
 
-def _classes():
+def _message_classes():
     pool = descriptor_pool.DescriptorPool()
     pool.Add(_file_descriptor())
     get = getattr(message_factory, "GetMessageClass", None)
     if get is None:  # protobuf < 4.21
-        factory = message_factory.MessageFactory(pool)
-        get = factory.GetPrototype
+        get = message_factory.MessageFactory(pool).GetPrototype
     names = ("Record", "Value", "Float32Tensor", "Float64Tensor", "Int32Tensor", "Bytes")
     return [get(pool.FindMessageTypeByName(f"aialgs.data.{name}")) for name in names]
 
 
-Record, Value, Float32Tensor, Float64Tensor, Int32Tensor, Bytes = _classes()
+Record, Value, Float32Tensor, Float64Tensor, Int32Tensor, Bytes = _message_classes()
 TENSOR_KINDS = ("float32_tensor", "float64_tensor", "int32_tensor")
 
 
-# --- the fast path: byte layout of a Record holding one dense float32 "values" feature (and label) ---
+# --- fixed byte layouts ---
 
 def _varint(n):
     out = bytearray()
-    while True:
-        byte = n & 0x7F
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
         n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(n)
+    return bytes(out)
 
 
-def _map_entry(tag, floats):
-    """Bytes before the floats of ``<map field tag> {"values": Value{float32_tensor{values}}}``."""
-    nbytes = 4 * floats
-    tensor_head = b"\x0a" + _varint(nbytes)  # Float32Tensor.values (packed)
-    tensor_len = len(tensor_head) + nbytes
-    value_head = b"\x12" + _varint(tensor_len)  # Value.float32_tensor
-    value_len = len(value_head) + tensor_len
-    entry_value_head = b"\x12" + _varint(value_len)  # the map entry's value
-    entry_len = 8 + len(entry_value_head) + value_len  # 8 = key tag, length, "values"
-    return bytes([tag]) + _varint(entry_len) + b"\x0a\x06values" + entry_value_head + value_head + tensor_head
+# Value field tag and element type; int32 only where every value is one varint byte (0..127)
+_VALUE_FIELD = {"float32_tensor": (0x12, np.dtype("<f4")), "float64_tensor": (0x1A, np.dtype("<f8")),
+                "int32_tensor": (0x3A, np.dtype("u1"))}
 
 
-class DenseLayout:
-    """Where the floats sit in a dense float32 Record of ``dim`` features and ``label_dim`` labels."""
+class _Layout:
+    """Bytes of a Record made of map entries ``(field, key, tensor kind, count)``, each holding one dense tensor
+    of ``count`` values: constant bytes (tags, lengths, keys) and, after each entry's constant head, its values."""
 
-    def __init__(self, dim, label_dim=0):
-        self.dim, self.label_dim = dim, label_dim
-        self.feature_head = _map_entry(0x0A, dim)
-        self.label_head = _map_entry(0x12, label_dim) if label_dim else b""
-        self.feature_offset = len(self.feature_head)
-        self.label_offset = self.feature_offset + 4 * dim + len(self.label_head)
-        self.length = self.label_offset + 4 * label_dim
+    def __init__(self, entries):
+        self.entries = list(entries)
+        self.heads, self.slots = [], []  # (offset, bytes), (offset, count, dtype)
+        offset = 0
+        for field, key, kind, count in self.entries:
+            tag, dtype = _VALUE_FIELD[kind]
+            nbytes = count * dtype.itemsize
+            tensor = b"\x0a" + _varint(nbytes) if count else b""
+            value = bytes([tag]) + _varint(len(tensor) + nbytes)
+            value_len = len(value) + len(tensor) + nbytes
+            key_bytes = key.encode()
+            entry = b"\x0a" + _varint(len(key_bytes)) + key_bytes + b"\x12" + _varint(value_len)
+            entry_len = len(entry) + value_len
+            head = bytes([field << 3 | 2]) + _varint(entry_len) + entry + value + tensor
+            self.heads.append((offset, head))
+            offset += len(head)
+            self.slots.append((offset, count, dtype))
+            offset += nbytes
+        self.length = offset
 
     def matches(self, rows):
-        """Do all rows (an (n, length) uint8 array) carry exactly this layout's fixed bytes?"""
-        head = np.frombuffer(self.feature_head, np.uint8)
-        if not (rows[:, : self.feature_offset] == head).all():
-            return False
-        if self.label_dim:
-            start = self.feature_offset + 4 * self.dim
-            label = np.frombuffer(self.label_head, np.uint8)
-            return bool((rows[:, start:start + len(self.label_head)] == label).all())
-        return True
+        """Do all rows of an (n, length) uint8 array carry this layout's constant bytes?"""
+        return rows.shape[1] == self.length and all(
+            (rows[:, offset:offset + len(head)] == np.frombuffer(head, np.uint8)).all() for offset, head in self.heads)
 
-    def encode(self, features, labels=None):
-        n = features.shape[0]
+    def values(self, rows, index):
+        """Entry ``index`` of every row as float32 (n, count), or None if an int32 value is not one byte."""
+        offset, count, dtype = self.slots[index]
+        raw = np.ascontiguousarray(rows[:, offset:offset + count * dtype.itemsize])
+        if dtype == np.uint8 and (raw >= 0x80).any():
+            return None
+        return raw.view(dtype).astype(np.float32, copy=False)
+
+    def encode(self, arrays):
+        """(n, length) uint8 rows holding float32 ``arrays`` (one (n, count) array per entry)."""
+        n = arrays[0].shape[0] if arrays else 0
         rows = np.empty((n, self.length), np.uint8)
-        rows[:, : self.feature_offset] = np.frombuffer(self.feature_head, np.uint8)
-        rows[:, self.feature_offset: self.feature_offset + 4 * self.dim] = (
-            np.ascontiguousarray(features, "<f4").view(np.uint8).reshape(n, -1))
-        if self.label_dim:
-            start = self.feature_offset + 4 * self.dim
-            rows[:, start: self.label_offset] = np.frombuffer(self.label_head, np.uint8)
-            rows[:, self.label_offset:] = np.ascontiguousarray(labels, "<f4").reshape(n, -1).view(np.uint8)
+        for (offset, head), (start, count, dtype), array in zip(self.heads, self.slots, arrays):
+            if dtype != np.float32:
+                raise AlgorithmError("only float32 tensors are encoded")
+            rows[:, offset:start] = np.frombuffer(head, np.uint8)
+            rows[:, start:start + 4 * count] = np.ascontiguousarray(array, "<f4").reshape(n, count).view(np.uint8)
         return rows
 
 
-def _fast_decode(payloads):
-    """(features, labels) when every payload is a same-layout dense float32 record, else None.
+def _dense_entries(entries, field):
+    """``(field, "values", kind, count)`` for a map holding only a dense ``values`` tensor; [] if empty; None else."""
+    if not entries:
+        return []
+    if list(entries) != ["values"]:
+        return None
+    value = entries["values"]
+    kind = value.WhichOneof("value")
+    if kind not in _VALUE_FIELD:
+        return None
+    tensor = getattr(value, kind)
+    if tensor.keys or tensor.shape or not tensor.values:
+        return None
+    return [(field, "values", kind, len(tensor.values))]
 
-    ``payloads`` is a list of bytes or a (n, length) uint8 array of equal-length payloads.
-    """
+
+def _fast_decode(payloads):
+    """(features, labels) when every payload is the same dense-layout record, else None.
+
+    ``payloads``: a list of bytes, or an (n, length) uint8 array of equal-length payloads."""
     if isinstance(payloads, np.ndarray):
-        rows = payloads
-        first = rows[0].tobytes()
+        rows, first = payloads, payloads[0].tobytes()
     else:
         first = payloads[0]
         if any(len(p) != len(first) for p in payloads):
             return None
         rows = None
-    length = len(first)
-    record = Record.FromString(first)
-    if list(record.features) != ["values"] or set(record.label) - {"values"}:
+    try:
+        record = Record.FromString(first)
+    except Exception:  # the general path reports it, with the record number
         return None
-    value = record.features["values"]
-    if value.WhichOneof("value") != "float32_tensor" or value.float32_tensor.keys or not value.float32_tensor.values:
+    if record.HasField("uid") or record.HasField("metadata") or record.HasField("configuration"):
         return None
-    label_dim = 0
-    if "values" in record.label:
-        label = record.label["values"]
-        if label.WhichOneof("value") != "float32_tensor" or label.float32_tensor.keys:
-            return None
-        label_dim = len(label.float32_tensor.values)
-        if not label_dim:
-            return None
-    layout = DenseLayout(len(value.float32_tensor.values), label_dim)
-    if layout.length != length:
+    features = _dense_entries(record.features, 1)
+    labels = _dense_entries(record.label, 2)
+    if not features or labels is None:
+        return None
+    layout = _Layout(features + labels)
+    if layout.length != len(first):
         return None
     if rows is None:
-        rows = np.frombuffer(b"".join(payloads), np.uint8).reshape(len(payloads), length)
+        rows = np.frombuffer(b"".join(payloads), np.uint8).reshape(len(payloads), len(first))
     if not layout.matches(rows):
         return None
-    end = layout.feature_offset + 4 * layout.dim
-    features = np.ascontiguousarray(rows[:, layout.feature_offset:end]).view("<f4").astype(np.float32, copy=False)
-    labels = None
-    if label_dim:
-        labels = np.ascontiguousarray(rows[:, layout.label_offset:]).view("<f4").astype(np.float32, copy=False)
-        labels = labels.ravel() if label_dim == 1 else labels
-    return features, labels
+    values = layout.values(rows, 0)
+    label_values = layout.values(rows, 1) if labels else None
+    if values is None or (labels and label_values is None):
+        return None
+    if label_values is not None and label_values.shape[1] == 1:
+        label_values = label_values.ravel()
+    return values, label_values
 
 
 # --- the general path ---
@@ -190,20 +202,18 @@ def _tensor_of(value, what, source, record):
 
 
 def _row_of(tensor, feature_dim, source, record):
-    """(dense values, None) or (values, (keys, dim)) for one record's feature tensor."""
+    """(values, None) for a dense feature tensor, (values, (keys, dim)) for a sparse one."""
     values = np.asarray(tensor.values, dtype=np.float32)
     shape = list(tensor.shape)
-    sparse = bool(tensor.keys) or (shape and values.size != int(np.prod(shape)))
-    if not sparse:
+    if not tensor.keys and (not shape or values.size == int(np.prod(shape))):
         if feature_dim is not None and values.size != feature_dim:
             raise DataError(f"record has {values.size} features, expected feature_dim={feature_dim}",
                             source=source, record=record)
         return values, None
-    keys = np.asarray(tensor.keys, dtype=np.int64)
+    keys = np.asarray(tensor.keys, dtype=np.uint64)
     if keys.size != values.size:
-        raise DataError(f"sparse record has {keys.size} keys but {values.size} values", source=source,
-                        record=record)
-    dim = int(tensor.shape[-1]) if tensor.shape else feature_dim
+        raise DataError(f"sparse record has {keys.size} keys but {values.size} values", source=source, record=record)
+    dim = shape[-1] if shape else feature_dim
     if dim is None:
         raise DataError("sparse record has no shape", source=source, record=record)
     if feature_dim is not None and dim != feature_dim:
@@ -212,63 +222,72 @@ def _row_of(tensor, feature_dim, source, record):
     if keys.size and int(keys.max()) >= dim:
         raise DataError(f"sparse record has key {int(keys.max())} outside its shape [{dim}]", source=source,
                         record=record)
-    return values, (keys, dim)
+    return values, (keys.astype(np.int64), dim)
+
+
+def _parse(payload, source, number):
+    try:
+        return Record.FromString(payload)
+    except Exception as exc:  # DecodeError, or others on some garbage
+        raise DataError(f"not a valid aialgs.data.Record protobuf ({exc})", source=source, record=number) from None
 
 
 def _slow_decode(payloads, feature_dim, source, first_record):
     rows, labels = [], []
-    for index, payload in enumerate(payloads):
-        number = first_record + index
-        try:
-            record = Record.FromString(payload)
-        except Exception as exc:  # protobuf raises DecodeError, or others on garbage
-            raise DataError(f"not a valid aialgs.data.Record protobuf ({exc})", source=source, record=number) from None
+    for number, payload in enumerate(payloads, start=first_record):
+        record = _parse(payload, source, number)
         if "values" not in record.features:
             raise DataError("record has no 'values' feature", source=source, record=number)
-        rows.append(_row_of(_tensor_of(record.features["values"], "features['values']", source, number),
-                            feature_dim, source, number))
+        tensor = _tensor_of(record.features["values"], "features['values']", source, number)
+        values, sparse = _row_of(tensor, feature_dim, source, number)
+        width = sparse[1] if sparse else values.size
+        if rows and width != rows[0][2]:
+            raise DataError(f"record has {width} features, the batch's first record {first_record} has "
+                            f"{rows[0][2]}", source=source, record=number)
+        rows.append((values, sparse, width))
+        label = None
         if "values" in record.label:
-            tensor = _tensor_of(record.label["values"], "label['values']", source, number)
-            labels.append(np.asarray(tensor.values, dtype=np.float32))
-        else:
-            labels.append(None)
-    if all(info is None for _, info in rows):
-        lengths = {v.size for v, _ in rows}
-        if len(lengths) > 1:
-            raise DataError(f"records in one batch have different feature counts {sorted(lengths)}",
-                            source=source, record=first_record)
-        features = np.stack([v for v, _ in rows]) if rows else np.zeros((0, feature_dim or 0), np.float32)
-    else:
-        dims = {info[1] if info else v.size for v, info in rows}
-        if len(dims) > 1:
-            raise DataError(f"records in one batch have different feature counts {sorted(dims)}",
-                            source=source, record=first_record)
-        dim = dims.pop()
-        indptr = np.zeros(len(rows) + 1, np.int64)
-        indptr[1:] = np.cumsum([v.size for v, _ in rows])
-        indices = np.concatenate([info[0] if info else np.arange(v.size) for v, info in rows])
-        data = np.concatenate([v for v, _ in rows])
-        features = sp.csr_matrix((data, indices, indptr), shape=(len(rows), dim), dtype=np.float32)
-        features.sum_duplicates()
-    label_array = None
-    if any(label is not None for label in labels):
-        if any(label is None for label in labels) or len({label.size for label in labels}) > 1:
-            raise DataError("records in one batch have missing or differently sized labels", source=source,
-                            record=first_record)
-        label_array = np.stack(labels)
-        if label_array.shape[1] == 1:
-            label_array = label_array.ravel()
-    return features, label_array
+            label = np.asarray(_tensor_of(record.label["values"], "label['values']", source, number).values,
+                               dtype=np.float32)
+        if labels and (label is None) != (labels[0] is None):
+            raise DataError("some records in the batch have a label and some do not", source=source, record=number)
+        if labels and label is not None and label.size != labels[0].size:
+            raise DataError(f"record has {label.size} labels, the batch's first record has {labels[0].size}",
+                            source=source, record=number)
+        labels.append(label)
+    return _features_of(rows, feature_dim), _labels_of(labels)
+
+
+def _features_of(rows, feature_dim):
+    """A dense array when every row is dense, else CSR (dense rows converted)."""
+    if not rows:
+        return np.zeros((0, feature_dim or 0), np.float32)
+    if all(sparse is None for _, sparse, _ in rows):
+        return np.stack([values for values, _, _ in rows])
+    indptr = np.zeros(len(rows) + 1, np.int64)
+    indptr[1:] = np.cumsum([values.size for values, _, _ in rows])
+    indices = np.concatenate([sparse[0] if sparse else np.arange(values.size) for values, sparse, _ in rows])
+    data = np.concatenate([values for values, _, _ in rows])
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(len(rows), rows[0][2]), dtype=np.float32)
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _labels_of(labels):
+    if not labels or labels[0] is None:
+        return None
+    array = np.stack(labels)
+    return array.ravel() if array.shape[1] == 1 else array
 
 
 def decode_batch(payloads, feature_dim=None, source=None, first_record=0, fast=True):
-    """Features (float32 array, or CSR if any record is sparse) and labels (or None) of Record payloads
-    (a list of bytes, or a (n, length) uint8 array of equal-length payloads from ``iter_record_batches``)."""
+    """(features, labels) of Record payloads: features a float32 (n, d) array, or a float32 CSR matrix when any
+    record is sparse; labels float32 (n,) or (n, k), or None when the records have none.
+
+    ``payloads``: a list of bytes, or an (n, length) uint8 array of equal-length payloads (as
+    ``recordio.iter_record_batches`` gives). ``fast=False`` skips the byte-layout fast path."""
     if fast and len(payloads):
-        try:
-            decoded = _fast_decode(payloads)
-        except Exception:
-            decoded = None
+        decoded = _fast_decode(payloads)
         if decoded is not None:
             features, labels = decoded
             if feature_dim is not None and features.shape[1] != feature_dim:
@@ -282,25 +301,41 @@ def decode_batch(payloads, feature_dim=None, source=None, first_record=0, fast=T
 
 # --- encoders ---
 
+def _rows_of(array, n=None):
+    array = np.asarray(array, dtype=np.float32)
+    if n is None:
+        return array.reshape(1, -1) if array.ndim == 1 else array
+    return array.reshape(n, -1)
+
+
+def _encode_message(features=None, label=None):
+    record = Record()
+    for target, columns in ((record.features, features), (record.label, label)):
+        for name, values in (columns or {}).items():
+            target[name].float32_tensor.values.extend(np.ravel(values).astype(np.float32).tolist())
+    return record.SerializeToString(deterministic=True)
+
+
 def encode_dense(features, labels=None):
-    """One Record payload per row (float32 ``values`` feature, optional float32 ``values`` label)."""
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim == 1:
-        features = features.reshape(1, -1)
-    label_dim = 0
+    """One Record payload per row: float32 ``features['values']`` and, with labels, float32 ``label['values']``
+    (byte-equal to the SDK's ``write_numpy_to_dense_tensor`` for float32 input)."""
+    features = _rows_of(features)
+    entries, arrays = [(1, "values", "float32_tensor", features.shape[1])], [features]
     if labels is not None:
-        labels = np.asarray(labels, dtype=np.float32).reshape(features.shape[0], -1)
-        label_dim = labels.shape[1]
-    if features.shape[1] == 0:
-        return [_encode_record({"values": row}, {"values": lab} if labels is not None else None)
-                for row, lab in zip(features, labels if labels is not None else [None] * len(features))]
-    rows = DenseLayout(features.shape[1], label_dim).encode(features, labels)
-    return [row.tobytes() for row in rows]
+        labels = _rows_of(labels, features.shape[0])
+        entries.append((2, "values", "float32_tensor", labels.shape[1]))
+        arrays.append(labels)
+    if any(count == 0 for *_, count in entries):  # an empty tensor: let protobuf write it
+        return [_encode_message({"values": row}, None if labels is None else {"values": labels[i]})
+                for i, row in enumerate(features)]
+    return [row.tobytes() for row in _Layout(entries).encode(arrays)]
 
 
 def encode_sparse(matrix, labels=None):
-    """One Record per row of a CSR matrix: a sparse float32 ``values`` feature with keys and shape."""
+    """One Record per row of a sparse matrix: float32 ``values`` with ``keys`` and ``shape`` [columns]."""
     matrix = sp.csr_matrix(matrix)
+    if labels is not None:
+        labels = _rows_of(labels, matrix.shape[0])
     out = []
     for i in range(matrix.shape[0]):
         record = Record()
@@ -310,22 +345,24 @@ def encode_sparse(matrix, labels=None):
         tensor.keys.extend(matrix.indices[start:end].tolist())
         tensor.shape.append(matrix.shape[1])
         if labels is not None:
-            record.label["values"].float32_tensor.values.extend(np.atleast_1d(labels[i]).astype(np.float32).tolist())
+            record.label["values"].float32_tensor.values.extend(labels[i].tolist())
         out.append(record.SerializeToString(deterministic=True))
     return out
 
 
-def _encode_record(features=None, label=None):
-    record = Record()
-    for target, columns in ((record.features, features), (record.label, label)):
-        for name, values in (columns or {}).items():
-            target[name].float32_tensor.values.extend(np.atleast_1d(values).astype(np.float32).tolist())
-    return record.SerializeToString(deterministic=True)
-
-
 def encode_outputs(columns):
-    """One Record per row whose ``label[name]`` is a float32 tensor — the built-in inference response."""
-    names = list(columns)
+    """One Record per row whose ``label[name]`` is a float32 tensor of that row of ``columns[name]`` (1-D: one
+    value, 2-D: a row): the built-in algorithms' recordIO-protobuf inference response."""
+    names = sorted(columns)  # the order deterministic serialization gives map entries
     arrays = [np.asarray(columns[name], dtype=np.float32) for name in names]
-    n = arrays[0].shape[0] if arrays else 0
-    return [_encode_record(label={name: array[i] for name, array in zip(names, arrays)}) for i in range(n)]
+    if not arrays:
+        return []
+    n = arrays[0].shape[0]
+    if any(array.ndim not in (1, 2) or array.shape[0] != n for array in arrays):
+        raise AlgorithmError(f"output columns must be 1-D or 2-D with {n} rows: "
+                             f"{ {name: array.shape for name, array in zip(names, arrays)} }")
+    arrays = [array.reshape(n, -1) for array in arrays]
+    entries = [(2, name, "float32_tensor", array.shape[1]) for name, array in zip(names, arrays)]
+    if any(count == 0 for *_, count in entries):
+        return [_encode_message(label={name: array[i] for name, array in zip(names, arrays)}) for i in range(n)]
+    return [row.tobytes() for row in _Layout(entries).encode(arrays)]

@@ -2,8 +2,8 @@
 multi-part record, the payload, zero padding to 4 bytes. Reads any binary stream (file, gzip, FIFO) in
 chunks, in memory bounded by a chunk plus one record (or one batch).
 
-A writer splits a payload into parts where the payload holds the magic word, and the reader joins the parts
-with the magic between them (as dmlc's reader does). Runs of same-length whole records (what the SageMaker
+A writer splits a payload into parts where it holds the magic word at a 4-byte boundary; the reader joins
+the parts with the magic between them (as dmlc's does). Runs of same-length whole records (what the SageMaker
 SDK writes for dense data) are framed with numpy in one step and handed on as a 2-D uint8 array.
 """
 
@@ -30,28 +30,35 @@ class _Scanner:
     """A read buffer over a stream that gives records one by one or as runs of same-length records."""
 
     def __init__(self, stream, source):
-        self.read = getattr(stream, "read1", stream.read)  # read1: what a FIFO holds now, no waiting for more
+        # readinto1/read1: what a FIFO holds now, without waiting for a whole chunk
+        self.readinto = getattr(stream, "readinto1", None) or getattr(stream, "readinto", None)
+        self.read = getattr(stream, "read1", stream.read)
         self.source = source
-        self.buf = b""
+        self.buf = memoryview(b"")  # a fresh buffer per fill: runs handed out are views into it
         self.pos = 0
+        self.end = 0
         self.number = 0  # of the next record
         self.eof = False
 
     def _fill(self, need):
         """Make ``need`` bytes available from ``pos`` if the stream has them; return how many are."""
-        have = len(self.buf) - self.pos
+        have = self.end - self.pos
         if have >= need or self.eof:
             return have
-        parts = [self.buf[self.pos:]]
+        buf = memoryview(np.empty(max(need, have + CHUNK), np.uint8))  # not zero-filled
+        buf[:have] = self.buf[self.pos:self.end]
         while have < need:
-            data = self.read(max(CHUNK, need - have))
-            if not data:
+            if self.readinto is not None:
+                count = self.readinto(buf[have:]) or 0
+            else:
+                data = self.read(len(buf) - have)
+                count = len(data)
+                buf[have:have + count] = data
+            if not count:
                 self.eof = True
                 break
-            parts.append(data)
-            have += len(data)
-        self.buf = b"".join(parts)
-        self.pos = 0
+            have += count
+        self.buf, self.pos, self.end = buf, 0, have
         return have
 
     def _error(self, message):
@@ -79,7 +86,7 @@ class _Scanner:
         have = self._fill(size)
         if have < size:
             raise self._error(f"truncated RecordIO record: {max(have - 8, 0)} of {_padded(length)} payload bytes")
-        payload = self.buf[self.pos + 8:self.pos + 8 + length]
+        payload = bytes(self.buf[self.pos + 8:self.pos + 8 + length])
         self.pos += size
         return payload
 
@@ -161,14 +168,24 @@ def iter_record_batches(stream, batch_size, source=None):
 
 
 def encode_record(payload):
-    """One RecordIO record: a whole record, or the parts of a payload that holds the magic word."""
-    if len(payload) > MAX_RECORD_BYTES:
-        raise ValueError(f"record of {len(payload)} bytes is over the {MAX_RECORD_BYTES}-byte limit")
-    pieces = payload.split(MAGIC_BYTES) if MAGIC_BYTES in payload else [payload]
+    """One RecordIO record. As dmlc's writer does, a payload holding the magic word at a 4-byte boundary is
+    written in parts split there (so a reader that resynchronises on the magic never starts inside it)."""
+    length = len(payload)
+    if length > MAX_RECORD_BYTES:
+        raise ValueError(f"record of {length} bytes is over the {MAX_RECORD_BYTES}-byte limit")
+    splits = []
+    if MAGIC_BYTES in payload:
+        words = np.frombuffer(payload, "<u4", count=length // 4)
+        splits = (np.flatnonzero(words == MAGIC) * 4).tolist()
     out = []
-    for index, piece in enumerate(pieces):
-        flag = WHOLE if len(pieces) == 1 else FIRST if index == 0 else LAST if index == len(pieces) - 1 else MIDDLE
-        out.append(struct.pack("<II", MAGIC, flag << 29 | len(piece)) + piece + b"\x00" * (-len(piece) % 4))
+    start = 0
+    for split in splits:
+        out += [struct.pack("<II", MAGIC, (FIRST if start == 0 else MIDDLE) << 29 | split - start),
+                payload[start:split]]
+        start = split + 4
+    tail = length - start
+    out += [struct.pack("<II", MAGIC, (LAST if splits else WHOLE) << 29 | tail), payload[start:],
+            b"\x00" * (-tail % 4)]
     return b"".join(out)
 
 
