@@ -1,0 +1,1 @@
+"""PCA: a drop-in for the SageMaker built-in ``pca`` image."""
