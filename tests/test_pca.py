@@ -302,3 +302,30 @@ def test_bad_hyperparameters(extra, message):
     with pytest.raises(HyperparameterError) as error:
         SCHEMA.parse({k: v for k, v in values.items() if v is not None})
     assert message in str(error.value)
+
+
+def test_test_channel_scores_dense_and_sparse_alike(digits):
+    from common.batches import Batch
+    from containers.pca.train import evaluate
+
+    points, _ = digits
+    n, mean, values, vectors = fit(points[:1000], 5)
+    model = PCAModel(vectors, np.sqrt(values), mean.reshape(1, -1))
+
+    class Context:
+        def __init__(self, blocks):
+            self.blocks = blocks
+
+        def batches(self, name, rows, feature_dim=None, sharded=True):
+            assert name == "test" and not sharded and feature_dim == 64
+            return [Batch(block) for block in self.blocks]
+
+    test = points[1000:]
+    dense = evaluate(Context([test[:400], test[400:]]), model, 1000)
+    sparse = evaluate(Context([sp.csr_matrix(test[:400]), sp.csr_matrix(test[400:])]), model, 1000)
+    centred = test.astype(np.float64) - mean
+    residual = centred - centred @ vectors @ vectors.T
+    assert dense["reconstruction_error"] == pytest.approx((residual ** 2).sum(1).mean(), rel=1e-5)
+    assert dense["explained_variance_ratio"] == pytest.approx(1 - (residual ** 2).sum() / (centred ** 2).sum(),
+                                                              rel=1e-5)
+    assert sparse == pytest.approx(dense, rel=1e-5)

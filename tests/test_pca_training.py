@@ -104,8 +104,10 @@ def test_sparse_recordio_pipe_mode_without_mean(job, digits):
     """subtract_mean=false: the top right singular vectors of the raw data; ``mean`` is saved as zeros."""
     matrix = sp.csr_matrix(digits)
     job.add_pipe("train", [sdk.sparse_recordio(matrix)])
+    job.add_pipe("test", [sdk.sparse_recordio(matrix[:100])])
     job.write_config({"feature_dim": 64, "mini_batch_size": 300, "num_components": 4, "subtract_mean": "false"},
-                     {"train": {"ContentType": RECORDIO, "TrainingInputMode": "Pipe"}})
+                     {"train": {"ContentType": RECORDIO, "TrainingInputMode": "Pipe"},
+                      "test": {"ContentType": RECORDIO, "TrainingInputMode": "Pipe"}})
     result = job.train("pca")
     assert result.returncode == 0, result.output
     arrays = model_of(result)
@@ -113,6 +115,9 @@ def test_sparse_recordio_pipe_mode_without_mean(job, digits):
     _, singular, vt = np.linalg.svd(digits.astype(np.float64), full_matrices=False)
     np.testing.assert_allclose(arrays["s"][::-1], singular[:4], rtol=1e-5)
     np.testing.assert_allclose(np.abs(arrays["v"][:, ::-1].T @ vt[:4].T), np.eye(4), atol=1e-4)
+    test = digits[:100].astype(np.float64)
+    kept = ((test @ arrays["v"]) ** 2).sum()
+    assert metric(result.output, "explained_variance_ratio") == pytest.approx(kept / (test ** 2).sum(), rel=1e-5)
 
 
 def test_two_hosts_combine_to_the_one_host_answer(tmp_path, digits):

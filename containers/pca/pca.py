@@ -110,12 +110,11 @@ class Summary:
 
     def _project(self, x32):
         """(x^T x) for the gram summary, x^T (x Omega) for the sketch, in float32."""
-        if not self.gram:
-            return x32.T @ (x32 @ self.omega32)
-        if x32.device.type == "cpu":  # numpy turns x^T x into BLAS syrk: half the flops, 2x faster than torch's gemm
-            x = x32.numpy()
-            return torch.from_numpy(x.T @ x)
-        return x32.T @ x32
+        if self.gram:
+            # torch's gemm, not numpy's syrk: syrk does half the flops, but OpenBLAS's threads made it 2-8x slower
+            # than this whenever another process shared the cores (measured); MKL/OpenMP stays steady
+            return x32.T @ x32
+        return x32.T @ (x32 @ self.omega32)
 
     def add_dense(self, x):
         """A float32 tensor (rows x d) on the device."""

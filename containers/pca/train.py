@@ -2,6 +2,9 @@
 
 import logging
 
+import numpy as np
+import scipy.sparse as sp
+
 from common import logs
 from common.distributed import Cluster
 from common.errors import DataError, HyperparameterError
@@ -27,6 +30,9 @@ def check(hp):
     if hp["algorithm_mode"] == "regular" and hp["extra_components"] != -1:
         log.info("extra_components=%d is ignored: it applies to algorithm_mode=randomized only",
                  hp["extra_components"])
+    if hp["algorithm_mode"] == "regular" and d > 20_000:
+        log.warning("Regular mode keeps a feature_dim x feature_dim summary (%.1f GB at feature_dim=%d); "
+                    "algorithm_mode=randomized needs O(num_components x feature_dim)", 12 * d * d / 1e9, d)
 
 
 def read_sample(batches, rows_wanted, progress):
@@ -71,24 +77,27 @@ def stream(context, hp, device, cluster):
     return summary, omega
 
 
-def evaluate(context, model, device, rows):
-    """Over ``test``: the mean squared reconstruction error per record, and the share of variance captured."""
-    import torch
+def evaluate(context, model, rows):
+    """Over ``test``: the mean squared reconstruction error per record, and the share of variance captured.
 
-    from . import pca
-
-    v = torch.from_numpy(model.v).to(device)
-    mean = torch.from_numpy(model.mean.reshape(-1)).to(device)
+    With orthonormal components, |x - mean|^2 = |(x - mean) v|^2 + |residual|^2; sparse rows stay sparse.
+    """
+    mean = model.mean.astype(np.float64).ravel()
     total = captured = 0.0
     count = 0
     for batch in context.batches("test", rows, feature_dim=model.feature_dim, sharded=False):
-        for x in pca.as_dense_tensors(batch.features, device):
-            x = x - mean
-            total += float((x.double() ** 2).sum())
-            captured += float(((x @ v).double() ** 2).sum())
-            count += x.shape[0]
+        x = batch.features
+        if sp.issparse(x):
+            squares = x.multiply(x).sum(dtype=np.float64) - 2 * float((x @ mean).sum()) + x.shape[0] * mean @ mean
+        else:
+            centred = x.astype(np.float64) - mean
+            squares = float(np.einsum("ij,ij->", centred, centred))
+        projection = model.project(x).astype(np.float64)
+        total += float(squares)
+        captured += float(np.einsum("ij,ij->", projection, projection))
+        count += x.shape[0]
     error = max(total - captured, 0.0) / max(count, 1)
-    ratio = captured / total if total > 0 else 1.0
+    ratio = min(captured / total, 1.0) if total > 0 else 1.0
     return {"reconstruction_error": error, "explained_variance_ratio": ratio}
 
 
@@ -127,7 +136,7 @@ def train(context):
         log.info("Saved model_algo-1: v %s, s %s, mean %s", model.v.shape, model.s.shape, model.mean.shape)
         if context.has_channel("test") and not context.stop.is_set():
             with context.timings.stage("evaluate"):
-                scores = evaluate(context, model, device, pca.read_rows(d, hp["mini_batch_size"]))
+                scores = evaluate(context, model, pca.read_rows(d, hp["mini_batch_size"]))
             for name, value in scores.items():
                 logs.test_score(context.host, name, value)
                 logs.quality_metric(context.host, "test", name, value)
