@@ -1,4 +1,7 @@
-"""PCA training: stream blocks into a summary, add the hosts' summaries, solve, save (master), score ``test``."""
+"""PCA training: stream blocks into a summary, add the hosts' summaries, solve, save (master), score ``test``.
+
+torch (and pca.py, which needs it) is imported only after ``check``, so a bad hyperparameter fails in a moment.
+"""
 
 import logging
 
