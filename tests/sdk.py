@@ -31,3 +31,17 @@ def records(body):
 
 
 __all__ = ["RecordDeserializer", "RecordSerializer", "dense_recordio", "sparse_recordio", "records"]
+
+
+def estimator_hyperparameters(estimator_class, feature_dim, mini_batch_size, **kwargs):
+    """What an SDK Amazon-algorithm estimator sends as HyperParameters (no AWS session needed)."""
+    from unittest import mock
+
+    session = mock.MagicMock()
+    session.boto_region_name = "us-east-1"
+    session.sagemaker_config = {}
+    estimator = estimator_class(role="arn:aws:iam::111111111111:role/algobox", instance_count=1,
+                                instance_type="ml.c5.xlarge", sagemaker_session=session, **kwargs)
+    estimator.feature_dim = feature_dim
+    estimator.mini_batch_size = mini_batch_size
+    return estimator.hyperparameters()

@@ -11,7 +11,7 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
-import sdk  # noqa: F401  (silences the SDK's v2 warning)
+import sdk
 from common import ndarray
 from common.errors import ClientError, HyperparameterError
 from common.spec import load_spec
@@ -263,14 +263,7 @@ def test_model_load_errors(tmp_path):
 def sdk_pca_hyperparameters(**kwargs):
     from sagemaker import PCA as SDKPCA
 
-    session = mock.MagicMock()
-    session.boto_region_name = "us-east-1"
-    session.sagemaker_config = {}
-    estimator = SDKPCA(role="arn:aws:iam::111111111111:role/algobox", instance_count=1,
-                       instance_type="ml.c5.xlarge", sagemaker_session=session, **kwargs)
-    estimator.feature_dim = 64
-    estimator.mini_batch_size = 500
-    return estimator.hyperparameters()
+    return sdk.estimator_hyperparameters(SDKPCA, 64, 500, **kwargs)
 
 
 def test_sdk_estimator_hyperparameters_parse():

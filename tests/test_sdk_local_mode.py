@@ -1,12 +1,10 @@
 """The SageMaker SDK writes the job: its KMeans estimator's hyperparameters and its local mode's config files."""
 
 import io
-from unittest import mock
-
 import numpy as np
 from sklearn.datasets import make_blobs
 
-import sdk  # noqa: F401  (silences the SDK's v2 warning)
+import sdk
 from common import ndarray
 from emulator import Job
 
@@ -14,14 +12,7 @@ from emulator import Job
 def sdk_kmeans_hyperparameters(**kwargs):
     from sagemaker import KMeans
 
-    session = mock.MagicMock()
-    session.boto_region_name = "us-east-1"
-    session.sagemaker_config = {}
-    estimator = KMeans(role="arn:aws:iam::111111111111:role/algobox", instance_count=1,
-                       instance_type="ml.c5.xlarge", sagemaker_session=session, **kwargs)
-    estimator.feature_dim = 5
-    estimator.mini_batch_size = 200
-    return estimator.hyperparameters()
+    return sdk.estimator_hyperparameters(KMeans, 5, 200, **kwargs)
 
 
 def sdk_write_config(root, hyperparameters, channels):
