@@ -165,3 +165,37 @@ def test_log_lines_look_like_the_builtin_algorithms(job):
     assert all(line.match(l) for l in lines), [l for l in lines if not line.match(l)][:3]
     assert "Final configuration:" in result.output and "Stage streaming took" in result.output
     assert re.search(r"records/s", result.output) and "#metrics {" in result.output
+
+
+def test_model_archives_unpack_without_tarfile_extract_filter(tmp_path, monkeypatch):
+    """Python 3.11.0-3.11.3 (Debian bookworm's 3.11.2 in the images) has no ``filter=``: never rely on it."""
+    def no_extract(*args, **kwargs):
+        raise TypeError("TarFile.extract() got an unexpected keyword argument 'filter'")
+
+    monkeypatch.setattr(tarfile.TarFile, "extract", no_extract)
+    monkeypatch.setattr(tarfile.TarFile, "extractall", no_extract)
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (("model_algo-1", b"abc"), ("sub/extra.json", b"{}")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = resolve_model_dir(tmp_path)
+    assert (out / "model_algo-1").read_bytes() == b"abc" and (out / "sub/extra.json").read_bytes() == b"{}"
+
+
+@pytest.mark.parametrize("kind", [tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.FIFOTYPE])
+def test_model_archives_refuse_hard_links_and_devices(tmp_path, kind):
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("model_algo-1")
+        info.type, info.linkname = kind, "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(ClientError, match="link or special file"):
+        safe_extract(archive, tmp_path / "out")
+
+
+def test_model_archive_that_is_not_a_tar_is_a_clear_client_error(tmp_path):
+    (tmp_path / "model.tar.gz").write_bytes(b"not a tar at all" * 10)
+    with pytest.raises(ClientError, match="not a readable tar"):
+        resolve_model_dir(tmp_path)
