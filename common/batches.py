@@ -1,6 +1,8 @@
 """From a channel's records to mini-batches of a requested size, in bounded memory.
 
-Dense batches are float32 numpy arrays, sparse batches float32 scipy CSR matrices. Batches span file
+The channel's content type picks a reader from the registry (``readers.py``); this module only cuts what
+readers yield into exact batches. Dense batches are float32 numpy arrays, sparse batches float32 scipy CSR
+matrices, and readers of other records (series, sentences) yield lists or object arrays. Batches span file
 boundaries; only the last batch of an epoch may be short.
 """
 
@@ -10,53 +12,35 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from . import contenttypes, csv_reader, protobuf, recordio
-from .errors import ChannelError, DataError
-from .sources import iter_sources
+from .errors import DataError
+from .readers import ReadOptions, reader_for
+from .sources import Stopped, iter_sources
 
 
 @dataclass
 class Batch:
-    """Rows of features (and labels, when the data has them), and where they came from."""
+    """Rows of features (with labels and per-record weights, when the data has them), and where they came from."""
 
     features: object
     labels: object = None
     source: str = ""
     first_record: int = 0
+    weights: object = None
 
     def __len__(self):
-        return self.features.shape[0]
+        return len(self.features) if isinstance(self.features, list) else self.features.shape[0]
 
 
-def _decoded_pieces(channel, source, stream, batch_size, feature_dim):
-    """Batches of one source as ``(features, labels, first_record)``, numbered from 0 in that source."""
-    mime = channel.media_type.mime
-    if mime == contenttypes.RECORDIO_PROTOBUF:
-        first = 0
-        for payloads in recordio.iter_record_batches(stream, batch_size, source=source):
-            features, labels = protobuf.decode_batch(payloads, feature_dim, source=source, first_record=first)
-            yield features, labels, first
-            first += len(payloads)
-    elif mime == contenttypes.CSV:
-        try:
-            label_size = channel.media_type.int_param("label_size", 0)
-        except ValueError as exc:
-            raise ChannelError(f"Channel {channel.name!r}: {exc}") from None
-        first = 0
-        for features, labels in csv_reader.iter_csv_batches(stream, batch_size, label_size, source=source):
-            if feature_dim is not None and features.shape[1] != feature_dim:
-                raise DataError(
-                    f"row has {features.shape[1]} feature columns (after {label_size} label columns), "
-                    f"expected feature_dim={feature_dim}",
-                    source=source, record=first + 1,
-                )
-            yield features, labels, first
-            first += features.shape[0]
-    else:
-        raise ChannelError(f"Channel {channel.name!r}: no batch reader for content type {mime}")
+def _is_numeric(features):
+    if sp.issparse(features):
+        return True
+    return isinstance(features, np.ndarray) and features.dtype.kind == "f"
 
 
-def _check_finite(features, source, first_record):
+def check_finite(features, source, first_record):
+    """A data error naming the record when numeric features hold NaN or inf."""
+    if not _is_numeric(features):
+        return
     values = features.data if sp.issparse(features) else features
     if np.isfinite(values).all():
         return
@@ -64,15 +48,21 @@ def _check_finite(features, source, first_record):
         rows = np.repeat(np.arange(features.shape[0]), np.diff(features.indptr))
         bad = rows[~np.isfinite(features.data)][0]
     else:
-        bad = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])
+        bad = int(np.flatnonzero(~np.isfinite(features.reshape(features.shape[0], -1)).all(axis=1))[0])
     raise DataError("record has a NaN or infinite feature value", source=source, record=first_record + bad)
 
 
 def _concat(parts):
     if len(parts) == 1:
         return parts[0]
+    if isinstance(parts[0], list):
+        return [item for part in parts for item in part]
     if any(sp.issparse(p) for p in parts):
-        return sp.vstack([sp.csr_matrix(p) for p in parts], format="csr")
+        width = max(p.shape[1] for p in parts)
+        matrices = [sp.csr_matrix(p) for p in parts]
+        matrices = [m if m.shape[1] == width else sp.csr_matrix((m.data, m.indices, m.indptr), (m.shape[0], width))
+                    for m in matrices]
+        return sp.vstack(matrices, format="csr")
     return np.concatenate(parts)
 
 
@@ -81,61 +71,79 @@ class _Rebatcher:
 
     def __init__(self, batch_size):
         self.batch_size = batch_size
-        self.features, self.labels = [], []
+        self.features, self.labels, self.weights = [], [], []
         self.rows = 0
         self.source, self.first = "", 0
 
-    def add(self, features, labels, source, first):
+    def add(self, piece, source):
         if not self.rows:
-            self.source, self.first = source, first
-        self.features.append(features)
-        self.labels.append(labels)
-        self.rows += features.shape[0]
+            self.source, self.first = source, piece.first_record
+        self.features.append(piece.features)
+        self.labels.append(piece.labels)
+        self.weights.append(piece.weights)
+        self.rows += len(piece)
+
+    @staticmethod
+    def _column(parts):
+        return _concat(parts) if all(part is not None for part in parts) else None
 
     def take(self, final=False):
         while self.rows >= self.batch_size or (final and self.rows):
             features = _concat(self.features)
-            has_labels = all(label is not None for label in self.labels)
-            labels = _concat(self.labels) if has_labels else None
+            labels, weights = self._column(self.labels), self._column(self.weights)
             n = min(self.batch_size, self.rows)
-            yield Batch(features[:n], labels[:n] if has_labels else None, self.source, self.first)
+            yield Batch(features[:n], None if labels is None else labels[:n], self.source, self.first,
+                        None if weights is None else weights[:n])
             rest = self.rows - n
             self.features = [features[n:]] if rest else []
-            self.labels = [labels[n:] if has_labels else None] if rest else []
+            self.labels = [None if labels is None else labels[n:]] if rest else []
+            self.weights = [None if weights is None else weights[n:]] if rest else []
             self.rows = rest
             self.first += n
 
 
 def read_batches(channel, paths, batch_size, *, epoch=0, feature_dim=None, shard=None, stop=None,
-                 allow_nonfinite=False):
+                 allow_nonfinite=None, options=None):
     """Mini-batches of one epoch of a channel.
 
+    ``options`` (a ReadOptions) says what to read; by default it follows the channel's declaration.
     ``shard=(rank, world_size)`` keeps every world_size-th batch (a disjoint slice per host);
     ``stop`` (a threading.Event) ends the epoch at the next batch boundary.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
+    if options is None:
+        options = channel.read_options(batch_size, feature_dim=feature_dim)
+    if allow_nonfinite is not None:
+        options = ReadOptions(**{**options.__dict__, "missing_values": allow_nonfinite})
+    reader = reader_for(channel.media_type.mime)
     rebatcher = _Rebatcher(batch_size)
-    index = 0
     records = 0
-    with closing(iter_sources(channel, paths, epoch)) as sources:
-        for source, stream in sources:
-            for features, labels, first in _decoded_pieces(channel, source, stream, batch_size, feature_dim):
-                if not allow_nonfinite:
-                    _check_finite(features, source, first)
-                rebatcher.add(features, labels, source, first)
-                records += features.shape[0]
-                for batch in rebatcher.take():
-                    if stop is not None and stop.is_set():
+
+    def keep(batches, counter):
+        for batch in batches:
+            if stop is not None and stop.is_set():
+                return False
+            if shard is None or counter[0] % shard[1] == shard[0]:
+                yield batch
+            counter[0] += 1
+        return True
+
+    counter = [0]
+    with closing(iter_sources(channel, paths, epoch, stop=stop)) as sources:
+        try:
+            for source, stream in sources:
+                for piece in reader.read(stream, source, options):
+                    if not options.missing_values:
+                        check_finite(piece.features, source, piece.first_record)
+                    rebatcher.add(piece, source)
+                    records += len(piece)
+                    if (yield from keep(rebatcher.take(), counter)) is False:
                         return
-                    if shard is None or index % shard[1] == shard[0]:
-                        yield batch
-                    index += 1
+        except Stopped:
+            return
     if not records:
-        raise DataError(f"Channel {channel.name!r} holds no records in epoch {epoch}")
-    for batch in rebatcher.take(final=True):
         if stop is not None and stop.is_set():
             return
-        if shard is None or index % shard[1] == shard[0]:
-            yield batch
-        index += 1
+        raise DataError(f"Channel {channel.name!r} holds no records in epoch {epoch}")
+    yield from keep(rebatcher.take(final=True), counter)

@@ -17,10 +17,12 @@ def read_json(path, *, required=True, default=None):
         return default
     except OSError as exc:
         raise ConfigError(f"Config file {path} cannot be read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not UTF-8 text: {exc}") from None
     try:
         data = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"Config file {path} is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, and ints past Python's digit limit
+        raise ConfigError(f"Config file {path} is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {path} must hold a JSON object, found {type(data).__name__}")
     return data
@@ -87,6 +89,22 @@ class ResourceConfig:
         return self.rank == 0
 
 
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """checkpointconfig.json: where checkpoints live locally (and the S3 URI the platform syncs them with)."""
+
+    local_path: str | None = None
+    s3_uri: str | None = None
+
+    @classmethod
+    def from_json(cls, data):
+        local, s3 = data.get("LocalPath"), data.get("S3Uri")
+        for key, value in (("LocalPath", local), ("S3Uri", s3)):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"checkpointconfig.json: {key} must be a string")
+        return cls(local, s3)
+
+
 @dataclass
 class TrainingConfig:
     """Everything the platform tells a training container, read once at start."""
@@ -95,6 +113,7 @@ class TrainingConfig:
     channels: dict
     resource: ResourceConfig
     job_name: str = field(default="")
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
     @classmethod
     def load(cls, paths, environ=None):
@@ -103,4 +122,5 @@ class TrainingConfig:
         input_config = read_json(paths.input_data_config)
         channels = {name: ChannelConfig.from_json(name, entry) for name, entry in input_config.items()}
         resource = ResourceConfig.from_json(read_json(paths.resource_config, required=False, default={}))
-        return cls(hyperparameters, channels, resource, environ.get("TRAINING_JOB_NAME", ""))
+        checkpoint = CheckpointConfig.from_json(read_json(paths.checkpoint_config, required=False, default={}))
+        return cls(hyperparameters, channels, resource, environ.get("TRAINING_JOB_NAME", ""), checkpoint)

@@ -6,21 +6,34 @@ CSV = "text/csv"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 RECORDIO_PROTOBUF = "application/x-recordio-protobuf"
+LIBSVM = "text/libsvm"
 IMAGE = "application/x-image"
 
-ALIASES = {
-    "csv": CSV,
-    "text/x-csv": CSV,
-    "application/csv": CSV,
-    "json": JSON,
-    "jsonlines": JSONLINES,
-    "application/x-jsonlines": JSONLINES,
-    "application/json-lines": JSONLINES,
-    "application/jsonl": JSONLINES,
-    "recordio-protobuf": RECORDIO_PROTOBUF,
-    "application/x-recordio-protobuf": RECORDIO_PROTOBUF,
-    "application/recordio-protobuf": RECORDIO_PROTOBUF,
-}
+# Other spellings users write, canonical type by alias. Readers and codecs add theirs when they register
+# (``register_alias``), so an algorithm's own content type brings its aliases from its own folder.
+ALIASES = {}
+
+
+def register_alias(alias, canonical):
+    """Make ``alias`` (any case) parse as ``canonical``; an alias already taken by another type is an error."""
+    alias = alias.strip().lower()
+    if alias == canonical:
+        return
+    taken = ALIASES.get(alias)
+    if taken is not None and taken != canonical:
+        raise ValueError(f"content type alias {alias!r} already means {taken!r}, not {canonical!r}")
+    ALIASES[alias] = canonical
+
+
+for _canonical, _aliases in {
+    CSV: ("csv", "text/x-csv", "application/csv"),
+    JSON: ("json",),
+    JSONLINES: ("jsonlines", "application/x-jsonlines", "application/json-lines", "application/jsonl"),
+    RECORDIO_PROTOBUF: ("recordio-protobuf", "application/recordio-protobuf", "recordio"),
+    LIBSVM: ("libsvm", "text/x-libsvm", "application/x-libsvm"),
+}.items():
+    for _alias in _aliases:
+        register_alias(_alias, _canonical)
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,9 @@ def parse_accept(header):
         if not item.strip():
             continue
         media = parse(item)
-        q = media.params.pop("q", None)
+        params = dict(media.params)
+        q = params.pop("q", None)
+        media = MediaType(media.mime, params)
         try:
             quality = float(q) if q is not None else 1.0
         except ValueError:

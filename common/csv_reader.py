@@ -1,8 +1,12 @@
-"""CSV training/inference data: no header, the first ``label_size`` columns are labels, the rest features.
+"""CSV training/inference data: no header, numbers (or strings), read in blocks of whole lines.
 
-Read in blocks of whole lines (bounded memory) and parsed by pandas' C parser where the image installs
-pandas (about 3x faster), else numpy's C ``loadtxt``; a bad line is then found and reported with its file
-and line number.
+Blocks are parsed by pandas' C parser where the image installs pandas (about 3x faster), else numpy's C
+``loadtxt``; a bad line is then found and reported with its file and line number. Costs are bounded
+before parsing: when the expected column count is known, a row of another width is refused from its
+field count alone (a 6 MB row of 3 million fields costs microseconds, not a minute and gigabytes).
+
+``missing=True`` (XGBoost-style data): an empty field and ``nan`` are NaN; ragged rows are still errors.
+``strings=True``: rows as numpy object arrays of str (e.g. ``entity,ip`` rows), through the same parser.
 """
 
 import io
@@ -12,6 +16,7 @@ import numpy as np
 from .errors import DataError
 
 BLOCK_BYTES = 16 << 20
+MAX_COLUMNS = 1_000_000  # no algorithm takes wider rows; past this a row is refused before parsing
 
 
 def _blocks(stream):
@@ -34,7 +39,42 @@ def _blocks(stream):
         yield rest, lines_before
 
 
-def _find_bad_line(block, lines_before, columns, source):
+def _first_line_fields(block):
+    """Fields of the first non-blank line, counted without parsing."""
+    start = 0
+    while True:
+        end = block.find(b"\n", start)
+        line = block[start:] if end < 0 else block[start:end]
+        if line.strip() or end < 0:
+            return line.count(b",") + 1, block.count(b"\n", 0, start) + 1
+        start = end + 1
+
+
+def _check_width(block, lines_before, columns, source):
+    fields, line = _first_line_fields(block)
+    limit = columns if columns is not None else MAX_COLUMNS
+    if (columns is not None and fields != columns) or fields > MAX_COLUMNS:
+        raise DataError(f"CSV line has {fields} columns, expected {limit if columns is not None else f'at most {limit}'}",
+                        source=source, record=lines_before + line)
+
+
+def _line_field_counts(block):
+    """(line number within the block from 1, fields) of every non-blank line, vectorised."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(data == 10)
+    if not len(data) or data[-1] != 10:
+        ends = np.append(ends, len(data))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    commas = np.cumsum(np.concatenate(([0], data == 44)))
+    fields = commas[ends] - commas[starts] + 1
+    blank = (ends - starts) == 0
+    if blank.any() or (data == 13).any() or (data == 32).any():  # whitespace-only lines count as blank
+        blank = np.array([not block[s:e].strip() for s, e in zip(starts, ends)])
+    numbers = np.arange(1, len(starts) + 1)
+    return numbers[~blank], fields[~blank]
+
+
+def _find_bad_line(block, lines_before, columns, source, missing):
     for number, line in enumerate(block.split(b"\n"), start=lines_before + 1):
         if not line.strip():
             continue
@@ -43,8 +83,10 @@ def _find_bad_line(block, lines_before, columns, source):
             raise DataError(f"CSV line has {len(fields)} columns, expected {columns}", source=source,
                             record=number)
         for field in fields:
+            if missing and field.strip().strip(b'"').lower() in (b"", b"nan", b"na", b"null"):
+                continue
             try:
-                float(field)
+                float(field.strip().strip(b'"'))
             except ValueError:
                 text = field.decode("utf-8", "replace").strip()
                 raise DataError(f"CSV value {text!r} on line {number} is not a number", source=source,
@@ -61,43 +103,73 @@ def _pandas():
     return pandas
 
 
-def _parse_text(block):
+def _parse_text(block, strings):
     pandas = _pandas()
     if pandas is None:
-        return np.loadtxt(io.StringIO(block.decode("utf-8")), delimiter=",", dtype=np.float32, ndmin=2,
-                          comments=None)
+        text = io.StringIO(block.decode("utf-8"))
+        if strings:
+            return np.loadtxt(text, delimiter=",", dtype=str, ndmin=2, comments=None).astype(object)
+        return np.loadtxt(text, delimiter=",", dtype=np.float32, ndmin=2, comments=None)
     try:
+        if strings:
+            frame = pandas.read_csv(io.BytesIO(block), header=None, engine="c", dtype=str, keep_default_na=False,
+                                    skip_blank_lines=True)
+            return frame.to_numpy(dtype=object)
         frame = pandas.read_csv(io.BytesIO(block), header=None, engine="c",  # float64 parses fastest
                                 skip_blank_lines=True)
     except pandas.errors.EmptyDataError:
-        return np.zeros((0, 0), np.float32)
-    except pandas.errors.ParserError as exc:
+        return np.zeros((0, 0), object if strings else np.float32)
+    except (pandas.errors.ParserError, UnicodeDecodeError) as exc:
         raise ValueError(str(exc)) from None
     return frame.to_numpy(dtype=np.float32)
 
 
-def _parse(block, lines_before, columns, source):
+def _parse(block, lines_before, columns, source, missing, strings):
+    _check_width(block, lines_before, columns, source)
     try:
-        array = _parse_text(block)
+        array = _parse_text(block, strings)
     except ValueError:
-        _find_bad_line(block, lines_before, columns, source)
+        _find_bad_line(block, lines_before, columns, source, missing)
         raise DataError(f"CSV cannot be parsed after line {lines_before}", source=source) from None
-    if (columns is not None and array.size and array.shape[1] != columns) or np.isnan(array).any():
-        _find_bad_line(block, lines_before, columns, source)  # ragged or empty fields read as NaN
+    if strings:
+        if columns is not None and array.size and array.shape[1] != columns:
+            _find_bad_line(block, lines_before, columns, source, True)
+        return array
+    if columns is not None and array.size and array.shape[1] != columns:
+        _find_bad_line(block, lines_before, columns, source, missing)
+    if not missing:
+        if np.isnan(array).any():  # empty fields or a ragged row read as NaN
+            _find_bad_line(block, lines_before, columns if columns is not None else array.shape[1], source, False)
+        return array
+    if array.size:  # NaN is legal here, so a short (ragged) row must be found from its field count
+        numbers, fields = _line_field_counts(block)
+        wrong = np.flatnonzero(fields != array.shape[1])
+        if wrong.size:
+            raise DataError(f"CSV line has {int(fields[wrong[0]])} columns, expected {array.shape[1]}",
+                            source=source, record=lines_before + int(numbers[wrong[0]]))
     return array
+
+
+def iter_csv_blocks(stream, source=None, *, missing=False, strings=False, columns=None):
+    """Yield ``(array, first_row)``: float32 (or object) 2-D blocks of whole rows and the number of rows before.
+
+    ``columns``: the expected number of columns, when known (checked before parsing)."""
+    rows_before = 0
+    for block, lines_before in _blocks(stream):
+        array = _parse(block, lines_before, columns, source, missing, strings)
+        if not array.size:
+            continue
+        columns = array.shape[1]
+        yield array, rows_before
+        rows_before += array.shape[0]
 
 
 def iter_csv_batches(stream, batch_size, label_size=0, source=None):
     """Yield ``(features, labels)`` float32 blocks of at most ``batch_size`` rows (labels None if label_size 0)."""
-    columns = None
-    for block, lines_before in _blocks(stream):
-        array = _parse(block, lines_before, columns, source)
-        if not array.size:
-            continue
-        columns = array.shape[1]
-        if label_size >= columns:
-            raise DataError(f"CSV has {columns} columns, not more than label_size={label_size}", source=source,
-                            record=lines_before + 1)
+    for array, first in iter_csv_blocks(stream, source):
+        if label_size >= array.shape[1]:
+            raise DataError(f"CSV has {array.shape[1]} columns, not more than label_size={label_size}",
+                            source=source, record=first + 1)
         for start in range(0, array.shape[0], batch_size):
             part = array[start:start + batch_size]
             labels = None

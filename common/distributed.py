@@ -1,6 +1,16 @@
-"""Several hosts: rank, world size and master address from resourceconfig.json, then torch.distributed.
+"""Several hosts: who they are (resourceconfig.json), where the first one listens, and the cluster protocol.
 
-torch is imported only here, only when a job has more than one host.
+The protocol an algorithm's training code relies on is small, so that any engine can satisfy it:
+
+``rank``, ``world_size``, ``is_master``
+``all_reduce_sum(tensor)``, ``all_gather(tensor)``, ``barrier()``
+``stop()`` (also ``with cluster: ...``, which always stops it)
+
+``common/torch_cluster.py`` implements it with torch.distributed (gloo on CPU, NCCL on GPU); ``SingleHost``
+is the one-host case (every operation is the identity). XGBoost uses its own collective and TensorFlow
+its own strategy; they take ``master_address()`` and ``port()`` from here.
+
+torch is imported only in torch_cluster.py, only when a job has more than one host.
 """
 
 import json
@@ -9,18 +19,57 @@ import os
 import socket
 import time
 
-from .errors import AlgorithmError
+from .errors import ConfigError, PlatformError
 
 log = logging.getLogger(__name__)
 
 PORT_ENV = "ALGOBOX_DIST_PORT"
 HOST_ADDRESSES_ENV = "ALGOBOX_HOST_ADDRESSES"  # JSON {"algo-1": "10.0.0.1"} for hosts without DNS
+JOIN_TIMEOUT_ENV = "ALGOBOX_DIST_JOIN_TIMEOUT"  # seconds every host may take to join (default 300)
+PEER_TIMEOUT_ENV = "ALGOBOX_DIST_PEER_TIMEOUT"  # seconds of silence after which a peer counts as failed (20)
 DEFAULT_PORT = 7777
+
+
+def _seconds(name, default, environ=None):
+    environ = os.environ if environ is None else environ
+    value = environ.get(name, "").strip()
+    if not value:
+        return float(default)
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} must be a number of seconds") from None
+    if not seconds > 0:
+        raise ConfigError(f"{name}={value!r} must be a positive number of seconds")
+    return seconds
+
+
+def join_timeout():
+    return _seconds(JOIN_TIMEOUT_ENV, 300)
+
+
+def peer_timeout():
+    return _seconds(PEER_TIMEOUT_ENV, 20)
+
+
+def port(environ=None):
+    environ = os.environ if environ is None else environ
+    value = environ.get(PORT_ENV, str(DEFAULT_PORT))
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{PORT_ENV}={value!r} must be a port number") from None
+    if not 0 < number < 65536:
+        raise ConfigError(f"{PORT_ENV}={value!r} must be a port number")
+    return number
 
 
 def resolve_host(host, attempts=30, delay=1.0):
     """The address of a host; the guide advises retrying, as DNS may lag when a cluster starts."""
-    overrides = json.loads(os.environ.get(HOST_ADDRESSES_ENV, "{}"))
+    try:
+        overrides = json.loads(os.environ.get(HOST_ADDRESSES_ENV, "{}"))
+    except ValueError:
+        raise ConfigError(f"{HOST_ADDRESSES_ENV} must be a JSON object of host -> address") from None
     if host in overrides:
         return overrides[host]
     for attempt in range(1, attempts + 1):
@@ -28,75 +77,51 @@ def resolve_host(host, attempts=30, delay=1.0):
             return socket.gethostbyname(host)
         except socket.gaierror:
             if attempt == attempts:
-                raise AlgorithmError(f"Host {host} could not be resolved after {attempts} attempts") from None
+                raise PlatformError(f"Host {host} could not be resolved after {attempts} attempts") from None
             log.info("Waiting for host %s to resolve (attempt %d/%d)", host, attempt, attempts)
             time.sleep(delay)
     raise AssertionError("unreachable")
 
 
-class Cluster:
-    """This host's place among the training hosts, and the collective operations between them."""
+def master_address(resource):
+    return resolve_host(resource.hosts[0])
 
-    def __init__(self, resource, device="cpu"):
+
+class SingleHost:
+    """The cluster protocol for one host: every collective is the identity."""
+
+    rank = 0
+    world_size = 1
+    is_master = True
+
+    def __init__(self, resource=None, device="cpu"):
         self.resource = resource
-        self.rank = resource.rank
-        self.world_size = resource.world_size
         self.device = device
-        self.started = False
 
-    @property
-    def is_master(self):
-        return self.rank == 0
-
-    def start(self, timeout_s=600):
-        """Join the process group (gloo on CPU, NCCL on GPU); a no-op for a single host."""
-        if self.world_size == 1 or self.started:
-            return self
-        import datetime
-
-        import torch.distributed as dist
-
-        master = resolve_host(self.resource.hosts[0])
-        port = int(os.environ.get(PORT_ENV, DEFAULT_PORT))
-        backend = "nccl" if str(self.device).startswith("cuda") else "gloo"
-        if self.resource.network_interface_name and backend == "gloo":
-            os.environ.setdefault("GLOO_SOCKET_IFNAME", self.resource.network_interface_name)
-        log.info("Joining %d hosts as rank %d via %s at %s:%d", self.world_size, self.rank, backend, master, port)
-        dist.init_process_group(
-            backend, init_method=f"tcp://{master}:{port}", rank=self.rank, world_size=self.world_size,
-            timeout=datetime.timedelta(seconds=timeout_s),
-        )
-        self.started = True
+    def start(self):
         return self
 
     def all_reduce_sum(self, tensor):
-        """Sum a tensor over all hosts in place (and return it)."""
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
     def all_gather(self, tensor):
-        """The same-shaped tensor from every host, concatenated along dimension 0 in rank order."""
-        if self.world_size == 1:
-            return tensor
-        import torch
-        import torch.distributed as dist
+        return tensor
 
-        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
-        dist.all_gather(parts, tensor.contiguous())
-        return torch.cat(parts)
+    def broadcast(self, tensor, source=0):
+        return tensor
 
     def barrier(self):
-        if self.world_size > 1:
-            import torch.distributed as dist
+        pass
 
-            dist.barrier()
+    def report_failure(self, exc):
+        pass
 
     def stop(self):
-        if self.started:
-            import torch.distributed as dist
+        pass
 
-            dist.destroy_process_group()
-            self.started = False
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False

@@ -46,6 +46,21 @@ class AlgorithmError(AlgoboxError):
     """Our own fault: a bug or an unexpected state inside the algorithm."""
 
 
+class PlatformError(AlgoboxError):
+    """What the platform did wrong: host names that never resolve, a Pipe-mode FIFO that never appears."""
+
+    category = "PlatformError"
+
+
+class PeerError(AlgoboxError):
+    """Another host of the job failed; carries that host's name and category so this host reports it."""
+
+    def __init__(self, host, category, message):
+        self.host = host
+        self.category = category if category in ("ClientError", "PlatformError") else "AlgorithmError"
+        super().__init__(f"host {host} failed: {category}: {message}")
+
+
 class RequestError(ClientError):
     """A client error while serving; carries the HTTP status code to answer with."""
 

@@ -8,6 +8,7 @@ then let jsonschema judge, so messages read like the built-in algorithms' own.
 """
 
 import json
+import math
 import re
 
 import jsonschema
@@ -17,6 +18,9 @@ from .errors import HyperparameterError
 INJECTED_PREFIXES = ("_", "sagemaker_")
 _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")  # no nan/inf: they slip past min/max
+MAX_INT = 2**63 - 1   # integers beyond int64 are nobody's hyperparameter
+MAX_EXACT = 2**53     # 1e300 written for an integer is refused, not turned into a 301-digit int
+MAX_NUMBER_TEXT = 64  # longer numeric strings are refused before conversion (int() of 5000 digits is slow)
 
 
 def _unwrap(value):
@@ -69,12 +73,27 @@ def _json_type(value):
     return "object" if isinstance(value, dict) else "null"
 
 
+def _convert_value(value, allowed):
+    """A JSON value given as such (hyperparameters.json may hold numbers): ``5.0`` for an integer is 5."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        if "integer" in allowed and "number" not in allowed and value.is_integer() and abs(value) <= MAX_EXACT:
+            return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise ValueError("is beyond the 64-bit integer range")
+    return value
+
+
 def _convert(text, schema):
     """The typed value of one string, by the types its schema allows (string matches win)."""
-    if not isinstance(text, str):
-        return text
-    stripped = text.strip()
     allowed = _allowed_types(schema)
+    if not isinstance(text, str):
+        return _convert_value(text, allowed)
+    stripped = text.strip()
+    if len(stripped) > MAX_NUMBER_TEXT and ("integer" in allowed or "number" in allowed) \
+            and re.fullmatch(r"[+-]?[\d.eE+-]+", stripped[:MAX_NUMBER_TEXT + 1]):
+        raise ValueError(f"is a number of {len(stripped)} characters; too large for any hyperparameter")
     if "string" in allowed:
         validator = jsonschema.Draft202012Validator(schema)
         if validator.is_valid(text):
@@ -83,8 +102,12 @@ def _convert(text, schema):
             return stripped
     for kind in allowed:
         if kind == "integer" and _INT.match(stripped):
-            return int(stripped)
-        if kind == "integer" and _FLOAT.match(stripped) and float(stripped).is_integer():
+            number = int(stripped)
+            if abs(number) > MAX_INT:
+                raise ValueError("is beyond the 64-bit integer range")
+            return number
+        if kind == "integer" and _FLOAT.match(stripped) and float(stripped).is_integer() \
+                and abs(float(stripped)) <= MAX_EXACT:
             return int(float(stripped))
         if kind == "number" and _FLOAT.match(stripped):
             return float(stripped)
@@ -123,11 +146,27 @@ class HyperparameterSchema:
             if name.startswith(INJECTED_PREFIXES):
                 continue
             value = _unwrap(value)
-            values[name] = _convert(value, self.properties[name]) if name in self.properties else value
+            if name not in self.properties:
+                values[name] = value
+                continue
+            try:
+                values[name] = _convert(value, self.properties[name])
+            except ValueError as exc:
+                shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+                raise HyperparameterError(f"Invalid hyperparameter {name}={shown}: {exc}. "
+                                          f"Allowed: {self._allowed(name)}") from None
         errors = sorted(self.validator.iter_errors(values), key=lambda e: (list(e.path), e.message))
         if errors:
             raise HyperparameterError(self._describe(errors[0], raw), )
         return {**self.defaults(), **values}
+
+    def _allowed(self, name):
+        prop = self.properties.get(name, {})
+        return prop.get("description") or json.dumps({k: v for k, v in prop.items() if k != "default"})
+
+    def injected(self, raw):
+        """The platform-injected keys (``_tuning_objective_metric``, ``sagemaker_*``), unwrapped."""
+        return {name: _unwrap(value) for name, value in raw.items() if name.startswith(INJECTED_PREFIXES)}
 
     def _describe(self, error, raw):
         if not error.path:
@@ -138,7 +177,6 @@ class HyperparameterSchema:
         name = error.path[0]
         prop = self.properties.get(name, {})
         allowed = prop.get("description") or json.dumps({k: v for k, v in prop.items() if k != "default"})
-        return (
-            f"Invalid hyperparameter {name}={raw.get(name)!r}: {error.message}. "
-            f"Allowed: {allowed}"
-        )
+        shown = repr(raw.get(name))
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        return f"Invalid hyperparameter {name}={shown}: {error.message[:300]}. Allowed: {allowed}"

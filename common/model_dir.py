@@ -83,12 +83,13 @@ def safe_extract(archive, destination, max_members=MAX_MEMBERS, max_bytes=MAX_BY
     return destination
 
 
-def resolve_model_dir(model_dir):
-    """The directory holding the model files; unpacks a lone model.tar.gz into a temporary directory."""
+def resolve_model_dir(model_dir, target=None):
+    """The directory holding the model files; unpacks a model.tar.gz found there into ``target`` (a new
+    temporary directory by default; the caller removes it)."""
     model_dir = Path(model_dir)
     archive = model_dir / "model.tar.gz"
     if archive.is_file():
-        target = Path(tempfile.mkdtemp(prefix="algobox-model-"))
+        target = Path(target) if target is not None else Path(tempfile.mkdtemp(prefix="algobox-model-"))
         log.info("Unpacking %s into %s", archive, target)
         try:
             return safe_extract(archive, target)

@@ -47,7 +47,10 @@ import os
 import struct
 from collections.abc import Mapping
 
+
 import numpy as np
+
+from .atomic import atomic_write
 
 __all__ = ["NDArrayFormatError", "load", "save"]
 
@@ -336,7 +339,7 @@ def save(target, arrays, *, np_shape: bool = False) -> None:
             f.write(raw)
 
     if isinstance(target, (str, os.PathLike)):
-        with open(target, "wb") as f:
+        with atomic_write(target) as f:  # a full disk never leaves a truncated model under its name
             write(f)
     elif hasattr(target, "write"):
         write(target)

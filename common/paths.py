@@ -36,6 +36,15 @@ class MLPaths:
         return self.config_dir / "resourceconfig.json"
 
     @property
+    def checkpoint_config(self):
+        return self.config_dir / "checkpointconfig.json"
+
+    @property
+    def default_checkpoint_dir(self):
+        """Where SageMaker syncs checkpoints with S3 (``CheckpointConfig.LocalPath``'s default)."""
+        return self.root.parent / "checkpoints" if self.root.name == "ml" else self.root / "checkpoints"
+
+    @property
     def data_dir(self):
         return self.root / "input" / "data"
 

@@ -34,7 +34,7 @@ IMAGE_SIZE = 48
 
 def metric_values(output, name):
     """Every value of a metric, found with the MetricDefinition regex the spec publishes."""
-    regex = next(m.regex for m in SPEC.metrics if m.name == name)
+    regex = SPEC.metric(name).regex_for(name)
     return [float(v) for v in re.findall(regex, output)]
 
 

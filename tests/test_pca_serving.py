@@ -67,7 +67,7 @@ def test_jsonlines_in_and_out(server):
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/jsonlines"
     out = response.text.splitlines()
-    assert response.text.endswith("\n") and all(list(json.loads(line)) == ["projection"] for line in out)
+    assert not response.text.endswith("\n") and all(list(json.loads(line)) == ["projection"] for line in out)
     assert_projections([json.loads(line) for line in out])
 
 

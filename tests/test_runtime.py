@@ -14,7 +14,7 @@ from common import contenttypes as ct
 from common.batches import read_batches
 from common.channels import Channel, ChannelSpec
 from common.config import ChannelConfig
-from common.errors import ChannelError, ClientError, DataError
+from common.errors import ChannelError, ClientError, DataError, PlatformError
 from common.failure import write_failure
 from common.model_dir import resolve_model_dir, safe_extract
 from common.paths import MLPaths
@@ -88,7 +88,7 @@ def test_recordio_file_with_sdk_labels(job):
 
 def test_pipe_fifo_that_never_appears(job, monkeypatch):
     monkeypatch.setenv("ALGOBOX_PIPE_WAIT_SECONDS", "0.2")
-    with pytest.raises(ChannelError, match="did not appear within"):
+    with pytest.raises(PlatformError, match="did not appear within"):
         list(read_batches(channel(mode="Pipe"), MLPaths(job.root), 10))
 
 

@@ -1,18 +1,20 @@
-"""The Flask app of one serving worker: the model is loaded once, when the worker starts."""
+"""The Flask app of one serving worker: the model is loaded once, when the worker starts.
 
-import json
+At load the model protocol is checked (``common/model.py``) and one warm-up prediction goes through every
+declared response type, so a model that cannot answer fails the worker's boot (``/ping`` never says 200 for
+a server whose every answer would be 500).
+"""
+
 import logging
-import os
 import time
 
-import numpy as np
-import scipy.sparse as sp
 from flask import Flask, Response, request
 
-from .. import contenttypes
-from ..errors import PayloadTooLarge, RequestError
-from ..model_dir import resolve_model_dir
-from .codecs import CodecError, decoder_for, negotiate
+from ..errors import AlgorithmError, ClientError, PayloadTooLarge, RequestError
+from ..model import check_model, warmup_inputs
+from .codecs import EncodeOptions
+from .codecs.json import dumps
+from .protocol import check_features, invoke, predict
 from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -26,28 +28,45 @@ def read_body(limit_bytes):
     body = request.get_data(cache=False) if length is not None else request.stream.read(limit_bytes + 1)
     if len(body) > limit_bytes:
         raise PayloadTooLarge(f"Request body exceeds MaxPayloadInMB ({limit_bytes} bytes)")
-    if not body:
-        raise CodecError("Request body is empty")
     return body
 
 
-def check_features(features, model):
-    """Wrong feature counts and NaN/inf are the client's to fix (400)."""
-    expected = getattr(model, "feature_dim", None)
-    if expected is None or isinstance(features, list):
+def warm_up(spec, model):
+    """One prediction through every declared response type; a failure is the model's (or ours)."""
+    inputs = warmup_inputs(model)
+    if inputs is None:
+        log.info("No warm-up input for %s (no feature_dim, no warmup_inputs()); skipped", spec.name)
         return
-    if features.shape[1] != expected:
-        raise CodecError(f"Each record must have {expected} features; got {features.shape[1]}")
-    values = features.data if sp.issparse(features) else features
-    if not np.isfinite(values).all():
-        raise CodecError("Features contain NaN or infinite values")
+    try:
+        check_features(inputs, model)
+        prediction = predict(model, inputs)
+        codecs = spec.codecs_registry()
+        for mime in spec.response_types:
+            codecs.find(mime).encode(prediction, spec.parse_media(mime), spec.encode_options())
+    except RequestError as exc:
+        raise ClientError(f"The model cannot answer a warm-up request ({exc}); it cannot serve") from exc
+    except Exception as exc:
+        raise AlgorithmError(f"Warm-up prediction failed: {type(exc).__name__}: {exc}") from exc
 
 
-def create_app(spec, model_dir, settings=None):
-    settings = settings or ServingSettings.from_env()
+def load_model(spec, model_dir):
     started = time.perf_counter()
-    model = spec.load_model_class().load(resolve_model_dir(model_dir))
-    log.info("Loaded %s model from %s in %.2f s", spec.name, model_dir, time.perf_counter() - started)
+    model = spec.load_model_class().load(model_dir)
+    check_model(model, spec.name)
+    warm_up(spec, model)
+    log.info("Loaded and warmed up the %s model from %s in %.2f s", spec.name, model_dir,
+             time.perf_counter() - started)
+    return model
+
+
+def _json_error(message, status):
+    return Response(dumps({"error": message}), status=status, mimetype="application/json")
+
+
+def create_app(spec, model_dir, settings=None, model=None):
+    """The WSGI app; ``model_dir`` must already be unpacked (the server does that once, before forking)."""
+    settings = settings or ServingSettings.from_env()
+    model = model if model is not None else load_model(spec, model_dir)
     app = Flask(spec.name)
 
     @app.get("/ping")
@@ -65,27 +84,22 @@ def create_app(spec, model_dir, settings=None):
     @app.post("/invocations")
     def invocations():
         body = read_body(settings.max_payload_bytes)
-        default_type = spec.request_types[0] if spec.request_types else None
-        media = contenttypes.parse(request.headers.get("Content-Type"), default=default_type)
-        decode = decoder_for(media.mime, spec.request_types)
-        mime, accept = negotiate(contenttypes.parse_accept(request.headers.get("Accept")), spec.encoders,
-                                 spec.default_accept)
-        inputs = decode(body, media)
-        check_features(inputs, model)
-        outputs = model.predict(inputs)
-        return Response(spec.encoders[mime](outputs, accept), mimetype=mime)
+        answer = invoke(model, spec, body, request.headers.get("Content-Type"), request.headers.get("Accept"))
+        return Response(answer.body, mimetype=answer.content_type)
 
     @app.errorhandler(RequestError)
     def client_error(exc):
-        return Response(json.dumps({"error": str(exc)}), status=exc.status, mimetype="application/json")
+        return _json_error(str(exc), exc.status)
 
     @app.errorhandler(Exception)
     def server_error(exc):
         status = getattr(exc, "code", None)
-        if isinstance(status, int) and 400 <= status < 500:  # werkzeug's own 404/405
-            return Response(json.dumps({"error": str(exc)}), status=status, mimetype="application/json")
+        if isinstance(status, int) and 400 <= status < 500:  # werkzeug's own 404/405/413
+            return _json_error(str(exc), status)
         log.exception("Error while serving a request")
-        return Response(json.dumps({"error": f"Internal error: {type(exc).__name__}: {exc}"}), status=500,
-                        mimetype="application/json")
+        return _json_error(f"Internal error: {type(exc).__name__}: {exc}", 500)
 
     return app
+
+
+__all__ = ["create_app", "load_model", "EncodeOptions"]

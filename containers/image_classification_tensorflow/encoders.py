@@ -1,27 +1,42 @@
-"""Responses: ``{"probabilities": [...]}``; with ``;verbose`` also ``"labels"`` and ``"predicted_label"``."""
+"""Responses: ``{"probabilities": [...]}``; with ``;verbose`` also ``"labels"`` and ``"predicted_label"``.
 
-import json
+These codecs replace common/'s JSON and JSON Lines encoders for this algorithm only (its registry is a
+child of common/'s): one image answers with one object, several with a list, as the built-in does.
+"""
 
 import numpy as np
 
+from common.contenttypes import JSON, JSONLINES
+from common.serving.codecs import Codec
+from common.serving.codecs.json import dumps
+from common.serving.codecs.jsonlines import join_lines
 
-def _records(outputs, media):
+
+def _records(prediction, media):
     verbose = media is not None and media.flag("verbose")
-    probabilities = np.asarray(outputs["probabilities"], dtype=np.float64)
-    for row, predicted in zip(probabilities.tolist(), outputs["predicted_label"]):
+    probabilities = np.asarray(prediction.columns["probabilities"], dtype=np.float64)
+    for row, predicted in zip(probabilities.tolist(), prediction.columns["predicted_label"]):
         record = {"probabilities": row}
         if verbose:
-            record["labels"] = list(outputs["labels"])
+            record["labels"] = list(prediction.extras["labels"])
             record["predicted_label"] = predicted
         yield record
 
 
-def json_encoder(outputs, media):
+class ImageJSONCodec(Codec):
     """application/json: one object per image; a list of them when a request held several."""
-    records = list(_records(outputs, media))
-    return json.dumps(records[0] if len(records) == 1 else records).encode()
+
+    content_type = JSON
+
+    def encode(self, prediction, media, options):
+        records = list(_records(prediction, media))
+        return dumps(records[0] if len(records) == 1 else records)
 
 
-def jsonlines_encoder(outputs, media):
+class ImageJSONLinesCodec(Codec):
     """application/jsonlines (batch transform): one object per line."""
-    return "".join(json.dumps(record) + "\n" for record in _records(outputs, media)).encode()
+
+    content_type = JSONLINES
+
+    def encode(self, prediction, media, options):
+        return join_lines(_records(prediction, media))

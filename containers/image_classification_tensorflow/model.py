@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 import numpy as np  # noqa: E402
 
 from common.errors import ClientError  # noqa: E402
+from common.model import Prediction  # noqa: E402
 from common.serving.codecs import CodecError  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -99,4 +100,7 @@ class ImageClassifier:
             predicted = [self.labels[int(p >= 0.5)] for p in probabilities[:, 0]]
         else:
             predicted = [self.labels[i] for i in np.argmax(probabilities, axis=1)]
-        return {"probabilities": probabilities, "labels": self.labels, "predicted_label": predicted}
+        return Prediction({"probabilities": probabilities, "predicted_label": predicted}, {"labels": self.labels})
+
+    def warmup_inputs(self):
+        return [_warmup_image()]

@@ -3,43 +3,43 @@
 Training is in train.py (data.py, backbone.py, network.py); serving in model.py and encoders.py.
 """
 
-from pathlib import Path
-
 from common import contenttypes as ct
 from common.channels import ChannelSpec
-from common.spec import AlgorithmSpec, MetricDefinition
+from common.serving.codecs.image import IMAGE_TYPES
+from common.spec import AlgorithmSpec, Metric
 
-from . import encoders
-
-IMAGE_TYPES = (ct.IMAGE, "image/jpeg", "image/png")
 MODEL_TYPES = ("application/x-sagemaker-model",)
-NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-
-
-def _metric(name):
-    return MetricDefinition(name, rf"#metric {name}={NUMBER}")
-
 
 SPEC = AlgorithmSpec(
     name="image-classification-tensorflow",
-    folder=Path(__file__).parent,
+    description="Image classification by fine-tuning a Keras backbone (TensorFlow), the SageMaker "
+                "Image Classification - TensorFlow contract",
     channels=(
-        ChannelSpec("training", IMAGE_TYPES, required=True, input_modes=("File",)),
-        ChannelSpec("validation", IMAGE_TYPES, input_modes=("File",)),
-        ChannelSpec("model", MODEL_TYPES, input_modes=("File",)),
+        ChannelSpec("training", IMAGE_TYPES, required=True, input_modes=("File",),
+                    description="one folder of images per class"),
+        ChannelSpec("validation", IMAGE_TYPES, input_modes=("File",), description="the same class folders"),
+        ChannelSpec("model", MODEL_TYPES, input_modes=("File",),
+                    description="the backbone (scripts/pack_backbone.py) or an earlier model to train further"),
     ),
-    train="containers.image_classification_tensorflow.train:train",
-    model="containers.image_classification_tensorflow.model:ImageClassifier",
+    train_entry="containers.image_classification_tensorflow.train:train",
+    model_class="containers.image_classification_tensorflow.model:ImageClassifier",
     request_types=IMAGE_TYPES,
-    encoders={
-        ct.JSON: encoders.json_encoder,
-        ct.JSONLINES: encoders.jsonlines_encoder,
-    },
-    default_accept=ct.JSON,
-    metrics=tuple(_metric(name) for name in (
-        "train:accuracy", "train:loss", "train:throughput",
-        "validation:accuracy", "validation:loss",
-        "validation:precision", "validation:recall", "validation:auc", "validation:prc",
-    )),
+    response_types=(ct.JSON, ct.JSONLINES),
+    codecs=("containers.image_classification_tensorflow.encoders:ImageJSONCodec",
+            "containers.image_classification_tensorflow.encoders:ImageJSONLinesCodec"),
+    metrics=(
+        Metric("train:accuracy", "Maximize"),
+        Metric("train:loss", "Minimize"),
+        Metric("train:throughput", "Maximize", tunable=False),
+        Metric("validation:accuracy", "Maximize"),
+        Metric("validation:loss", "Minimize"),
+        Metric("validation:precision", "Maximize"),
+        Metric("validation:recall", "Maximize"),
+        Metric("validation:auc", "Maximize"),
+        Metric("validation:prc", "Maximize"),
+    ),
     tuning_objective="validation:accuracy",
+    instance_types=("ml.m5.xlarge", "ml.m5.2xlarge", "ml.c5.2xlarge", "ml.p3.2xlarge", "ml.p3.8xlarge",
+                    "ml.g5.xlarge", "ml.g5.2xlarge"),
+    distributed=False,
 )

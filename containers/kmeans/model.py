@@ -14,7 +14,13 @@ class KMeansModel:
 
     def __init__(self, centroids):
         self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
-        self.sq_norms = (self.centroids.astype(np.float64) ** 2).sum(axis=1)
+        if self.centroids.ndim != 2 or self.centroids.shape[0] == 0 or self.centroids.shape[1] == 0:
+            raise ClientError(f"k-means centroids have shape {self.centroids.shape}; expected (k, feature_dim) with "
+                              "k >= 1 and feature_dim >= 1")
+        if not np.isfinite(self.centroids).all():
+            raise ClientError("k-means centroids hold NaN or infinite values; this model cannot serve")
+        self.centroids64 = self.centroids.astype(np.float64)
+        self.sq_norms = (self.centroids64 ** 2).sum(axis=1)
 
     @property
     def k(self):
@@ -30,7 +36,12 @@ class KMeansModel:
         if not path.is_file():
             raise ClientError(f"No k-means model at {path}")
         arrays = ndarray.load(path)
-        centroids = arrays[0] if isinstance(arrays, list) else next(iter(arrays.values()))
+        if isinstance(arrays, dict):
+            raise ClientError(f"{path} holds named arrays {sorted(arrays)[:5]}; a k-means model is one unnamed "
+                              "(k, feature_dim) array")
+        if len(arrays) != 1:
+            raise ClientError(f"{path} holds {len(arrays)} arrays; a k-means model is one (k, feature_dim) array")
+        centroids = arrays[0]
         if centroids.ndim != 2:
             raise ClientError(f"{path} holds an array of shape {centroids.shape}; expected (k, feature_dim)")
         return cls(centroids)
@@ -39,13 +50,14 @@ class KMeansModel:
         ndarray.save(model_dir / MODEL_FILE, [self.centroids])
 
     def squared_distances(self, features):
-        """Squared Euclidean distance of every row to every centroid, shape (n, k), in float64."""
-        cross = features @ self.centroids.T
-        cross = np.asarray(cross, dtype=np.float64)
+        """Squared Euclidean distance of every row to every centroid, shape (n, k), computed in float64 (so
+        features near the float32 limit still give finite distances)."""
+        features = features.astype(np.float64)
+        cross = np.asarray(features @ self.centroids64.T, dtype=np.float64)
         if sp.issparse(features):
             row_norms = np.asarray(features.multiply(features).sum(axis=1), dtype=np.float64).ravel()
         else:
-            row_norms = np.einsum("ij,ij->i", features, features, dtype=np.float64)
+            row_norms = np.einsum("ij,ij->i", features, features)
         return np.maximum(row_norms[:, None] - 2.0 * cross + self.sq_norms[None, :], 0.0)
 
     def predict(self, features):

@@ -1,33 +1,22 @@
-"""k-means, declared: channels, content types, encoders, metrics. The math is in kmeans.py."""
+"""k-means, declared: channels, content types, metrics. The math is in kmeans.py."""
 
-from pathlib import Path
-
-from common import contenttypes as ct
-from common.channels import ChannelSpec
-from common.serving.codecs import json, jsonlines, recordio
-from common.spec import AlgorithmSpec, MetricDefinition
-
-DATA_TYPES = (ct.RECORDIO_PROTOBUF, ct.CSV)
+from common import tabular
+from common.spec import AlgorithmSpec, Metric
 
 SPEC = AlgorithmSpec(
     name="kmeans",
-    folder=Path(__file__).parent,
-    channels=(
-        ChannelSpec("train", DATA_TYPES, required=True),
-        ChannelSpec("test", DATA_TYPES),
-    ),
-    train="containers.kmeans.train:train",
-    model="containers.kmeans.model:KMeansModel",
-    request_types=(ct.CSV, ct.JSON, ct.JSONLINES, ct.RECORDIO_PROTOBUF),
-    encoders={
-        ct.JSON: json.records_encoder("predictions"),
-        ct.JSONLINES: jsonlines.records_encoder(),
-        ct.RECORDIO_PROTOBUF: recordio.records_encoder(),
-    },
-    default_accept=ct.JSON,
+    description="k-means clustering (web-scale mini-batch k-means with a local Lloyd reduction), the SageMaker "
+                "built-in's contract",
+    channels=tabular.channels(test=True),
+    train_entry="containers.kmeans.train:train",
+    model_class="containers.kmeans.model:KMeansModel",
+    checks="containers.kmeans.checks:check",
+    request_types=tabular.REQUEST_TYPES,
+    response_types=tabular.RESPONSE_TYPES,
+    response_key="predictions",
     metrics=(
-        MetricDefinition("test:msd", r"#quality_metric: host=\S+, test msd <loss>=(\S+)"),
-        MetricDefinition("test:ssd", r"#quality_metric: host=\S+, test ssd <loss>=(\S+)"),
+        Metric.quality("test", "msd", "Minimize"),
+        Metric.quality("test", "ssd", "Minimize"),
     ),
     tuning_objective="test:msd",
 )

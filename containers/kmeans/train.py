@@ -3,12 +3,11 @@
 import logging
 import math
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 
 from common import logs
-from common.distributed import Cluster
+from common.accel import dense_tensor, dense_tensors, pick_device
 from common.errors import AlgorithmError, DataError
 
 from .kmeans import StreamingKMeans, assign, weighted_lloyd
@@ -32,29 +31,15 @@ def resolve_auto(hyperparameters):
     return factor, trials
 
 
-def pick_device():
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def dense_chunks(features, device):
-    """A batch as float32 tensors on ``device``; sparse batches densified a bounded chunk at a time."""
-    if not sp.issparse(features):
-        yield torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(device, non_blocking=True)
-        return
-    rows = max(1, DENSE_CHUNK_ELEMENTS // max(1, features.shape[1]))
-    for start in range(0, features.shape[0], rows):
-        yield torch.from_numpy(features[start:start + rows].toarray()).to(device)
-
-
 def stream(context, model, device, epochs, batch_size, feature_dim):
     progress = logs.Progress("train")
     for epoch in range(epochs):
         for batch in context.batches("train", batch_size, epoch=epoch, feature_dim=feature_dim):
             if sp.issparse(batch.features) and batch.features.shape[1] * batch.features.shape[0] > DENSE_CHUNK_ELEMENTS:
-                for chunk in dense_chunks(batch.features, device):
+                for chunk in dense_tensors(batch.features, device, DENSE_CHUNK_ELEMENTS):
                     model.partial_fit(chunk)
             else:
-                model.partial_fit(torch.cat(list(dense_chunks(batch.features, device))))
+                model.partial_fit(dense_tensor(batch.features, device, DENSE_CHUNK_ELEMENTS))
             progress.update(len(batch))
         log.info("Epoch %d of %d done: %d points seen so far", epoch + 1, epochs, model.points_seen)
         if context.stop.is_set():
@@ -68,7 +53,7 @@ def evaluate(context, centers, device, batch_size, feature_dim):
     ssd, count = 0.0, 0
     center_norms = (centers * centers).sum(dim=1)
     for batch in context.batches("test", batch_size, feature_dim=feature_dim, sharded=False):
-        for chunk in dense_chunks(batch.features, device):
+        for chunk in dense_tensors(batch.features, device, DENSE_CHUNK_ELEMENTS):
             _, distances = assign(chunk, centers, center_norms)
             ssd += float(distances.double().sum())
             count += chunk.shape[0]
@@ -83,8 +68,11 @@ def train(context):
     torch.manual_seed(SEED)
     log.info("k=%d, extra_center_factor=%d (K=%d centers while streaming), local_lloyd_num_trials=%d, device=%s",
              k, factor, k * factor, trials, device)
-    cluster = Cluster(context.resource, device).start()
+    with context.cluster(device) as cluster:
+        train_on(context, hp, cluster, device, k, factor, trials, feature_dim, batch_size)
 
+
+def train_on(context, hp, cluster, device, k, factor, trials, feature_dim, batch_size):
     model = StreamingKMeans(k * factor, feature_dim, hp["init_method"], hp["half_life_time_size"], device,
                             seed=SEED + cluster.rank)
     with context.timings.stage("streaming"):
@@ -117,8 +105,5 @@ def train(context):
         with context.timings.stage("evaluate"):
             ssd, count = evaluate(context, final.to(device), device, batch_size, feature_dim)
         values = {"msd": ssd / max(count, 1), "ssd": ssd}
-        for metric in hp["eval_metrics"]:
-            logs.test_score(context.host, metric, values[metric])
-            logs.quality_metric(context.host, "test", metric, values[metric])
+        context.report_test({metric: values[metric] for metric in hp["eval_metrics"]})
     cluster.barrier()
-    cluster.stop()

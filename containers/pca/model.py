@@ -8,7 +8,7 @@ The layout Amazon SageMaker's PCA writes: a named dict with ``v`` (feature_dim x
 import numpy as np
 import scipy.sparse as sp
 
-from common import ndarray
+from common import ndarray, tabular
 from common.errors import ClientError
 
 MODEL_FILE = "model_algo-1"
@@ -29,6 +29,9 @@ class PCAModel:
         self.mean = np.ascontiguousarray(mean, dtype=np.float32).reshape(1, -1)
         if self.mean.shape[1] != d:
             raise ClientError(f"PCA model 'mean' has {self.mean.shape[1]} values; 'v' has {d} rows (feature_dim)")
+        for name, array in (("v", self.v), ("s", self.s), ("mean", self.mean)):
+            if not np.isfinite(array).all():
+                raise ClientError(f"PCA model {name!r} holds NaN or infinite values; this model cannot serve")
         self.mean_projection = self.mean @ self.v  # (1, k): subtracted after projecting sparse rows
 
     @property
@@ -41,13 +44,7 @@ class PCAModel:
 
     @classmethod
     def load(cls, model_dir):
-        path = model_dir / MODEL_FILE
-        if not path.is_file():
-            raise ClientError(f"No PCA model at {path}")
-        arrays = ndarray.load(path)
-        if not isinstance(arrays, dict) or "v" not in arrays or "s" not in arrays:
-            found = sorted(arrays) if isinstance(arrays, dict) else f"an unnamed list of {len(arrays)} arrays"
-            raise ClientError(f"{path} is not a PCA model: expected arrays named 'v', 's' and 'mean', found {found}")
+        arrays = tabular.load_model_file(model_dir, "PCA", names=("v", "s", "mean"), optional=("mean",))
         return cls(arrays["v"], arrays["s"], arrays.get("mean"))
 
     def save(self, model_dir):

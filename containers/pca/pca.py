@@ -21,6 +21,8 @@ import scipy.linalg
 import scipy.sparse as sp
 import torch
 
+from common.accel import dense_tensors
+
 READ_ELEMENTS = 1 << 22     # rows read per block: at least mini_batch_size, and about this many values (16 MB)
 DENSE_CHUNK_ELEMENTS = 1 << 22  # sparse blocks are densified this many values at a time
 DENSIFY_DENSITY = 0.1       # sparse blocks denser than this go through the dense (BLAS) path
@@ -45,16 +47,6 @@ def sketch_sizes(feature_dim, num_components, extra):
 def read_rows(feature_dim, mini_batch_size):
     """Rows per block read from a channel; the result does not depend on it (the summaries are sums)."""
     return max(mini_batch_size, math.ceil(READ_ELEMENTS / max(1, feature_dim)))
-
-
-def as_dense_tensors(features, device):
-    """A block as float32 tensors on ``device``; sparse blocks densified a bounded chunk at a time."""
-    if not sp.issparse(features):
-        yield torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(device)
-        return
-    rows = max(1, DENSE_CHUNK_ELEMENTS // max(1, features.shape[1]))
-    for start in range(0, features.shape[0], rows):
-        yield torch.from_numpy(features[start:start + rows].toarray().astype(np.float32, copy=False)).to(device)
 
 
 def is_sparse_block(features):
@@ -153,7 +145,7 @@ class Summary:
         if is_sparse_block(features):
             self.add_sparse(features.tocsr())
         else:
-            for chunk in as_dense_tensors(features, self.device):
+            for chunk in dense_tensors(features, self.device, DENSE_CHUNK_ELEMENTS):
                 self.add_dense(chunk)
 
     def _parts(self):

@@ -1,34 +1,21 @@
-"""PCA, declared: channels, content types, encoders, metrics. The math is in pca.py."""
+"""PCA, declared: channels, content types, metrics. The math is in pca.py."""
 
-from pathlib import Path
-
-from common import contenttypes as ct
-from common.channels import ChannelSpec
-from common.serving.codecs import json, jsonlines, recordio
-from common.spec import AlgorithmSpec, MetricDefinition
-
-DATA_TYPES = (ct.RECORDIO_PROTOBUF, ct.CSV)
+from common import tabular
+from common.spec import AlgorithmSpec, Metric
 
 SPEC = AlgorithmSpec(
     name="pca",
-    folder=Path(__file__).parent,
-    channels=(
-        ChannelSpec("train", DATA_TYPES, required=True),
-        ChannelSpec("test", DATA_TYPES),
-    ),
-    train="containers.pca.train:train",
-    model="containers.pca.model:PCAModel",
-    request_types=(ct.CSV, ct.JSON, ct.JSONLINES, ct.RECORDIO_PROTOBUF),
-    encoders={
-        ct.JSON: json.records_encoder("projections"),
-        ct.JSONLINES: jsonlines.records_encoder(),
-        ct.RECORDIO_PROTOBUF: recordio.records_encoder(),
-    },
-    default_accept=ct.JSON,
+    description="Principal component analysis (regular: exact scatter; randomized: a sketch), the SageMaker "
+                "built-in's contract",
+    channels=tabular.channels(test=True),
+    train_entry="containers.pca.train:train",
+    model_class="containers.pca.model:PCAModel",
+    checks="containers.pca.checks:check",
+    request_types=tabular.REQUEST_TYPES,
+    response_types=tabular.RESPONSE_TYPES,
+    response_key="projections",
     metrics=(
-        MetricDefinition("test:reconstruction_error",
-                         r"#quality_metric: host=\S+, test reconstruction_error <loss>=(\S+)"),
-        MetricDefinition("test:explained_variance_ratio",
-                         r"#quality_metric: host=\S+, test explained_variance_ratio <loss>=(\S+)"),
+        Metric.quality("test", "reconstruction_error", "Minimize"),
+        Metric.quality("test", "explained_variance_ratio", "Maximize"),
     ),
 )

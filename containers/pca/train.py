@@ -1,6 +1,7 @@
 """PCA training: stream blocks into a summary, add the hosts' summaries, solve, save (master), score ``test``.
 
-torch (and pca.py, which needs it) is imported only after ``check``, so a bad hyperparameter fails in a moment.
+Cross-hyperparameter rules are in checks.py (run at setup); torch (and pca.py, which needs it) is imported
+only inside ``train``.
 """
 
 import logging
@@ -9,33 +10,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from common import logs
-from common.distributed import Cluster
-from common.errors import DataError, HyperparameterError
+from common.accel import pick_device
+from common.errors import DataError
 
 from .model import PCAModel
 
 log = logging.getLogger(__name__)
-
-
-def pick_device():
-    import torch
-
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def check(hp):
-    """What the schema cannot say: relations between hyperparameters."""
-    k, d = hp["num_components"], hp["feature_dim"]
-    if k > d:
-        raise HyperparameterError(
-            f"Invalid hyperparameter num_components={k}: it must not exceed feature_dim={d} "
-            "(there are at most feature_dim principal components)")
-    if hp["algorithm_mode"] == "regular" and hp["extra_components"] != -1:
-        log.info("extra_components=%d is ignored: it applies to algorithm_mode=randomized only",
-                 hp["extra_components"])
-    if hp["algorithm_mode"] == "regular" and d > 20_000:
-        log.warning("Regular mode keeps a feature_dim x feature_dim summary (%.1f GB at feature_dim=%d); "
-                    "algorithm_mode=randomized needs O(num_components x feature_dim)", 12 * d * d / 1e9, d)
 
 
 def read_sample(batches, rows_wanted, progress):
@@ -106,14 +86,18 @@ def evaluate(context, model, rows):
 
 def train(context):
     hp = context.hyperparameters
-    check(hp)  # before importing torch (seconds), so that a bad value fails at once
     from . import pca
 
     d, k = hp["feature_dim"], hp["num_components"]
     device = pick_device()
     log.info("PCA: num_components=%d, feature_dim=%d, algorithm_mode=%s, subtract_mean=%s, device=%s",
              k, d, hp["algorithm_mode"], hp["subtract_mean"], device)
-    cluster = Cluster(context.resource, device).start()
+    with context.cluster(device) as cluster:
+        train_on(context, hp, cluster, device, d, k)
+
+
+def train_on(context, hp, cluster, device, d, k):
+    from . import pca
 
     with context.timings.stage("streaming"):
         summary, omega = stream(context, hp, device, cluster)
@@ -140,8 +124,5 @@ def train(context):
         if context.has_channel("test") and not context.stop.is_set():
             with context.timings.stage("evaluate"):
                 scores = evaluate(context, model, pca.read_rows(d, hp["mini_batch_size"]))
-            for name, value in scores.items():
-                logs.test_score(context.host, name, value)
-                logs.quality_metric(context.host, "test", name, value)
+            context.report_test(scores)
     cluster.barrier()
-    cluster.stop()

@@ -1,10 +1,18 @@
-"""One small codec per content type, found through registries keyed by content type.
+"""One codec object per content type, both directions, found through a registry (MLServer's shape).
 
-Request decoders turn a body into model input (a float32 array or CSR matrix of rows, or a list of raw
-payloads); response encoders turn the model's output columns into bytes. Every codec reports a bad
-payload with :class:`CodecError`, whose message says what was wrong.
+A codec declares its ``content_type`` and ``aliases`` and implements ``decode(body, media, hints)`` (a request
+body into model input: a float32 array or CSR matrix of rows, or a list of raw payloads) and/or
+``encode(prediction, media, options)`` (the model's output into bytes). Every codec reports a bad payload
+with :class:`CodecError`, whose message says what was wrong.
+
+``common/`` registers its codecs in ``COMMON``; an algorithm adds its own (or replaces one for itself) by
+naming codec classes in ``AlgorithmSpec.codecs``; its registry is a child of ``COMMON``, so two algorithms'
+codecs never meet.
 """
 
+from dataclasses import dataclass
+
+from ... import contenttypes
 from ...errors import RequestError, UnsupportedAccept, UnsupportedContentType
 
 
@@ -14,44 +22,103 @@ class CodecError(RequestError):
     status = 400
 
 
-_DECODERS = {}
+@dataclass(frozen=True)
+class DecodeHints:
+    """What decoding may check early, from the model: its feature count and missing-value policy."""
+
+    feature_dim: int | None = None
+    allows_missing: bool = False
 
 
-def register_decoder(mime):
-    def wrap(function):
-        _DECODERS[mime] = function
-        return function
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How the algorithm lays out responses: the JSON document's top key, the columns a CSV line holds."""
 
-    return wrap
-
-
-def decoder_for(mime, accepted):
-    """The decoder of a request content type the algorithm accepts, or 415."""
-    if mime not in accepted or mime not in _DECODERS:
-        raise UnsupportedContentType(
-            f"Content type {mime!r} is not supported; use one of: {', '.join(accepted)}"
-        )
-    return _DECODERS[mime]
+    response_key: str = "predictions"
+    csv_columns: tuple | None = None
 
 
-def negotiate(accept_ranges, encoders, default):
-    """The (mime, media range) to answer with for a parsed Accept header, or 406."""
-    from ...contenttypes import matches, parse
+class Codec:
+    """Base class: a content type, its aliases, and either direction."""
 
-    if not accept_ranges:
-        return default, parse(default)
-    for media in accept_ranges:
-        if media.mime in ("*/*", "*"):
-            return default, media
-        for mime in encoders:
-            if matches(media.mime, mime):
-                return mime, media
-    wanted = ", ".join(str(m) for m in accept_ranges)
-    raise UnsupportedAccept(f"Accept {wanted!r} is not supported; use one of: {', '.join(encoders)}")
+    content_type = None
+    aliases = ()
+
+    def decode(self, body, media, hints):
+        raise UnsupportedContentType(f"{self.content_type} is not accepted as a request type")
+
+    def encode(self, prediction, media, options):
+        raise UnsupportedAccept(f"{self.content_type} is not offered as a response type")
+
+    @classmethod
+    def can_decode(cls):
+        return cls.decode is not Codec.decode
+
+    @classmethod
+    def can_encode(cls):
+        return cls.encode is not Codec.encode
+
+
+class Registry:
+    """Codecs by content type; a child registry falls back to its parent."""
+
+    def __init__(self, parent=None):
+        self.parent = parent
+        self.codecs = {}
+
+    def register(self, codec):
+        """Register a Codec class (or instance) under its content type and aliases; returns it (decorator)."""
+        instance = codec() if isinstance(codec, type) else codec
+        if not instance.content_type:
+            raise TypeError(f"{codec!r} declares no content_type")
+        self.codecs[instance.content_type] = instance
+        for alias in instance.aliases:
+            contenttypes.register_alias(alias, instance.content_type)
+        return codec
+
+    def find(self, mime):
+        codec = self.codecs.get(mime)
+        if codec is None and self.parent is not None:
+            return self.parent.find(mime)
+        return codec
+
+    def content_types(self):
+        own = set(self.codecs)
+        return sorted(own | (set(self.parent.content_types()) if self.parent else set()))
+
+    def decoder(self, mime, accepted):
+        """The codec that decodes a request content type the algorithm accepts, or 415."""
+        codec = self.find(mime) if mime in accepted else None
+        if codec is None or not codec.can_decode():
+            raise UnsupportedContentType(f"Content type {mime!r} is not supported; use one of: {', '.join(accepted)}")
+        return codec
+
+    def negotiate(self, accept_ranges, offered, default):
+        """``(codec, media)`` to answer with for a parsed Accept header (best first), or 406."""
+        if not accept_ranges:
+            return self.find(default), contenttypes.parse(default)
+        for media in accept_ranges:
+            if media.mime in ("*/*", "*"):
+                return self.find(default), contenttypes.MediaType(default, media.params)
+            for mime in offered:
+                if contenttypes.matches(media.mime, mime):
+                    return self.find(mime), contenttypes.MediaType(mime, media.params)
+        wanted = ", ".join(str(m) for m in accept_ranges)
+        if len(wanted) > 200:
+            wanted = wanted[:200] + "..."
+        raise UnsupportedAccept(f"Accept {wanted!r} is not supported; use one of: {', '.join(offered)}")
+
+
+COMMON = Registry()
+
+
+def register_codec(codec):
+    """Decorator: register a codec in ``common/``'s registry."""
+    return COMMON.register(codec)
 
 
 def _register_builtin():
-    from . import csv, image, json, jsonlines, recordio  # noqa: F401  (each registers its decoder)
+    from . import csv, image, json, jsonlines, libsvm, recordio  # noqa: F401  (each registers its codec)
 
 
 _register_builtin()

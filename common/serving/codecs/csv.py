@@ -1,42 +1,72 @@
-"""text/csv: one record per line, no header; ``label_size`` leading columns are dropped."""
+"""text/csv: one record per line, no header; ``label_size`` leading columns are dropped.
+
+A row of the wrong width is refused from its field count before it is parsed (bounded cost per request).
+Responses: the chosen columns of each record on one line, without a final newline (AssembleWith=Line).
+"""
 
 import io
+import re
 
 import numpy as np
 
 from ... import csv_reader
 from ...contenttypes import CSV
 from ...errors import DataError
-from . import CodecError, register_decoder
+from . import Codec, CodecError, register_codec
+from .rows import column_list
 
 
-@register_decoder(CSV)
-def decode(body, media):
+def _label_size(media):
     try:
-        label_size = media.int_param("label_size", 0)
+        return media.int_param("label_size", 0)
     except ValueError as exc:
         raise CodecError(str(exc)) from None
+
+
+def decode_csv(body, media, hints, strings=False):
+    label_size = _label_size(media)
+    columns = label_size + hints.feature_dim if hints.feature_dim is not None else None
     parts = []
     try:
-        for features, _labels in csv_reader.iter_csv_batches(io.BytesIO(body), 100_000, label_size,
-                                                              source="request"):
-            parts.append(features)
+        for array, _first in csv_reader.iter_csv_blocks(io.BytesIO(body), source="request", columns=columns,
+                                                        missing=hints.allows_missing, strings=strings):
+            parts.append(array)
     except DataError as exc:
+        found = re.match(r"CSV line has (\d+) columns, expected", str(exc))
+        if columns is not None and found:
+            raise CodecError(f"Each record must have {hints.feature_dim} features; got "
+                             f"{int(found.group(1)) - label_size}"
+                             f"{f' after {label_size} label column(s)' if label_size else ''} ({exc})") from None
         raise CodecError(f"Malformed CSV: {exc}") from None
     if not parts:
         raise CodecError("text/csv request holds no rows")
-    if len({p.shape[1] for p in parts}) > 1:
-        raise CodecError("CSV rows have different numbers of columns")
-    return np.concatenate(parts)
+    array = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    if label_size >= array.shape[1]:
+        raise CodecError(f"CSV has {array.shape[1]} columns, not more than label_size={label_size}")
+    return np.ascontiguousarray(array[:, label_size:])
 
 
-def records_encoder(names):
-    """Encode the named columns as CSV rows (a column of width k adds k fields)."""
+def format_rows(columns, names):
+    """The named columns of every record, comma-separated, one record per line (no final newline)."""
+    lists = [column_list(columns[name], name) for name in names]
+    lines = []
+    for values in zip(*lists):
+        fields = []
+        for value in values:
+            items = value if isinstance(value, list) else [value]
+            fields.extend(f"{item:.9g}" if isinstance(item, float) else str(item) for item in items)
+        lines.append(",".join(fields))
+    return "\n".join(lines).encode()
 
-    def encode(columns, media):
-        blocks = [np.asarray(columns[n], dtype=np.float64).reshape(len(columns[n]), -1) for n in names]
-        out = io.StringIO()
-        np.savetxt(out, np.hstack(blocks), delimiter=",", fmt="%.9g")
-        return out.getvalue().encode()
 
-    return encode
+@register_codec
+class CSVCodec(Codec):
+    content_type = CSV
+    aliases = ("csv", "text/x-csv", "application/csv")
+
+    def decode(self, body, media, hints):
+        return decode_csv(body, media, hints)
+
+    def encode(self, prediction, media, options):
+        names = options.csv_columns or tuple(prediction.columns)
+        return format_rows(prediction.columns, names)

@@ -1,19 +1,58 @@
-"""application/json: the guide's dense, ``data.features`` and sparse ``keys/shape/values`` forms."""
+"""application/json: the guide's dense, ``data.features`` and sparse ``keys/shape/values`` forms.
 
-import json
+Bodies are parsed by orjson when installed (nesting over 1024 levels, numbers that overflow a double, and
+NaN literals are parse errors, hence 400), else by the standard library under the same bounds.
+"""
+
+import json as _json
 
 from ...contenttypes import JSON
-from . import CodecError, register_decoder
-from .features import instance_features, stack
+from . import Codec, CodecError, register_codec
+from .features import features_of
 from .rows import records
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is in the runtime's requirements
+    orjson = None
+
+MAX_DEPTH = 1024
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_depth(text):
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                raise CodecError(f"Request JSON is nested more than {MAX_DEPTH} levels deep")
+        elif char in "]}":
+            depth -= 1
 
 
 def parse_json(body, what="JSON"):
+    """A JSON document from bytes; every malformed input is a CodecError (400)."""
+    if orjson is not None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if isinstance(body, (bytes, bytearray)) and body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                pass  # UTF-16 with a BOM: the standard library reads it
+            else:
+                raise CodecError(f"Request body is not valid {what}: {exc}") from None
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
+        text = body.decode(_json.detect_encoding(body)) if isinstance(body, (bytes, bytearray)) else body
+    except (UnicodeDecodeError, LookupError):
         raise CodecError(f"Request body is not UTF-8 {what}") from None
-    except json.JSONDecodeError as exc:
+    _check_depth(text)
+    try:
+        return _json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
         raise CodecError(f"Request body is not valid {what}: {exc}") from None
 
 
@@ -29,22 +68,28 @@ def instances_of(document):
             return [document]
         raise CodecError("JSON request needs 'instances', 'features' or 'data.features'")
     if isinstance(document, list):
-        if document and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in document):
+        if document and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in document[:64]):
             return [document]
         return document
     raise CodecError("JSON request must be an object or a list")
 
 
-@register_decoder(JSON)
-def decode(body, media):
-    rows = [instance_features(inst, f"instance {i}") for i, inst in enumerate(instances_of(parse_json(body)))]
-    return stack(rows)
+def dumps(document):
+    if orjson is not None:
+        return orjson.dumps(document)
+    return _json.dumps(document, allow_nan=False).encode()
 
 
-def records_encoder(top_key="predictions"):
-    """Encode columns as ``{"<top_key>": [{"name": value, ...}, ...]}``."""
+@register_codec
+class JSONCodec(Codec):
+    content_type = JSON
+    aliases = ("json",)
 
-    def encode(columns, media):
-        return json.dumps({top_key: records(columns)}).encode()
+    def decode(self, body, media, hints):
+        instances = instances_of(parse_json(body))
+        if not instances:
+            raise CodecError("JSON request holds no instances")
+        return features_of(instances, "instance", hints)
 
-    return encode
+    def encode(self, prediction, media, options):
+        return dumps({options.response_key: records(prediction.columns)})

@@ -1,31 +1,38 @@
-"""application/jsonlines: one instance per line in, one JSON object per line out (batch transform)."""
+"""application/jsonlines: one instance per line in, one JSON object per line out (batch transform).
 
-import json
+Responses end without a newline: with AssembleWith=Line the platform (and the SDK's local mode) appends one
+after each response, so a trailing newline of ours would put an empty line after every mini-batch.
+"""
 
 from ...contenttypes import JSONLINES
-from . import CodecError, register_decoder
-from .features import instance_features, stack
-from .json import parse_json
+from . import Codec, CodecError, register_codec
+from .features import features_of
+from .json import dumps, parse_json
 from .rows import records
 
 
-@register_decoder(JSONLINES)
-def decode(body, media):
-    rows = []
+def parse_lines(body):
+    """The JSON document on each non-blank line."""
+    documents = []
     for number, line in enumerate(body.splitlines(), start=1):
-        if not line.strip():
-            continue
-        document = parse_json(line, f"JSON on line {number}")
-        rows.append(instance_features(document, f"line {number}"))
-    if not rows:
+        if line.strip():
+            documents.append(parse_json(line, f"JSON on line {number}"))
+    if not documents:
         raise CodecError("application/jsonlines request holds no lines")
-    return stack(rows)
+    return documents
 
 
-def records_encoder():
-    """Encode columns as one JSON object per record, each line ending in a newline."""
+def join_lines(documents):
+    return b"\n".join(dumps(document) for document in documents)
 
-    def encode(columns, media):
-        return "".join(json.dumps(record) + "\n" for record in records(columns)).encode()
 
-    return encode
+@register_codec
+class JSONLinesCodec(Codec):
+    content_type = JSONLINES
+    aliases = ("jsonlines", "application/x-jsonlines", "application/json-lines", "application/jsonl")
+
+    def decode(self, body, media, hints):
+        return features_of(parse_lines(body), "line", hints)
+
+    def encode(self, prediction, media, options):
+        return join_lines(records(prediction.columns))

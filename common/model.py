@@ -1,0 +1,87 @@
+"""The model protocol: what an algorithm's model class offers the serving runtime.
+
+An algorithm's ``model_class`` (``AlgorithmSpec.model_class``) is a class with:
+
+``load(model_dir) -> model`` (classmethod)
+    Read the model files from a directory (already unpacked from model.tar.gz). Refuse, with a
+    ``ClientError`` naming the file, any model that cannot serve (wrong arrays, non-finite parameters,
+    no clusters): the worker then fails to boot and ``/ping`` never answers 200 for a server that would
+    answer 500 to everything.
+``predict(inputs) -> Prediction | dict``
+    ``inputs`` is what the request codec decoded: a float32 (n, d) array or CSR matrix of n records, or a
+    list of n raw payloads (images, sentences). The result holds *columns*: name -> a sequence of n values
+    (numbers, vectors, strings), one per record, in request order; values that are not one per record
+    (IC-TF's class ``labels``) go in ``Prediction.extras``. A plain dict is taken as the columns.
+``feature_dim`` (attribute, optional, default None)
+    The number of features a record must have; requests of another width are refused (400) before
+    ``predict``, and early, while decoding.
+``allows_missing`` (attribute, optional, default False)
+    NaN (an empty CSV field, ``nan``, a JSON ``null``) is a missing value the model handles (XGBoost);
+    otherwise non-finite features are the client's to fix (400).
+``prepare(inputs) -> inputs`` (optional)
+    Validation or conversion before ``predict`` (raise ``CodecError`` for the client's faults).
+``warmup_inputs() -> inputs`` (optional)
+    A tiny valid input for the load-time warm-up; the default is one row of zeros of ``feature_dim``.
+
+At load, the worker checks the protocol and runs one warm-up prediction through every declared response
+type, so a broken output contract fails at start-up instead of on the first request.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import AlgorithmError
+
+
+@dataclass
+class Prediction:
+    """Columns of n values each (one per record) and extras that are not per record."""
+
+    columns: dict
+    extras: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+def as_prediction(result):
+    if isinstance(result, Prediction):
+        return result
+    if isinstance(result, dict):
+        return Prediction(dict(result))
+    raise AlgorithmError(f"predict() returned {type(result).__name__}; expected a Prediction or a dict of columns")
+
+
+def feature_dim(model):
+    value = getattr(model, "feature_dim", None)
+    return int(value) if value is not None else None
+
+
+def allows_missing(model):
+    return bool(getattr(model, "allows_missing", False))
+
+
+def check_model(model, name):
+    """The protocol's static part: a callable predict, a sane feature_dim."""
+    if not callable(getattr(model, "predict", None)):
+        raise AlgorithmError(f"{name}: the loaded model has no predict()")
+    dim = getattr(model, "feature_dim", None)
+    if dim is not None and (not isinstance(dim, (int, np.integer)) or dim < 1):
+        raise AlgorithmError(f"{name}: feature_dim must be a positive integer or None, got {dim!r}")
+
+
+def warmup_inputs(model):
+    """The model's own warm-up input, or one row of zeros; None when neither is known."""
+    own = getattr(model, "warmup_inputs", None)
+    if callable(own):
+        return own()
+    dim = feature_dim(model)
+    return np.zeros((1, dim), np.float32) if dim else None
+
+
+def check_prediction(prediction, rows, name):
+    """Every column holds one value per record."""
+    for column, values in prediction.columns.items():
+        if len(values) != rows:
+            raise AlgorithmError(f"{name}: predict() column {column!r} has {len(values)} values for {rows} records")

@@ -1,0 +1,33 @@
+"""text/libsvm requests: ``[label[:weight]] index:value ...`` per line, as a CSR matrix.
+
+A line may carry a label or not (a first token without ``:`` is a label and dropped). Indices are read
+zero- or one-based as in training (a request without index 0 is one-based and shifted down by one).
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+from ... import libsvm
+from ...contenttypes import LIBSVM
+from ...errors import DataError
+from . import Codec, CodecError, register_codec
+
+@register_codec
+class LibSVMCodec(Codec):
+    content_type = LIBSVM
+    aliases = ("libsvm", "text/x-libsvm", "application/x-libsvm")
+
+    def decode(self, body, media, hints):
+        lines = [line for line in body.split(b"\n") if line.strip()]
+        if not lines:
+            raise CodecError("text/libsvm request holds no rows")
+        labelled = [line if b":" not in line.split()[0] else b"0 " + line for line in lines]
+        try:
+            indptr, indices, values, _labels, _weights, _ = libsvm.parse_block(b"\n".join(labelled), "request")
+        except DataError as exc:
+            raise CodecError(f"Malformed libsvm: {exc}") from None
+        width = int(indices.max()) + 1 if indices.size else 0
+        dim = hints.feature_dim if hints.feature_dim is not None else width
+        if width > dim:
+            raise CodecError(f"libsvm feature index {width - 1} is outside the model's {dim} features")
+        return sp.csr_matrix((values, indices, indptr), shape=(len(labelled), dim), dtype=np.float32)

@@ -1,0 +1,269 @@
+"""The cluster protocol (``distributed.py``) over torch.distributed, with hosts that fail together.
+
+Hosts meet at a TCPStore on the first host. The store also carries each host's state:
+
+``joined/<rank>``   set on joining; a host missing after ``ALGOBOX_DIST_JOIN_TIMEOUT`` s is named in the error
+``failed/<rank>``   "<category>: <message>" written by a host that fails (also before it joined)
+``beat/<rank>``     a counter a heartbeat thread bumps every second
+``done/<rank>``     set on a clean stop, so a finished host is not mistaken for a frozen one
+
+A watchdog thread on every host reads the others' state: a peer that reported a failure, or whose heartbeat
+stopped for ``ALGOBOX_DIST_PEER_TIMEOUT`` s (frozen or killed), ends this host too, within seconds, with a
+failure file that names the peer ("host algo-2 failed: ClientError: ..."). A collective broken by a dead
+peer is reported the same way instead of gloo's "Connection closed by peer".
+"""
+
+import datetime
+import logging
+import os
+import threading
+import time
+
+from . import distributed
+from .errors import AlgoboxError, PeerError, PlatformError
+
+log = logging.getLogger(__name__)
+BEAT_SECONDS = 1.0
+POLL_SECONDS = 0.2
+
+
+def _summary(exc):
+    category = getattr(exc, "category", "AlgorithmError")
+    return f"{category}: {exc}" if isinstance(exc, AlgoboxError) else f"AlgorithmError: {type(exc).__name__}: {exc}"
+
+
+class TorchCluster:
+    """This host's place among the training hosts, and the collective operations between them."""
+
+    def __init__(self, resource, device="cpu", on_peer_failure=None):
+        self.resource = resource
+        self.rank = resource.rank
+        self.world_size = resource.world_size
+        self.device = device
+        self.started = False
+        self.store = None
+        self.on_peer_failure = on_peer_failure  # called with a PeerError from the watchdog thread
+        self._stopping = threading.Event()
+        self._threads = []
+
+    @property
+    def is_master(self):
+        return self.rank == 0
+
+    @property
+    def hosts(self):
+        return self.resource.hosts
+
+    # --- joining ---
+    def _connect(self, timeout, serve=None):
+        """The job's TCPStore: served by the first host (``serve``), a client connection elsewhere."""
+        import torch.distributed as dist
+
+        master = distributed.master_address(self.resource)
+        serve = self.is_master if serve is None else serve
+        return dist.TCPStore(master, distributed.port(), self.world_size, is_master=serve,
+                             timeout=datetime.timedelta(seconds=timeout), wait_for_workers=False)
+
+    def _failed_peer(self):
+        """The first peer that reported a failure, as a PeerError, or None."""
+        for rank, host in enumerate(self.hosts):
+            if rank != self.rank and self.store.check([f"failed/{rank}"]):
+                category, _, message = self.store.get(f"failed/{rank}").decode("utf-8", "replace").partition(": ")
+                return PeerError(host, category, message)
+        return None
+
+    def start(self):
+        """Join the other hosts (gloo on CPU, NCCL on GPU); a no-op for a single host."""
+        if self.world_size == 1 or self.started:
+            return self
+        import torch.distributed as dist
+
+        timeout = distributed.join_timeout()
+        backend = "nccl" if str(self.device).startswith("cuda") else "gloo"
+        if self.resource.network_interface_name and backend == "gloo":
+            os.environ.setdefault("GLOO_SOCKET_IFNAME", self.resource.network_interface_name)
+        log.info("Joining %d hosts as rank %d via %s at %s:%d (join timeout %.0f s)", self.world_size, self.rank,
+                 backend, self.hosts[0], distributed.port(), timeout)
+        try:
+            self.store = self._connect(timeout)
+        except (RuntimeError, OSError) as exc:
+            raise PlatformError(f"host {self.hosts[0]} (the first host) did not start listening on port "
+                                f"{distributed.port()} within {timeout:.0f} s ({distributed.JOIN_TIMEOUT_ENV}): {exc}") from exc
+        self.store.set(f"joined/{self.rank}", self.resource.current_host)
+        deadline = time.monotonic() + timeout
+        keys = [f"joined/{rank}" for rank in range(self.world_size)]
+        while not self.store.check(keys):
+            failed = self._failed_peer()
+            if failed is not None:
+                raise failed
+            if time.monotonic() > deadline:
+                missing = [h for r, h in enumerate(self.hosts) if not self.store.check([f"joined/{r}"])]
+                raise PlatformError(f"host {', '.join(missing)} did not join within {timeout:.0f} s "
+                                    f"({distributed.JOIN_TIMEOUT_ENV} sets the wait)")
+            time.sleep(POLL_SECONDS)
+        dist.init_process_group(backend, store=dist.PrefixStore("pg", self.store), rank=self.rank,
+                                world_size=self.world_size, timeout=datetime.timedelta(seconds=timeout))
+        self.started = True
+        self._start_watchdog()
+        return self
+
+    # --- watching the others ---
+    def _start_watchdog(self):
+        peer_timeout = distributed.peer_timeout()
+        watch_store = self._connect(peer_timeout, serve=False)  # its own connection, with its own timeout
+
+        def beat():
+            while not self._stopping.wait(BEAT_SECONDS):
+                try:
+                    watch_store.add(f"beat/{self.rank}", 1)
+                except Exception:  # noqa: BLE001 - the watchdog reports a lost store
+                    return
+
+        def watch():
+            last = {rank: (-1, time.monotonic()) for rank in range(self.world_size) if rank != self.rank}
+            while not self._stopping.wait(POLL_SECONDS * 5):
+                try:
+                    for rank in list(last):
+                        host = self.hosts[rank]
+                        if watch_store.check([f"failed/{rank}"]):
+                            category, _, message = watch_store.get(f"failed/{rank}").decode().partition(": ")
+                            return self._peer_failed(PeerError(host, category, message))
+                        if watch_store.check([f"done/{rank}"]):
+                            del last[rank]
+                            continue
+                        count = watch_store.add(f"beat/{rank}", 0)
+                        if count != last[rank][0]:
+                            last[rank] = (count, time.monotonic())
+                        elif time.monotonic() - last[rank][1] > peer_timeout:
+                            return self._peer_failed(PeerError(
+                                host, "AlgorithmError",
+                                f"it stopped responding for {peer_timeout:.0f} s ({distributed.PEER_TIMEOUT_ENV})"))
+                except Exception as exc:  # noqa: BLE001 - the store itself is gone: the first host died
+                    if self._stopping.is_set():
+                        return None
+                    return self._peer_failed(PeerError(self.hosts[0], "AlgorithmError",
+                                                       f"its coordination store is unreachable ({exc})"))
+            return None
+
+        for target in (beat, watch):
+            thread = threading.Thread(target=target, name=f"algobox-{target.__name__}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _peer_failed(self, error):
+        if self._stopping.is_set():
+            return
+        log.error("%s", error)
+        if self.on_peer_failure is not None:
+            self.on_peer_failure(error)
+
+    def report_failure(self, exc):
+        """Tell the other hosts why this one fails (best effort, never raises)."""
+        if self.world_size == 1:
+            return
+        try:
+            if self.store is None:
+                self.store = self._connect(min(10.0, distributed.join_timeout()))
+            self.store.set(f"failed/{self.rank}", _summary(exc)[:900])
+            if self.is_master:  # the store lives here: keep it up until the others have read the reason
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not all(
+                        self.store.check([f"failed/{r}"]) or self.store.check([f"seen/{r}"])
+                        for r in range(1, self.world_size)):
+                    time.sleep(POLL_SECONDS)
+        except Exception as err:  # noqa: BLE001
+            log.warning("Could not tell the other hosts about this failure: %s", err)
+
+    def _translate(self, exc):
+        """A collective broken by a peer: the peer's own reason, as a PeerError."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                failed = self._failed_peer()
+            except Exception:  # noqa: BLE001 - the store died with the first host
+                return PeerError(self.hosts[0], "AlgorithmError", f"the connection to it was lost ({exc})")
+            if failed is not None:
+                try:
+                    self.store.set(f"seen/{self.rank}", "1")
+                except Exception:  # noqa: BLE001
+                    pass
+                return failed
+            time.sleep(POLL_SECONDS)
+        return PeerError("(another host)", "AlgorithmError", f"a collective operation failed: {exc}")
+
+    def _collective(self, function, *args):
+        try:
+            return function(*args)
+        except RuntimeError as exc:
+            raise self._translate(exc) from exc
+
+    # --- the protocol ---
+    def all_reduce_sum(self, tensor):
+        """Sum a tensor over all hosts in place (and return it)."""
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            self._collective(dist.all_reduce, tensor, dist.ReduceOp.SUM)
+        return tensor
+
+    def all_gather(self, tensor):
+        """The same-shaped tensor from every host, concatenated along dimension 0 in rank order."""
+        if self.world_size == 1:
+            return tensor
+        import torch
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        self._collective(dist.all_gather, parts, tensor.contiguous())
+        return torch.cat(parts)
+
+    def broadcast(self, tensor, source=0):
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            self._collective(dist.broadcast, tensor, source)
+        return tensor
+
+    def barrier(self):
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            self._collective(dist.barrier)
+
+    def stop(self):
+        if not self.started:
+            return
+        import torch.distributed as dist
+
+        self._stopping.set()
+        try:
+            self.store.set(f"done/{self.rank}", "1")
+            deadline = time.monotonic() + distributed.peer_timeout()
+            keys = [f"done/{rank}" for rank in range(self.world_size)]
+            while not self.store.check(keys) and time.monotonic() < deadline:
+                time.sleep(POLL_SECONDS)
+            if self.is_master:  # the others may still read the store: wait until they left
+                left = [f"left/{rank}" for rank in range(1, self.world_size)]
+                while not self.store.check(left) and time.monotonic() < deadline:
+                    time.sleep(POLL_SECONDS)
+            else:
+                self.store.set(f"left/{self.rank}", "1")
+        except Exception as exc:  # noqa: BLE001 - a clean stop is best effort once the work is done
+            log.warning("While leaving the cluster: %s", exc)
+        dist.destroy_process_group()
+        self.started = False
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is not None:
+            self.report_failure(exc)
+            self._stopping.set()
+            return False
+        self.stop()
+        return False
+
+
+# the old name: algorithms that say Cluster get the torch implementation
+Cluster = TorchCluster
