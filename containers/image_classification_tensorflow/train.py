@@ -211,6 +211,7 @@ def train(context):
                              training=False, binary=binary) if len(val_images) else None)
     chosen = callbacks(context, hp, val_data, len(train_images), batch_size)
     stop_if_asked(context, "while building the network")
+    context.started()  # from here a SIGTERM saves the model of the epochs trained so far
     with context.timings.stage("fit"), warnings.catch_warnings():
         # The pipeline's length is unknown until its first pass (corrupt files are skipped); Keras says so.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
