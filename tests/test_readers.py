@@ -205,3 +205,9 @@ def test_stop_event_ends_a_read_between_batches(job):
         seen += len(batch)
         stop.set()
     assert seen == 10
+
+
+def test_default_checkpoint_dir_is_sagemakers():
+    from pathlib import Path
+
+    assert MLPaths(Path("/opt/ml")).default_checkpoint_dir == Path("/opt/ml/checkpoints")
