@@ -61,7 +61,7 @@ def parquet_bytes(x, y):
 
 def reference(x, y, params, rounds, weights=None):
     """What a user gets from the library directly on the same rows."""
-    library = {k: v for k, v in params.items() if k != "eval_metric"}
+    library = {k: v for k, v in params.items() if k not in ("eval_metric", "num_round")}
     return xgb.train(library, xgb.QuantileDMatrix(x, label=y, weight=weights, missing=np.nan), rounds)
 
 
@@ -252,8 +252,7 @@ def test_reg_linear_and_monotone_constraints_by_index(job):
     hp = {"objective": "reg:linear", "num_round": 10, "monotone_constraints": '{"2": 1, "4": -1}'}
     result = train_job(job, csv_bytes(y, x), "text/csv", hp)
     assert "reg:linear was renamed reg:squarederror" in result.output
-    assert "'monotone_constraints': '(0,0,1,0,-1,0)'" in result.output or "(0,0,1,0,-1,0)" in \
-        served(result).booster.save_config()
+    assert "'monotone_constraints': '(0,0,1,0,-1,0)'" in result.output
     grid = np.tile(x[:1], (50, 1))
     grid[:, 2] = np.linspace(0, 1, 50)
     assert np.all(np.diff(served(result).raw_predict(grid)) >= 0)

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -119,32 +120,44 @@ def library_message(exc):
     return " ".join(lines)[:600] or type(exc).__name__
 
 
+_LIBSVM_CHARS = b"0123456789.-+eE: \t\r\n"
+
+
 def _libsvm_chunks(stream, source, indexing, workdir):
+    """Blocks through the library's parser; a block with any other character (letters: nan, inf, comments,
+    qid, typos) through ours, which reads nan/inf and comments and names a malformed line (the library's
+    parser would read ``2:x`` as 0 and drop a line that starts with a letter)."""
     import xgboost as xgb
 
     from . import libsvm
 
     path = os.path.join(workdir, "block.libsvm")
     for block, lines_before in _blocks(stream):
-        if b"qid:" in block or b"#" in block[:4096]:
-            libsvm.parse(block, lines_before, source)  # refuses qid with the line; strips comments
-        with open(path, "wb") as f:
-            f.write(block)
-        try:
-            matrix = xgb.DMatrix(f"{path}?format=libsvm&indexing_mode=0", silent=True)
-        except xgb.core.XGBoostError as exc:
-            libsvm.parse(block, lines_before, source)  # names the bad line when it can
-            raise DataError(f"libsvm cannot be parsed: {library_message(exc)}", source=source) from None
-        finally:
-            os.unlink(path)
-        labels = matrix.get_label()
-        weights = matrix.get_weight()
-        features = matrix.get_data()
+        if block.translate(None, _LIBSVM_CHARS):
+            parsed = libsvm.parse(block, lines_before, source)
+            features = parsed.matrix(int(parsed.indices.max()) + 1 if parsed.indices.size else 0, 0)
+            labels, weights = parsed.labels, parsed.weights
+        else:
+            with open(path, "wb") as f:
+                f.write(block)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the URI loader's deprecation notice
+                    matrix = xgb.DMatrix(f"{path}?format=libsvm&indexing_mode=0", silent=True)
+            except xgb.core.XGBoostError as exc:
+                libsvm.parse(block, lines_before, source)  # names the bad line
+                raise DataError(f"libsvm cannot be parsed: {library_message(exc)}", source=source) from None
+            finally:
+                os.unlink(path)
+            labels = matrix.get_label()
+            weights = matrix.get_weight()
+            weights = weights if weights.size else None
+            features = matrix.get_data()
         if features.shape[0] != labels.shape[0]:
             raise DataError("libsvm block has rows without a label", source=source)
-        features = indexing.settle(features.astype(np.float32, copy=False), source)
-        yield Chunk(features, labels.astype(np.float32), weights.astype(np.float32) if weights.size else None,
-                    source)
+        features = indexing.settle(sp.csr_matrix(features, dtype=np.float32), source)
+        yield Chunk(features, labels.astype(np.float32),
+                    None if weights is None else np.asarray(weights, dtype=np.float32), source)
 
 
 def _parse_csv_block(block, lines_before, source):

@@ -138,14 +138,16 @@ def make_callbacks(settings, checkpoints, context, cluster, start_round):
 
     from .callbacks import EvaluationLog, StopOnSignal
 
-    callbacks = [EvaluationLog(cluster.is_master), StopOnSignal(context.stop, cluster)]
+    # xgboost stops calling callbacks at the first that asks to stop: the ones that stop come last
+    callbacks = [EvaluationLog(cluster.is_master)]
     if checkpoints is not None:
         callbacks.append(checkpoints.callback(cluster.is_master))
     if settings.early_stopping_rounds:
         metric = settings.eval_metrics[-1] if settings.eval_metrics else None
-        callbacks.insert(0, xgb.callback.EarlyStopping(
+        callbacks.append(xgb.callback.EarlyStopping(
             rounds=settings.early_stopping_rounds, metric_name=metric, data_name="validation",
             maximize=None if metric is None else params_mod.direction(metric) == "Maximize", save_best=False))
+    callbacks.append(StopOnSignal(context.stop, cluster))
     return callbacks
 
 
@@ -208,6 +210,7 @@ def run_training(context, settings, library_params, dtrain, watch, cluster):
         log.info("Resuming from checkpoint %s: %d of %d rounds done", previous, done, settings.num_round)
     remaining = max(settings.num_round - done, 0)
     callbacks = make_callbacks(settings, checkpoints, context, cluster, done)
+    log.info("xgboost.train: %d rounds, params %s", remaining, library_params)
     started = time.perf_counter()
     try:
         with context.timings.stage("boost"):
