@@ -5,7 +5,6 @@ the highest and boosts the rounds left; the five newest are kept. Files are writ
 renamed, so an interrupted write never leaves a torn checkpoint.
 """
 
-import json
 import logging
 import os
 import re
@@ -25,17 +24,12 @@ class Checkpoints:
         self.directory = Path(directory)
 
     @classmethod
-    def for_job(cls, paths):
-        """The job's checkpoint directory: CheckpointConfig's LocalPath, else /opt/ml/checkpoints if it exists."""
-        local = None
-        config = paths.config_dir / "checkpointconfig.json"
-        if config.is_file():
-            try:
-                local = json.loads(config.read_text() or "{}").get("LocalPath")
-            except ValueError:
-                local = None
-        directory = Path(local) if local else paths.root / "checkpoints"
-        if not local and not directory.is_dir():
+    def for_job(cls, context):
+        """The job's checkpoint folder (checkpointconfig.json's LocalPath, else the platform's default) when the
+        job has one: named in the config, or present (the platform creates it when checkpoints are on)."""
+        named = context.config.checkpoint.local_path
+        directory = Path(context.checkpoints.directory)
+        if not named and not directory.is_dir():
             return None
         directory.mkdir(parents=True, exist_ok=True)
         return cls(directory)

@@ -10,7 +10,7 @@ SURVIVAL_METRICS = {"aft-nloglik": "survival:aft", "interval-regression-accuracy
 RANKING_METRICS = ("ndcg", "map", "pre")
 
 
-def check(hp, raw=None):
+def check(hp, tuning_objective=None):
     objective = hp.get("objective", "reg:squarederror")
     if objective == "reg:linear":
         objective = "reg:squarederror"
@@ -22,7 +22,7 @@ def check(hp, raw=None):
         raise HyperparameterError(f"Invalid hyperparameter num_class={num_class}: it applies to multi:softmax and "
                                   f"multi:softprob only, not objective {objective}")
     metrics = split_metrics(hp.get("eval_metric", ""))
-    tuned = tuning_metric(raw or {})
+    tuned = tuning_metric(tuning_objective)
     if tuned:
         metrics.append(tuned)
     for metric in metrics:

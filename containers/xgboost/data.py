@@ -26,30 +26,18 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from common import protobuf, recordio
+from common import contenttypes, protobuf, recordio
 from common.errors import ChannelError, DataError
 from common.sources import iter_sources
 
 log = logging.getLogger(__name__)
 
-LIBSVM = "text/libsvm"
-CSV = "text/csv"
-RECORDIO = "application/x-recordio-protobuf"
+LIBSVM = contenttypes.LIBSVM
+CSV = contenttypes.CSV
+RECORDIO = contenttypes.RECORDIO_PROTOBUF
 PARQUET = "application/x-parquet"
-ALIASES = {
-    "libsvm": LIBSVM, "text/x-libsvm": LIBSVM, "text/libsvm": LIBSVM, "application/x-libsvm": LIBSVM,
-    "csv": CSV, "text/csv": CSV, "text/x-csv": CSV, "application/csv": CSV,
-    "recordio-protobuf": RECORDIO, "application/x-recordio-protobuf": RECORDIO,
-    "application/recordio-protobuf": RECORDIO,
-    "parquet": PARQUET, "application/x-parquet": PARQUET, "application/parquet": PARQUET,
-}
-CONTENT_TYPES = tuple(ALIASES)
 BLOCK_BYTES = 64 << 20
 RECORDS_PER_CHUNK = 100_000
-
-
-def canonical(mime):
-    return ALIASES.get(mime, mime)
 
 
 @dataclass
@@ -262,17 +250,18 @@ def _parquet_chunks(path, source, weighted):
         raise DataError(f"parquet columns must all be numeric: {exc}", source=source) from None
 
 
-def iter_chunks(channel, paths, *, csv_weights=False, workdir=None, epoch=0, indexing=None):
+def iter_chunks(channel, paths, *, csv_weights=False, workdir=None, epoch=0, indexing=None, stop=None):
     """Every chunk of one epoch of a channel, in file order."""
-    mime = canonical(channel.media_type.mime)
-    if mime == CSV and channel.media_type.param("label_size") not in (None, "", "1"):
-        raise ChannelError(f"Channel {channel.name!r}: xgboost takes one label column (label_size=1)")
+    mime = channel.media_type.mime
+    if mime == CSV and channel.label_size != 1:
+        raise ChannelError(f"Channel {channel.name!r}: xgboost takes one label column (label_size=1), not "
+                           f"{channel.label_size}")
     indexing = indexing or Indexing(channel.name)
     own_workdir = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="algobox-xgboost-")
     count = 0
     try:
-        with closing(iter_sources(channel, paths, epoch)) as sources:
+        with closing(iter_sources(channel, paths, epoch, stop)) as sources:
             for source, stream in sources:
                 source = str(source)
                 if mime == LIBSVM:
@@ -282,7 +271,7 @@ def iter_chunks(channel, paths, *, csv_weights=False, workdir=None, epoch=0, ind
                 elif mime == RECORDIO:
                     pieces = _recordio_chunks(stream, source)
                 elif mime == PARQUET:
-                    pieces = _parquet_from_stream(stream, source, csv_weights, workdir, channel.input_mode)
+                    pieces = parquet_from_stream(stream, source, csv_weights, workdir, channel.input_mode)
                 else:
                     raise ChannelError(f"Channel {channel.name!r}: content type {mime} is not supported")
                 for chunk in pieces:
@@ -296,7 +285,7 @@ def iter_chunks(channel, paths, *, csv_weights=False, workdir=None, epoch=0, ind
         raise DataError(f"Channel {channel.name!r} holds no records")
 
 
-def _parquet_from_stream(stream, source, weighted, workdir, input_mode):
+def parquet_from_stream(stream, source, weighted, workdir, input_mode):
     if input_mode == "File" and os.path.isfile(source) and not _is_gzip(source):
         yield from _parquet_chunks(source, source, weighted)
         return

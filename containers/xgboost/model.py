@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from common.errors import ClientError, RequestError
 
 from . import legacy
-from .selectable import outputs_for
+from .selectable import ALL_KEYS, outputs_for
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,11 @@ class XGBoostModel:
         booster, source_format = load_booster(path)
         selected = os.environ.get(INFERENCE_OUTPUT_ENV)
         keys = [k for k in selected.replace(" ", "").lower().split(",") if k] if selected else None
+        if keys:
+            unknown = [k for k in keys if k not in ALL_KEYS]
+            if unknown:
+                raise ClientError(f"{INFERENCE_OUTPUT_ENV} names unknown output(s) {', '.join(unknown)}; use "
+                                  f"{', '.join(ALL_KEYS)}")
         model = cls(booster, source_format, keys)
         log.info("Loaded %s (%s): objective %s, %d features, %d rounds%s%s", path.name, source_format,
                  model.objective, model.num_features, booster.num_boosted_rounds(),
@@ -88,11 +93,30 @@ class XGBoostModel:
                  f", {INFERENCE_OUTPUT_ENV}={','.join(keys)}" if keys else "")
         return model
 
-    @property
-    def feature_dim(self):
-        return None  # the runtime's generic width check does not apply: libsvm rows may be shorter
+    feature_dim = None  # the runtime's width check does not apply: libsvm and sparse rows may be narrower
+    allows_missing = True  # NaN and empty fields are missing values, as xgboost treats them
 
-    allows_missing = True
+    def prepare(self, inputs):
+        """libsvm requests: shift one-based indices down, by the base the training data had (recorded in the
+        model), or for models trained elsewhere when no index is 0 (the open container's rule)."""
+        from .codecs import LibSVMRows
+
+        if not isinstance(inputs, LibSVMRows):
+            return inputs
+        smallest = inputs.smallest
+        shift = self.libsvm_one_based if self.libsvm_one_based is not None else (smallest is not None and
+                                                                                 smallest >= 1)
+        if shift and smallest == 0:
+            raise RequestError("libsvm request uses feature index 0, but this model was trained on one-based "
+                               "indices (1 is its first feature)")
+        matrix = sp.csr_matrix(inputs)
+        if shift:
+            matrix = sp.csr_matrix((matrix.data, matrix.indices - 1, matrix.indptr),
+                                   shape=(matrix.shape[0], max(matrix.shape[1] - 1, 0)))
+        return matrix
+
+    def warmup_inputs(self):
+        return np.zeros((1, self.num_features), np.float32)
 
     def fit_width(self, features):
         """Dense rows must have the model's width; sparse rows may be narrower (absent features are missing)."""
@@ -130,14 +154,18 @@ class XGBoostModel:
         return self.booster.predict(matrix, pred_contribs=True, iteration_range=self.iteration_range,
                                     validate_features=False)
 
-    def predict(self, features, contributions=False):
-        """Columns of the response: ``score`` (n or n x classes) or the SAGEMAKER_INFERENCE_OUTPUT keys."""
+    def predict(self, features):
+        """Columns: ``score`` (n, or n x classes) or the SAGEMAKER_INFERENCE_OUTPUT keys; SHAP values on demand."""
+        from common.model import Prediction
+
         raw = self.raw_predict(features)
         if self.selected:
             columns = outputs_for(self.selected, self.objective, raw, self.num_class)
         else:
             columns = {"score": raw}
-        if contributions:
+
+        def contributions():
             values = self.contributions(features)
-            columns["contributions"] = values.reshape(values.shape[0], -1) if values.ndim == 3 else values
-        return columns
+            return values.reshape(values.shape[0], -1) if values.ndim == 3 else values
+
+        return Prediction(columns, {"contributions": contributions})

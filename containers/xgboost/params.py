@@ -129,18 +129,16 @@ def split_metrics(text):
     return [m.strip() for m in text.split(",") if m.strip()]
 
 
-def tuning_metric(raw):
-    """``_tuning_objective_metric`` (set by a tuning job), e.g. validation:auc -> auc."""
-    value = raw.get("_tuning_objective_metric")
-    if not value:
+def tuning_metric(objective):
+    """The metric behind a tuning job's ``_tuning_objective_metric``, e.g. validation:auc -> auc."""
+    if not objective:
         return None
-    name = str(value).strip().strip('"')
+    name = str(objective).strip()
     return name.split(":", 1)[1] if ":" in name else name
 
 
-def resolve(hp, raw=None):
+def resolve(hp, tuning_objective=None):
     """Typed hyperparameters (schema-checked) -> Settings, with removed names mapped and noticed."""
-    raw = raw or {}
     notices = []
     params = {}
     for name, value in hp.items():
@@ -187,7 +185,7 @@ def resolve(hp, raw=None):
     if "updater" in params:
         params["updater"] = ",".join(u.strip() for u in params["updater"].split(",") if u.strip())
     metrics = split_metrics(params.pop("eval_metric", ""))
-    tuned = tuning_metric(raw)
+    tuned = tuning_metric(tuning_objective)
     if tuned and tuned not in metrics:
         metrics.append(tuned)  # the tuning job's objective must be computed
     elif tuned:

@@ -4,46 +4,46 @@ from pathlib import Path
 
 from common import contenttypes as ct
 from common.channels import ChannelSpec
-from common.serving.codecs import register_decoder
-from common.spec import AlgorithmSpec, MetricDefinition
+from common.spec import AlgorithmSpec, Metric
 
-from . import codecs
-from .data import CONTENT_TYPES
-from .params import MAXIMIZE, MINIMIZE
+from .params import MAXIMIZE
 
-# Metrics as the built-in declares them (validation:<name>); xgboost prints tabs, CloudWatch shows them as #011.
+PARQUET = "application/x-parquet"
+TRAINING_TYPES = (ct.LIBSVM, ct.CSV, ct.RECORDIO_PROTOBUF, PARQUET)  # libsvm first: the default
+# The metrics xgboost computes that the built-in declares (validation:<name>); the library prints the line
+# ``[12]\ttrain-rmse:0.1\tvalidation-rmse:0.2`` and CloudWatch shows the tabs as #011.
 METRIC_NAMES = ("auc", "aucpr", "map", "ndcg", "accuracy", "balanced_accuracy", "f1", "f1_binary", "f1_macro",
                 "precision", "precision_macro", "precision_micro", "r2", "recall", "recall_macro", "recall_micro",
                 "rmse", "rmsle", "mae", "mape", "mphe", "mse", "logloss", "error", "merror", "mlogloss",
                 "poisson-nloglik", "gamma-nloglik", "cox-nloglik", "gamma-deviance", "tweedie-nloglik",
                 "aft-nloglik", "interval-regression-accuracy")
-DIRECTIONS = {name: "Maximize" if name in MAXIMIZE else "Minimize" for name in METRIC_NAMES}
-assert all(name in MAXIMIZE or name in MINIMIZE for name in METRIC_NAMES)
 
 
 def metric_regex(name):
-    return r".*\[[0-9]+\].*#011validation-" + name.replace("-", r"\-") + r":(\S+)"
+    return r".*\[[0-9]+\].*#011validation-" + name + r":(\S+)"
 
 
-for _mime in codecs.LIBSVM_TYPES:
-    register_decoder(_mime)(codecs.decode_libsvm)
+def _channel(name, required):
+    return ChannelSpec(name, TRAINING_TYPES, required=required, label_size=1, missing_values=True,
+                       description=f"{name} data: label first (libsvm: label[:weight]); missing values allowed")
+
 
 SPEC = AlgorithmSpec(
     name="xgboost",
+    description="XGBoost (today's library) in the SageMaker built-in's algorithm mode: libsvm, CSV, recordIO-"
+                "protobuf and parquet, File and Pipe mode, several hosts, checkpoints, every model format",
     folder=Path(__file__).parent,
-    channels=(
-        ChannelSpec("train", CONTENT_TYPES, required=True),
-        ChannelSpec("validation", CONTENT_TYPES),
-    ),
-    train="containers.xgboost.train:train",
-    model="containers.xgboost.model:XGBoostModel",
-    request_types=(ct.CSV, "text/libsvm", "text/x-libsvm", ct.RECORDIO_PROTOBUF, ct.JSON, ct.JSONLINES),
-    encoders={
-        ct.CSV: codecs.encode_csv,
-        ct.JSON: codecs.encode_json,
-        ct.JSONLINES: codecs.encode_jsonlines,
-        ct.RECORDIO_PROTOBUF: codecs.encode_recordio,
-    },
+    channels=(_channel("train", True), _channel("validation", False)),
+    train_entry="containers.xgboost.train:train",
+    model_class="containers.xgboost.model:XGBoostModel",
+    checks="containers.xgboost.checks:check",
+    readers=("containers.xgboost.readers:ParquetReader",),
+    codecs=("containers.xgboost.codecs:CSVCodec", "containers.xgboost.codecs:LibSVMCodec",
+            "containers.xgboost.codecs:JSONCodec", "containers.xgboost.codecs:JSONLinesCodec",
+            "containers.xgboost.codecs:RecordIOCodec"),
+    request_types=(ct.CSV, ct.LIBSVM, ct.RECORDIO_PROTOBUF, ct.JSON, ct.JSONLINES),
+    response_types=(ct.CSV, ct.JSON, ct.JSONLINES, ct.RECORDIO_PROTOBUF),
     default_accept=ct.CSV,
-    metrics=tuple(MetricDefinition(f"validation:{name}", metric_regex(name)) for name in METRIC_NAMES),
+    metrics=tuple(Metric(f"validation:{name}", "Maximize" if name in MAXIMIZE else "Minimize", line=None,
+                         regex=metric_regex(name)) for name in METRIC_NAMES),
 )

@@ -5,13 +5,12 @@ each channel, the library merges sketches and histograms, so the model equals on
 """
 
 import logging
-import os
 import time
 
 import numpy as np
 
 from common import logs
-from common.distributed import PORT_ENV, resolve_host
+from common.distributed import master_address, port as cluster_port
 from common.errors import AlgorithmError, ClientError, DataError, HyperparameterError
 
 from . import checks, params as params_mod
@@ -22,7 +21,6 @@ from .matrix import build, spill_channel
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "xgboost-model"
-DEFAULT_PORT = 9099
 # library messages that are the user's data or settings, not our fault (as the open container lists them)
 CLIENT_MESSAGES = ("label must be in", "label must be nonnegative", "Check failed: preds.size()", "base_score",
                    "feature_names mismatch", "only contains pos or neg", "label_correct", "Invalid Parameter",
@@ -49,8 +47,8 @@ class Collective:
         import xgboost as xgb
         from xgboost.tracker import RabitTracker
 
-        master = resolve_host(self.resource.hosts[0])
-        port = int(os.environ.get(PORT_ENV, DEFAULT_PORT))
+        master = master_address(self.resource)
+        port = cluster_port()
         if self.is_master:
             self.tracker = RabitTracker(n_workers=self.world_size, host_ip=master, port=port, sortby="task",
                                         timeout=600)
@@ -101,7 +99,8 @@ def shard_of(context, name):
 
 def read_channel(context, name, settings):
     indexing = Indexing(name)
-    chunks = iter_chunks(context.channels[name], context.paths, csv_weights=settings.csv_weights, indexing=indexing)
+    chunks = iter_chunks(context.channels[name], context.paths, csv_weights=settings.csv_weights, indexing=indexing,
+                         stop=context.stop)
     with context.timings.stage(f"read {name}"):
         started = time.perf_counter()
         spill = spill_channel(name, chunks, shard_of(context, name))
@@ -153,9 +152,8 @@ def make_callbacks(settings, checkpoints, context, cluster, start_round):
 
 def train(context):
     hp = context.hyperparameters
-    raw = context.config.hyperparameters
-    checks.check(hp, raw)
-    settings = params_mod.resolve(hp, raw)
+    checks.check(hp, context.tuning_objective)  # the spec's check ran at setup; this adds the tuning metric
+    settings = params_mod.resolve(hp, context.tuning_objective)
     if settings.early_stopping_rounds and not context.has_channel("validation"):
         raise HyperparameterError(f"Invalid hyperparameter early_stopping_rounds={settings.early_stopping_rounds}: "
                                   "early stopping watches the validation channel, which this job does not have")
@@ -198,13 +196,13 @@ def train(context):
                 validation.delete()
         booster = run_training(context, settings, library_params, dtrain, watch, cluster)
         if cluster.is_master:
-            save_model(booster, context.paths.model_dir, train_spill.libsvm_shift)
+            save_model(context, booster, train_spill.libsvm_shift)
 
 
 def run_training(context, settings, library_params, dtrain, watch, cluster):
     import xgboost as xgb
 
-    checkpoints = Checkpoints.for_job(context.paths)
+    checkpoints = Checkpoints.for_job(context)
     previous, done = checkpoints.latest() if checkpoints else (None, 0)
     if previous is not None:
         log.info("Resuming from checkpoint %s: %d of %d rounds done", previous, done, settings.num_round)
@@ -231,13 +229,12 @@ def run_training(context, settings, library_params, dtrain, watch, cluster):
     return booster
 
 
-def save_model(booster, model_dir, libsvm_shift=None):
+def save_model(context, booster, libsvm_shift=None):
+    """``xgboost-model``: ``Booster.save_model``'s UBJSON (today's default), written whole or not at all."""
     if libsvm_shift is not None:  # serving reads libsvm requests with the base the training data had
         booster.set_attr(algobox_libsvm_one_based=str(libsvm_shift))
-    model_dir.mkdir(parents=True, exist_ok=True)
-    path = model_dir / MODEL_FILE
-    temporary = model_dir / f".{MODEL_FILE}.tmp"
-    temporary.write_bytes(bytes(booster.save_raw("ubj")))
-    os.replace(temporary, path)
-    log.info("Saved %s (UBJSON, %d rounds, %d features, %d bytes)", path, booster.num_boosted_rounds(),
-             booster.num_features(), path.stat().st_size)
+    data = bytes(booster.save_raw("ubj"))
+    with context.model_file(MODEL_FILE) as handle:
+        handle.write(data)
+    log.info("Saved %s (UBJSON, %d rounds, %d features, %d bytes)", MODEL_FILE, booster.num_boosted_rounds(),
+             booster.num_features(), len(data))
