@@ -101,14 +101,14 @@ def _tree_json(reader, index):
     }
 
 
-def _gbtree_json(reader):
+def _gbtree_json(reader, num_class):
     num_trees, _roots, _features, _pad, _pbuffer, num_groups, _leaf_vector = reader.unpack(
         "<iiiiqii", GBTREE_PARAM_BYTES)
     if num_trees < 0 or num_trees > 1 << 24:
         raise LegacyFormatError(f"gbtree claims {num_trees} trees")
     trees = [_tree_json(reader, i) for i in range(num_trees)]
     tree_info = reader.array("<i4", num_trees).tolist() if num_trees else []
-    groups = max(num_groups, 1)
+    groups = max(num_groups, num_class, 1)  # 1.x keeps num_output_group at 1 and the classes in the learner
     iterations = num_trees // groups
     return {
         "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": str(num_trees)},
@@ -139,7 +139,7 @@ def parse_binary(data):
     if objective == "reg:linear":
         objective = "reg:squarederror"
     if booster_name in ("gbtree", "dart"):
-        model, groups = _gbtree_json(reader)
+        model, groups = _gbtree_json(reader, num_class)
         if booster_name == "dart":
             count = reader.u64()
             model = {"gbtree": {"model": model, "name": "gbtree"}, "name": "dart",
