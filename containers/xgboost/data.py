@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from common import contenttypes, protobuf, recordio
 from common.errors import ChannelError, DataError
-from common.sources import iter_sources
+from common.sources import Stopped, iter_sources
 
 log = logging.getLogger(__name__)
 
@@ -274,10 +274,14 @@ def iter_chunks(channel, paths, *, csv_weights=False, workdir=None, epoch=0, ind
                     pieces = parquet_from_stream(stream, source, csv_weights, workdir, channel.input_mode)
                 else:
                     raise ChannelError(f"Channel {channel.name!r}: content type {mime} is not supported")
-                for chunk in pieces:
-                    if len(chunk):
-                        count += 1
-                        yield chunk
+                try:
+                    for chunk in pieces:
+                        if len(chunk):
+                            count += 1
+                            yield chunk
+                except Stopped:  # SIGTERM while a Pipe-mode read waited: the data ends here
+                    log.warning("Channel %s: reading stopped by a signal after %d chunks", channel.name, count)
+                    return
     finally:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
