@@ -157,6 +157,10 @@ def resolve(hp, tuning_objective=None):
             params["verbosity"] = 0
         _notice(notices, f"silent was removed from xgboost; silent={silent} maps to verbosity="
                          f"{params.get('verbosity', 1)}")
+    if "gpu_id" in params:
+        ordinal = params.pop("gpu_id")
+        params.setdefault("device", f"cuda:{ordinal}")
+        _notice(notices, f"gpu_id was removed from xgboost; using device={params['device']}")
     if params.get("tree_method") == "gpu_hist":
         params["tree_method"] = "hist"
         params.setdefault("device", "cuda")
@@ -168,10 +172,6 @@ def resolve(hp, tuning_objective=None):
             params.setdefault("device", "cuda")
         _notice(notices, f"predictor was removed from xgboost (prediction follows device); predictor={predictor} "
                          f"{'maps to device=cuda' if predictor == 'gpu_predictor' else 'is ignored'}")
-    if "gpu_id" in params:
-        ordinal = params.pop("gpu_id")
-        params.setdefault("device", f"cuda:{ordinal}")
-        _notice(notices, f"gpu_id was removed from xgboost; using device={params['device']}")
     if params.get("device") == "gpu":
         params["device"] = "cuda"
     if hp.get("use_dask_gpu_training"):

@@ -154,6 +154,9 @@ def train(context):
     hp = context.hyperparameters
     checks.check(hp, context.tuning_objective)  # the spec's check ran at setup; this adds the tuning metric
     settings = params_mod.resolve(hp, context.tuning_objective)
+    if "_kfold" in context.config.hyperparameters:
+        log.warning("_kfold (the open container's cross-validation mode) is not offered by this image; training "
+                    "one model on the train channel")
     if settings.early_stopping_rounds and not context.has_channel("validation"):
         raise HyperparameterError(f"Invalid hyperparameter early_stopping_rounds={settings.early_stopping_rounds}: "
                                   "early stopping watches the validation channel, which this job does not have")
