@@ -28,9 +28,13 @@ class Checkpoints:
         """The job's checkpoint folder (checkpointconfig.json's LocalPath, else the platform's default) when the
         job has one: named in the config, or present (the platform creates it when checkpoints are on)."""
         named = context.config.checkpoint.local_path
-        directory = Path(context.checkpoints.directory)
-        if not named and not directory.is_dir():
-            return None
+        if named:
+            directory = Path(named)
+        else:  # the runtime's default, or /opt/ml/checkpoints (SageMaker's LocalPath default) if that exists
+            candidates = [Path(context.checkpoints.directory), context.paths.root / "checkpoints"]
+            directory = next((c for c in candidates if c.is_dir()), None)
+            if directory is None:
+                return None
         directory.mkdir(parents=True, exist_ok=True)
         return cls(directory)
 
