@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
 from common import protobuf, recordio  # noqa: E402
-from emulator import ALGOBOX, Job, PipeWriter, free_port, serve  # noqa: E402
+from emulator import ALGOBOX, Job, PipeWriter, serve  # noqa: E402
 
 CACHE = Path(os.environ.get("ALGOBOX_BENCH_DIR", "/tmp/algobox-bench-xgboost"))
 PARAMS = {"max_depth": 6, "eta": 0.3, "tree_method": "hist", "objective": "binary:logistic", "seed": 0}

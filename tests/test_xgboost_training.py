@@ -7,7 +7,6 @@ import io
 import json
 import re
 import signal
-import time
 
 import numpy as np
 import pytest

@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 
-from common import logs
 from common.distributed import master_address, port as cluster_port
 from common.errors import AlgorithmError, ClientError, DataError, HyperparameterError
 
@@ -92,18 +91,13 @@ class Collective:
         return False
 
 
-def shard_of(context, name):
-    shard = context.shard(name)
-    return shard  # (rank, world) for replicated channels of a multi-host job, else None
-
-
 def read_channel(context, name, settings):
     indexing = Indexing(name)
     chunks = iter_chunks(context.channels[name], context.paths, csv_weights=settings.csv_weights, indexing=indexing,
                          stop=context.stop)
     with context.timings.stage(f"read {name}"):
         started = time.perf_counter()
-        spill = spill_channel(name, chunks, shard_of(context, name))
+        spill = spill_channel(name, chunks, context.shard(name))  # (rank, hosts) if replicated
         elapsed = time.perf_counter() - started
     spill.libsvm_shift = indexing.shift
     log.info("Channel %s: %d rows, %d chunks, widest row %d features, %s, read in %.2f s (%.0f rows/s)", name,
