@@ -256,32 +256,31 @@ def data_file(fmt, rows, features, x_path, y_path):
 
 
 def overhead(work, rows, features, rounds):
+    """Each variant right after its own reference run (the pair shares the machine's load at that moment)."""
     import xgboost as xgb
 
     x_path, y_path = synthetic(rows, features)
     reference_model = work / "reference-model"
-    train_s, whole_s, rss = run_reference(x_path, y_path, PARAMS, rounds, reference_model)
-    print(f"(b) overhead, {rows} x {features}, {rounds} rounds, depth 6, hist")
-    print(f"  reference (numpy in memory, QuantileDMatrix + xgboost.train): train {train_s:.1f} s, whole process "
-          f"{whole_s:.1f} s, peak RSS {rss:.0f} MB")
-    reference = xgb.Booster()
-    reference.load_model(str(reference_model))
-    probe = np.load(x_path, mmap_mode="r")[:20000]
-    expected = reference.inplace_predict(np.asarray(probe))
+    probe = np.asarray(np.load(x_path, mmap_mode="r")[:20000])
+    print(f"(b) overhead, {rows} x {features}, {rounds} rounds, depth 6, hist, nthread {PARAMS.get('nthread', 'all')}")
     hp = {**PARAMS, "num_round": rounds}
     for fmt in ("csv", "libsvm", "recordio"):
         path = data_file(fmt, rows, features, x_path, y_path)
         for mode in ("File", "Pipe"):
+            train_s, whole_s, rss = run_reference(x_path, y_path, PARAMS, rounds, reference_model)
+            reference = xgb.Booster()
+            reference.load_model(str(reference_model))
+            expected = reference.inplace_predict(probe)
             seconds, peak, model_dir, output = run_train(work / f"overhead-{fmt}-{mode}", path, FORMATS[fmt][0], hp,
                                                         mode)
-            diff = np.abs(load_model(model_dir).inplace_predict(np.asarray(probe)) - expected).max()
-            stages = {s: v for s, v in json.loads(output.split("#metrics ")[-1].splitlines()[0])["Metrics"].items()}
+            diff = np.abs(load_model(model_dir).inplace_predict(probe) - expected).max()
+            stages = json.loads(output.split("#metrics ")[-1].splitlines()[0])["Metrics"]
             read_s = sum(v["sum"] for k, v in stages.items() if k.startswith("read")) / 1000
             library_s = (stages["build matrices.time"]["sum"] + stages["boost.time"]["sum"]) / 1000
-            print(f"  {fmt:8s} {mode:4s}: {seconds:6.1f} s = {seconds / train_s:.2f}x the train call, "
-                  f"{seconds / whole_s:.2f}x the whole reference; peak RSS {peak:5.0f} MB = {peak / rss:.2f}x; "
-                  f"reading {read_s:.1f} s; the library's own work (matrix + boosting) {library_s:.1f} s, so the "
-                  f"whole run is {seconds / library_s:.2f}x it; max diff vs reference {diff:.1e}")
+            print(f"  {fmt:8s} {mode:4s}: {seconds:6.1f} s vs reference train call {train_s:6.1f} s (whole process "
+                  f"{whole_s:6.1f} s) = {seconds / train_s:.2f}x ({seconds / whole_s:.2f}x); peak RSS {peak:4.0f} MB "
+                  f"vs {rss:4.0f} MB = {peak / rss:.2f}x; reading {read_s:.1f} s; matrix + boosting {library_s:.1f} s "
+                  f"(whole run {seconds / library_s:.2f}x it); max diff vs reference {diff:.1e}", flush=True)
     return reference_model, x_path
 
 
