@@ -164,6 +164,7 @@ def train(context):
         params_mod.validate(settings)
 
     with Collective(context.resource) as cluster:
+        context.started()  # from here SIGTERM ends training after a round and the model so far is saved
         train_spill = read_channel(context, "train", settings)
         validation = read_channel(context, "validation", settings) if context.has_channel("validation") else None
         try:
