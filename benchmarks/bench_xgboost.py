@@ -1,0 +1,372 @@
+"""XGBoost: parity with ``xgboost.train`` and the overhead of the container around it, as ratios from one run.
+
+    .venv/bin/python benchmarks/bench_xgboost.py [--rows 1000000] [--features 50] [--rounds 100] [--skip-parity]
+                                                 [--skip-train] [--skip-serving] [--seconds 10] [--nthread N]
+
+(a) parity: ``algobox xgboost train`` (File mode) on breast_cancer (binary) and mlbench Shuttle (7 classes;
+    Debian's r-cran-mlbench, read with pyreadr, cached under ~/.cache/algobox) as CSV, libsvm, recordIO-
+    protobuf and parquet, against ``xgboost.train`` on the same rows (a QuantileDMatrix of the numpy array):
+    the largest difference of the predictions;
+(b) overhead: the whole ``algobox xgboost train`` (process start to exit) on --rows x --features (synthetic,
+    binary labels), --rounds rounds, depth 6, hist, as CSV, libsvm and recordIO-protobuf in File and Pipe mode,
+    against a reference process that loads the same rows as numpy (.npy) and runs QuantileDMatrix +
+    ``xgboost.train``: time over the reference's train call, time over the reference's whole process, and peak
+    RSS over the reference's (each process's own, from wait4);
+(c) serving: rows/s of 1,000-row CSV requests through ``algobox xgboost serve`` (gunicorn, one worker per core,
+    two clients per worker) against a bare ``Booster.inplace_predict`` loop on the same rows, all cores.
+
+Files are cached in $ALGOBOX_BENCH_DIR (default /tmp/algobox-bench-xgboost) between runs.
+"""
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+from common import protobuf, recordio  # noqa: E402
+from emulator import ALGOBOX, Job, PipeWriter, serve  # noqa: E402
+
+CACHE = Path(os.environ.get("ALGOBOX_BENCH_DIR", "/tmp/algobox-bench-xgboost"))
+PARAMS = {"max_depth": 6, "eta": 0.3, "tree_method": "hist", "objective": "binary:logistic", "seed": 0}
+
+
+# ---------------------------------------------------------------- data in every format
+def _tokens(x, prefix):
+    """Fixed-width text of every value (values are multiples of 0.001 in (-10, 10): ``+1.234``), as bytes
+    rows built from a lookup table, so that writing a million rows takes seconds."""
+    codes = np.rint(np.asarray(x, dtype=np.float64) * 1000).astype(np.int64) + 9999
+    values = np.array([f"{(v - 9999) / 1000:+.3f}" for v in range(19999)], dtype="S6")
+    width = len(prefix(0)) + 6  # every prefix of a format has the same width
+    table = np.char.add(np.array([prefix(j) for j in range(x.shape[1])], dtype="S8")[:, None], values[None, :])
+    table = table.astype(f"S{width}")
+    return table[np.arange(x.shape[1])[None, :], codes]
+
+
+def _write_rows(x, y, prefix, sep, out):
+    for start in range(0, len(y), 50_000):
+        part = _tokens(x[start:start + 50_000], prefix)
+        width = part.dtype.itemsize
+        rows = part.shape[0]
+        line = np.full((rows, 2 + part.shape[1] * (width + 1)), ord(sep), np.uint8)
+        line[:, 0] = ord("0") + y[start:start + 50_000].astype(np.uint8)  # labels 0-9
+        body = np.ascontiguousarray(part).view(np.uint8).reshape(rows, part.shape[1], width)
+        cells = line[:, 2:].reshape(rows, part.shape[1], width + 1)
+        cells[:, :, :width] = body
+        line[:, -1] = ord("\n")
+        out.write(line.tobytes())
+    return out
+
+
+def csv_bytes(x, y):
+    return _write_rows(x, y, lambda j: "", ",", io.BytesIO()).getvalue()
+
+
+def libsvm_bytes(x, y):
+    """Zero-based indices, every value written (two-digit indices keep the width fixed: ``07:+1.234``)."""
+    return _write_rows(x, y, lambda j: f"{j:02d}:", " ", io.BytesIO()).getvalue()
+
+
+def quantise(x):
+    """The values the text formats can write exactly: multiples of 0.001 in (-10, 10)."""
+    return (np.rint(np.clip(x, -9.999, 9.999) * 1000) / 1000).astype(np.float32)
+
+
+def recordio_bytes(x, y):
+    out = io.BytesIO()
+    for start in range(0, len(y), 100_000):
+        payloads = protobuf.encode_dense(x[start:start + 100_000], y[start:start + 100_000])
+        out.write(b"".join(recordio.encode_record(p) for p in payloads))
+    return out.getvalue()
+
+
+def parquet_bytes(x, y):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"label": y, **{f"f{j}": x[:, j] for j in range(x.shape[1])}}), buffer)
+    return buffer.getvalue()
+
+
+FORMATS = {"csv": ("text/csv", csv_bytes), "libsvm": ("text/libsvm", libsvm_bytes),
+           "recordio": ("application/x-recordio-protobuf", recordio_bytes),
+           "parquet": ("application/x-parquet", parquet_bytes)}
+
+
+def shuttle():
+    """mlbench Shuttle (58,000 x 9, 7 classes) from Debian's r-cran-mlbench, cached."""
+    cached = Path.home() / ".cache" / "algobox" / "shuttle.npz"
+    if not cached.exists():
+        import pyreadr
+
+        work = Path(tempfile.mkdtemp())
+        subprocess.run(["apt-get", "download", "r-cran-mlbench"], cwd=work, check=True, capture_output=True)
+        deb = next(work.glob("r-cran-mlbench_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "x")], check=True)
+        frame = pyreadr.read_r(str(next(work.rglob("Shuttle.rda"))))["Shuttle"]
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, x=frame.iloc[:, :9].to_numpy(np.float32), y=frame["Class"].cat.codes.to_numpy(np.float32))
+        shutil.rmtree(work, ignore_errors=True)
+    data = np.load(cached)
+    return data["x"], data["y"]
+
+
+# ---------------------------------------------------------------- running algobox
+def run_train(root, data, content_type, hp, mode="File"):
+    """``algobox xgboost train`` as a subprocess: (seconds, peak RSS MB, model dir)."""
+    shutil.rmtree(root, ignore_errors=True)
+    job = Job(root)
+    if mode == "File":
+        (root / "input/data/train").mkdir(parents=True, exist_ok=True)
+        if isinstance(data, Path):
+            os.symlink(data, root / "input/data/train" / data.name)
+        else:
+            job.add_file("train", "data", data)
+    else:
+        fifo = root / "input/data/train_0"
+        os.mkfifo(fifo)
+
+        def chunks():
+            with open(data, "rb") if isinstance(data, Path) else io.BytesIO(data) as f:
+                while block := f.read(1 << 20):
+                    yield block
+
+        writer = PipeWriter(fifo, chunks())
+        writer.start()
+    job.write_config({k: str(v) for k, v in hp.items()}, {"train": {"ContentType": content_type,
+                                                                      "TrainingInputMode": mode}})
+    started = time.perf_counter()
+    process = subprocess.Popen(ALGOBOX + ["xgboost", "train"], cwd=REPO, env=job.env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    output = []
+    reader = threading.Thread(target=lambda: output.append(process.stdout.read()), daemon=True)
+    reader.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    reader.join()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"algobox train failed:\n{output[0].decode()[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024, root / "model", output[0].decode()
+
+
+REFERENCE = r"""
+import json, resource, sys, time
+import numpy as np, xgboost as xgb
+x = np.load(sys.argv[1]); y = np.load(sys.argv[2]); params = json.loads(sys.argv[3]); rounds = int(sys.argv[4])
+started = time.perf_counter()
+booster = xgb.train(params, xgb.QuantileDMatrix(x, label=y), rounds)
+elapsed = time.perf_counter() - started
+booster.save_model(sys.argv[5])
+print(json.dumps({"train_s": elapsed}))
+"""
+
+
+def run_reference(x_path, y_path, params, rounds, model_path):
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", REFERENCE, str(x_path), str(y_path), json.dumps(params),
+                                str(rounds), str(model_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = []
+    reader = threading.Thread(target=lambda: out.append(process.stdout.read()), daemon=True)
+    reader.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    whole = time.perf_counter() - started
+    reader.join()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(process.stderr.read().decode()[-2000:])
+    return json.loads(out[0].decode().strip().splitlines()[-1])["train_s"], whole, usage.ru_maxrss / 1024
+
+
+def load_model(model_dir):
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(str(model_dir / "xgboost-model"))
+    return booster
+
+
+# ---------------------------------------------------------------- (a) parity
+def parity(work):
+    import xgboost as xgb
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    sets = {"breast_cancer": (quantise(x / np.abs(x).max(axis=0) * 9), y.astype(np.float32),
+                              {"objective": "binary:logistic", "max_depth": 4}, 20)}
+    try:
+        sx, sy = shuttle()
+        sets["shuttle"] = (quantise(sx / np.abs(sx).max(axis=0) * 9), sy, {"objective": "multi:softprob", "num_class": 7, "max_depth": 6}, 20)
+    except Exception as exc:  # no apt or pyreadr: say so, keep going
+        print(f"  shuttle unavailable: {type(exc).__name__}: {exc}")
+    print("(a) parity: max |prediction - xgboost.train's| on the training rows; the reference loads each file as a "
+          "user would with the library (numpy for CSV, recordIO and parquet; xgboost's own libsvm loader, whose CSR "
+          "gives other sketch cuts than the dense array on tied values)")
+    for name, (x, y, params, rounds) in sets.items():
+        dense = xgb.train(params, xgb.QuantileDMatrix(x, label=y), rounds).predict(xgb.DMatrix(x))
+        for fmt, (content_type, make) in FORMATS.items():
+            data = make(x, y)
+            expected = dense
+            if fmt == "libsvm":
+                path = work / f"{name}.libsvm"
+                path.write_bytes(data)
+                expected = xgb.train(params, xgb.DMatrix(f"{path}?format=libsvm"), rounds).predict(xgb.DMatrix(x))
+            seconds, rss, model_dir, _ = run_train(work / f"parity-{name}-{fmt}", data, content_type,
+                                                   {**params, "num_round": rounds})
+            got = load_model(model_dir).predict(xgb.DMatrix(x))
+            print(f"  {name:14s} {x.shape[0]:6d} x {x.shape[1]:2d} {fmt:9s} max diff {np.abs(got - expected).max():.2e}"
+                  f"  ({seconds:.1f} s)")
+
+
+# ---------------------------------------------------------------- (b) overhead
+def synthetic(rows, features):
+    CACHE.mkdir(parents=True, exist_ok=True)
+    x_path, y_path = CACHE / f"x-{rows}-{features}.npy", CACHE / f"y-{rows}-{features}.npy"
+    if not x_path.exists():
+        rng = np.random.default_rng(0)
+        x = quantise(rng.standard_normal((rows, features), dtype=np.float32))
+        w = rng.standard_normal(features).astype(np.float32)
+        margin = x @ w / np.sqrt(features) + 0.5 * np.sin(3 * x[:, 0]) * x[:, 1]
+        y = (margin + rng.logistic(size=rows).astype(np.float32) * 0.5 > 0).astype(np.float32)
+        np.save(x_path, x)
+        np.save(y_path, y)
+    return x_path, y_path
+
+
+def data_file(fmt, rows, features, x_path, y_path):
+    path = CACHE / f"data-{rows}-{features}.{fmt}"
+    if not path.exists():
+        started = time.perf_counter()
+        x, y = np.load(x_path), np.load(y_path)
+        path.write_bytes(FORMATS[fmt][1](x, y))
+        print(f"  wrote {path.name}: {path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - started:.0f} s")
+    return path
+
+
+def overhead(work, rows, features, rounds):
+    """Each variant right after its own reference run (the pair shares the machine's load at that moment)."""
+    import xgboost as xgb
+
+    x_path, y_path = synthetic(rows, features)
+    reference_model = work / "reference-model"
+    probe = np.asarray(np.load(x_path, mmap_mode="r")[:20000])
+    print(f"(b) overhead, {rows} x {features}, {rounds} rounds, depth 6, hist, nthread {PARAMS.get('nthread', 'all')}")
+    hp = {**PARAMS, "num_round": rounds}
+    for fmt in ("csv", "libsvm", "recordio"):
+        path = data_file(fmt, rows, features, x_path, y_path)
+        for mode in ("File", "Pipe"):
+            train_s, whole_s, rss = run_reference(x_path, y_path, PARAMS, rounds, reference_model)
+            reference = xgb.Booster()
+            reference.load_model(str(reference_model))
+            expected = reference.inplace_predict(probe)
+            seconds, peak, model_dir, output = run_train(work / f"overhead-{fmt}-{mode}", path, FORMATS[fmt][0], hp,
+                                                        mode)
+            diff = np.abs(load_model(model_dir).inplace_predict(probe) - expected).max()
+            stages = json.loads(output.split("#metrics ")[-1].splitlines()[0])["Metrics"]
+            read_s = sum(v["sum"] for k, v in stages.items() if k.startswith("read")) / 1000
+            library_s = (stages["build matrices.time"]["sum"] + stages["boost.time"]["sum"]) / 1000
+            print(f"  {fmt:8s} {mode:4s}: {seconds:6.1f} s vs reference train call {train_s:6.1f} s (whole process "
+                  f"{whole_s:6.1f} s) = {seconds / train_s:.2f}x ({seconds / whole_s:.2f}x); peak RSS {peak:4.0f} MB "
+                  f"vs {rss:4.0f} MB = {peak / rss:.2f}x; reading {read_s:.1f} s; matrix + boosting {library_s:.1f} s "
+                  f"(whole run {seconds / library_s:.2f}x it); max diff vs reference {diff:.1e}", flush=True)
+    return reference_model, x_path
+
+
+# ---------------------------------------------------------------- (c) serving
+def serving(work, model_path, x_path, seconds, batch=1000):
+    import requests
+    import xgboost as xgb
+
+    x = np.asarray(np.load(x_path, mmap_mode="r")[:batch * 20])
+    batches = [x[i:i + batch] for i in range(0, len(x), batch)]
+    bodies = []
+    for b in batches:
+        buffer = io.StringIO()
+        np.savetxt(buffer, b, delimiter=",", fmt="%.7g")
+        bodies.append(buffer.getvalue().encode())
+    parsed = [np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float32) for body in bodies]
+    booster = xgb.Booster()
+    booster.load_model(str(model_path))
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        booster.inplace_predict(parsed[count % len(parsed)])
+        count += 1
+    bare = count * batch / (time.perf_counter() - started)
+
+    cores = os.cpu_count() or 1
+    root = work / "serving"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "model").mkdir(parents=True)
+    shutil.copy(model_path, root / "model" / "xgboost-model")
+    done = [0]
+    with serve("xgboost", root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": str(cores)}, startup_timeout=180) as server:
+        url = server.url + "/invocations"
+        for body in bodies[:4]:
+            assert requests.post(url, data=body, headers={"Content-Type": "text/csv"}).status_code == 200
+        stop = time.perf_counter() + seconds
+
+        def client(k):
+            session = requests.Session()
+            i = k
+            while time.perf_counter() < stop:
+                response = session.post(url, data=bodies[i % len(bodies)], headers={"Content-Type": "text/csv"})
+                assert response.status_code == 200
+                done[0] += 1
+                i += 1
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(2 * cores)]
+        begin = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        served = done[0] * batch / (time.perf_counter() - begin)
+    print(f"(c) serving 1,000-row CSV requests: {served:,.0f} rows/s through HTTP ({cores} workers, {2 * cores} "
+          f"clients) vs {bare:,.0f} rows/s bare Booster.inplace_predict (all cores) = {served / bare:.2f}x")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--nthread", type=int, default=None,
+                        help="the nthread hyperparameter for both sides (1 is steadier on a crowded machine)")
+    parser.add_argument("--skip-parity", action="store_true")
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-serving", action="store_true")
+    args = parser.parse_args()
+    if args.nthread:
+        PARAMS["nthread"] = args.nthread
+    work = Path(tempfile.mkdtemp(prefix="bench-xgboost-"))
+    try:
+        if not args.skip_parity:
+            parity(work)
+        model_path = x_path = None
+        if not args.skip_train:
+            model_path, x_path = overhead(work, args.rows, args.features, args.rounds)
+        if not args.skip_serving:
+            if model_path is None:
+                x_path, y_path = synthetic(args.rows, args.features)
+                model_path = work / "reference-model"
+                run_reference(x_path, y_path, PARAMS, args.rounds, model_path)
+            serving(work, model_path, x_path, args.seconds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

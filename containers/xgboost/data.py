@@ -1,0 +1,307 @@
+"""Training data for xgboost: each format read a block at a time into (features, labels, weights) chunks.
+
+- text/libsvm: ``label[:weight] index:value ...``, parsed by xgboost's own libsvm parser (its URI loader),
+  one line-aligned block of at most BLOCK_BYTES at a time; indices as written (the library's zero-based
+  default) and, when the channel's first block never uses index 0, shifted down by one (one-based), the
+  library's own detection rule, decided once per channel so that every block agrees.
+- text/csv: label first, then with ``csv_weights=1`` the weight, then features; empty fields and NaN are
+  missing values; pandas' C parser.
+- application/x-recordio-protobuf: the runtime's Record decoder (dense or sparse features, ``values`` label).
+- application/x-parquet: pyarrow, label first (then the weight with csv_weights=1); Pipe mode spools the
+  stream to a temporary file first, as parquet's footer is at its end.
+
+Chunks are dense float32 arrays (NaN = missing) or float32 CSR matrices (absent = missing).
+"""
+
+import io
+import logging
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from contextlib import closing
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from common import contenttypes, protobuf, recordio
+from common.errors import ChannelError, DataError
+from common.sources import Stopped, iter_sources
+
+log = logging.getLogger(__name__)
+
+LIBSVM = contenttypes.LIBSVM
+CSV = contenttypes.CSV
+RECORDIO = contenttypes.RECORDIO_PROTOBUF
+PARQUET = "application/x-parquet"
+BLOCK_BYTES = 64 << 20
+RECORDS_PER_CHUNK = 100_000
+
+
+@dataclass
+class Chunk:
+    features: object  # float32 ndarray (rows, d) or CSR
+    labels: np.ndarray
+    weights: np.ndarray | None = None
+    source: str = ""
+
+    def __len__(self):
+        return self.features.shape[0]
+
+    @property
+    def width(self):
+        return self.features.shape[1]
+
+
+def _blocks(stream, size=BLOCK_BYTES):
+    """Blocks of whole lines, each with the number of lines before it."""
+    rest = b""
+    lines_before = 0
+    while True:
+        data = stream.read(size)
+        if not data:
+            break
+        data = rest + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            rest = data
+            continue
+        block, rest = data[:cut], data[cut:]
+        yield block, lines_before
+        lines_before += block.count(b"\n")
+    if rest.strip():
+        yield rest + b"\n", lines_before
+
+
+class Indexing:
+    """A libsvm channel's index base, settled by its first block (shared by every source of the channel)."""
+
+    def __init__(self, channel):
+        self.channel = channel
+        self.shift = None
+
+    def settle(self, matrix, source):
+        if self.shift is None:
+            used = matrix.indices
+            self.shift = 1 if used.size and used.min() >= 1 else 0
+            log.info("Channel %s: libsvm indices are %s (smallest index in the first block of %s: %s)",
+                     self.channel, "one-based, shifted down by one" if self.shift else "zero-based", source,
+                     int(used.min()) if used.size else "none")
+        if self.shift and matrix.indices.size and matrix.indices.min() == 0:
+            raise DataError("libsvm feature index 0 in a channel whose first block is one-based (no index 0); "
+                            "write all files of a channel with the same index base", source=source)
+        if self.shift:
+            rows, cols = matrix.shape
+            return sp.csr_matrix((matrix.data, matrix.indices - 1, matrix.indptr), shape=(rows, max(cols - 1, 0)))
+        return matrix
+
+
+_XGB_PREFIX = re.compile(r"^\[[0-9:]+\] [^ ]+: ")
+
+
+def library_message(exc):
+    """The first meaningful line of an XGBoostError, without the timestamp, source path and stack trace."""
+    text = str(exc).split("Stack trace:")[0].strip()
+    lines = [_XGB_PREFIX.sub("", line).strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines)[:600] or type(exc).__name__
+
+
+_LIBSVM_CHARS = b"0123456789.-+eE: \t\r\n"
+
+
+def _libsvm_chunks(stream, source, indexing, workdir):
+    """Blocks through the library's parser; a block with any other character (letters: nan, inf, comments,
+    qid, typos) through ours, which reads nan/inf and comments and names a malformed line (the library's
+    parser would read ``2:x`` as 0 and drop a line that starts with a letter)."""
+    import xgboost as xgb
+
+    from . import libsvm
+
+    path = os.path.join(workdir, "block.libsvm")
+    for block, lines_before in _blocks(stream):
+        if block.translate(None, _LIBSVM_CHARS):
+            parsed = libsvm.parse(block, lines_before, source)
+            features = parsed.matrix(int(parsed.indices.max()) + 1 if parsed.indices.size else 0, 0)
+            labels, weights = parsed.labels, parsed.weights
+        else:
+            with open(path, "wb") as f:
+                f.write(block)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the URI loader's deprecation notice
+                    matrix = xgb.DMatrix(f"{path}?format=libsvm&indexing_mode=0", silent=True)
+            except xgb.core.XGBoostError as exc:
+                libsvm.parse(block, lines_before, source)  # names the bad line
+                raise DataError(f"libsvm cannot be parsed: {library_message(exc)}", source=source) from None
+            finally:
+                os.unlink(path)
+            labels = matrix.get_label()
+            weights = matrix.get_weight()
+            weights = weights if weights.size else None
+            features = matrix.get_data()
+        if features.shape[0] != labels.shape[0]:
+            raise DataError("libsvm block has rows without a label", source=source)
+        features = indexing.settle(sp.csr_matrix(features, dtype=np.float32), source)
+        yield Chunk(features, labels.astype(np.float32),
+                    None if weights is None else np.asarray(weights, dtype=np.float32), source)
+
+
+def _parse_csv_block(block, lines_before, source):
+    import pandas
+
+    try:
+        frame = pandas.read_csv(io.BytesIO(block), header=None, engine="c", dtype=np.float64,
+                                skip_blank_lines=True, na_values=["nan", "NaN", "NAN", "?", ""],
+                                keep_default_na=True)
+    except pandas.errors.EmptyDataError:
+        return np.zeros((0, 0))
+    except (ValueError, pandas.errors.ParserError):
+        _bad_csv_line(block, lines_before, source)
+        raise DataError(f"CSV cannot be parsed after line {lines_before}", source=source) from None
+    return frame.to_numpy()
+
+
+def _bad_csv_line(block, lines_before, source):
+    columns = None
+    for number, line in enumerate(block.split(b"\n"), start=lines_before + 1):
+        if not line.strip():
+            continue
+        fields = line.split(b",")
+        if columns is not None and len(fields) != columns:
+            raise DataError(f"CSV line has {len(fields)} columns, expected {columns}", source=source, record=number)
+        columns = len(fields)
+        for field in fields:
+            text = field.strip()
+            if text and text.lower() not in (b"nan", b"?"):
+                try:
+                    float(text)
+                except ValueError:
+                    raise DataError(f"CSV value {text.decode(errors='replace')!r} is not a number", source=source,
+                                    record=number) from None
+
+
+def _split_label(array, weighted, source, first_line):
+    """(features, labels, weights) of a block whose columns are label[, weight], features..."""
+    leading = 2 if weighted else 1
+    if array.shape[1] <= leading:
+        raise DataError(f"row has {array.shape[1]} columns; expected the label{', the weight' if weighted else ''} "
+                        "and at least one feature", source=source, record=first_line)
+    labels = array[:, 0].astype(np.float32)
+    if np.isnan(labels).any():
+        row = int(np.flatnonzero(np.isnan(labels))[0])
+        raise DataError("record has no label (empty or NaN first column)", source=source, record=first_line + row)
+    weights = None
+    if weighted:
+        weights = array[:, 1].astype(np.float32)
+        if not np.isfinite(weights).all():
+            row = int(np.flatnonzero(~np.isfinite(weights))[0])
+            raise DataError("record has no weight (empty or NaN second column, csv_weights=1)", source=source,
+                            record=first_line + row)
+    return np.ascontiguousarray(array[:, leading:], dtype=np.float32), labels, weights
+
+
+def _csv_chunks(stream, source, weighted):
+    columns = None
+    for block, lines_before in _blocks(stream, 16 << 20):
+        array = _parse_csv_block(block, lines_before, source)
+        if not array.size:
+            continue
+        if columns is not None and array.shape[1] != columns:
+            _bad_csv_line(block, lines_before, source)
+            raise DataError(f"CSV block has {array.shape[1]} columns, earlier blocks {columns}", source=source,
+                            record=lines_before + 1)
+        columns = array.shape[1]
+        features, labels, weights = _split_label(array, weighted, source, lines_before + 1)
+        yield Chunk(features, labels, weights, source)
+
+
+def _recordio_chunks(stream, source):
+    first = 0
+    for payloads in recordio.iter_record_batches(stream, RECORDS_PER_CHUNK, source=source):
+        features, labels = protobuf.decode_batch(payloads, None, source=source, first_record=first)
+        if labels is None:
+            raise DataError("recordIO-protobuf records carry no label; xgboost needs one per record", source=source,
+                            record=first)
+        labels = np.asarray(labels, dtype=np.float32).reshape(len(payloads), -1)[:, 0]
+        if sp.issparse(features):
+            features = sp.csr_matrix(features, dtype=np.float32)
+        else:
+            features = np.asarray(features, dtype=np.float32)
+        yield Chunk(features, labels, None, source)
+        first += len(payloads)
+
+
+def _parquet_chunks(path, source, weighted):
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    try:
+        reader = pq.ParquetFile(path)
+        for batch in reader.iter_batches(batch_size=RECORDS_PER_CHUNK):
+            array = np.column_stack([np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+                                     for column in batch.columns])
+            features, labels, weights = _split_label(array, weighted, source, 1)
+            yield Chunk(features, labels, weights, source)
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise DataError(f"parquet cannot be read: {exc}", source=source) from None
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"parquet columns must all be numeric: {exc}", source=source) from None
+
+
+def iter_chunks(channel, paths, *, csv_weights=False, workdir=None, epoch=0, indexing=None, stop=None):
+    """Every chunk of one epoch of a channel, in file order."""
+    mime = channel.media_type.mime
+    if mime == CSV and channel.label_size != 1:
+        raise ChannelError(f"Channel {channel.name!r}: xgboost takes one label column (label_size=1), not "
+                           f"{channel.label_size}")
+    indexing = indexing or Indexing(channel.name)
+    own_workdir = workdir is None
+    workdir = workdir or tempfile.mkdtemp(prefix="algobox-xgboost-")
+    count = 0
+    try:
+        with closing(iter_sources(channel, paths, epoch, stop)) as sources:
+            for source, stream in sources:
+                source = str(source)
+                if mime == LIBSVM:
+                    pieces = _libsvm_chunks(stream, source, indexing, workdir)
+                elif mime == CSV:
+                    pieces = _csv_chunks(stream, source, csv_weights)
+                elif mime == RECORDIO:
+                    pieces = _recordio_chunks(stream, source)
+                elif mime == PARQUET:
+                    pieces = parquet_from_stream(stream, source, csv_weights, workdir, channel.input_mode)
+                else:
+                    raise ChannelError(f"Channel {channel.name!r}: content type {mime} is not supported")
+                try:
+                    for chunk in pieces:
+                        if len(chunk):
+                            count += 1
+                            yield chunk
+                except Stopped:  # SIGTERM while a Pipe-mode read waited: the data ends here
+                    log.warning("Channel %s: reading stopped by a signal after %d chunks", channel.name, count)
+                    return
+    finally:
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if not count:
+        raise DataError(f"Channel {channel.name!r} holds no records")
+
+
+def parquet_from_stream(stream, source, weighted, workdir, input_mode):
+    if input_mode == "File" and os.path.isfile(source) and not _is_gzip(source):
+        yield from _parquet_chunks(source, source, weighted)
+        return
+    spool = os.path.join(workdir, "spool.parquet")
+    with open(spool, "wb") as f:
+        shutil.copyfileobj(stream, f, 8 << 20)
+    try:
+        yield from _parquet_chunks(spool, source, weighted)
+    finally:
+        os.unlink(spool)
+
+
+def _is_gzip(path):
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"

@@ -1,0 +1,291 @@
+"""XGBoost training through the real ``algobox xgboost train`` on an emulated platform: every input format in
+File and Pipe mode gives the model ``xgboost.train`` gives on the same rows; metric lines; early stopping;
+checkpoints and resuming; SIGTERM; two hosts; hyperparameter errors."""
+
+import gzip
+import io
+import json
+import re
+import signal
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import xgboost as xgb
+from sklearn.datasets import load_breast_cancer, load_digits
+
+from common import protobuf, recordio
+from common.spec import load_spec
+from containers.xgboost.model import XGBoostModel
+from emulator import Job, free_port
+
+PARAMS = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.3, "eval_metric": "auc,logloss", "seed": 1}
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    x, y = load_breast_cancer(return_X_y=True)
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def csv_bytes(*columns):
+    buffer = io.StringIO()
+    np.savetxt(buffer, np.column_stack(columns), delimiter=",", fmt="%.9g")
+    return buffer.getvalue().encode()
+
+
+def libsvm_bytes(x, y, weights=None, base=0, sparse=False):
+    """Every value is written (an explicit 0 is a value); ``sparse`` leaves zeros out (absent = missing)."""
+    lines = []
+    for i, row in enumerate(x):
+        head = f"{y[i]:g}" + (f":{weights[i]:g}" if weights is not None else "")
+        lines.append(head + "".join(f" {j + base}:{v:.9g}" for j, v in enumerate(row)
+                                    if v == v and (v != 0 or not sparse)))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def recordio_bytes(x, y):
+    return b"".join(recordio.encode_record(p) for p in protobuf.encode_dense(x, y))
+
+
+def parquet_bytes(x, y):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"label": y, **{f"f{j}": x[:, j] for j in range(x.shape[1])}})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def reference(x, y, params, rounds, weights=None):
+    """What a user gets from the library directly on the same rows."""
+    library = {k: v for k, v in params.items() if k not in ("eval_metric", "num_round")}
+    return xgb.train(library, xgb.QuantileDMatrix(x, label=y, weight=weights, missing=np.nan), rounds)
+
+
+def served(result):
+    return XGBoostModel.load(result.model_dir)
+
+
+def train_job(job, data, content_type, hp, mode="File", name="data", validation=None, env=None):
+    if mode == "File":
+        job.add_file("train", name, data)
+    else:
+        job.add_pipe("train", [data])
+    channels = {"train": {"TrainingInputMode": mode, **({"ContentType": content_type} if content_type else {})}}
+    if validation is not None:
+        job.add_file("validation", "validation", validation)
+        channels["validation"] = {"ContentType": content_type} if content_type else {}
+    job.write_config(hp, channels)
+    result = job.train("xgboost", env=env)
+    assert result.returncode == 0, result.output[-4000:]
+    assert result.model_files == ["xgboost-model"]
+    return result
+
+
+@pytest.mark.parametrize("fmt,mode", [("csv", "File"), ("csv", "Pipe"), ("libsvm", "File"), ("libsvm", "Pipe"),
+                                      ("recordio", "Pipe"), ("parquet", "File"), ("parquet", "Pipe")])
+def test_every_format_and_mode_equals_xgboost_train(job, cancer, fmt, mode):
+    x, y = cancer
+    make, content_type = {
+        "csv": (lambda: csv_bytes(y, x), "text/csv"),
+        "libsvm": (lambda: libsvm_bytes(x, y, base=1), None),  # the default content type; one-based indices
+        "recordio": (lambda: recordio_bytes(x, y), "application/x-recordio-protobuf"),
+        "parquet": (lambda: parquet_bytes(x, y), "application/x-parquet"),
+    }[fmt]
+    data = make()
+    result = train_job(job, data, content_type, {**PARAMS, "num_round": 10}, mode)
+    model = served(result)
+    expected = reference(x, y, PARAMS, 10).predict(xgb.DMatrix(x))
+    np.testing.assert_allclose(model.raw_predict(x), expected, atol=1e-6)
+    assert model.booster.num_boosted_rounds() == 10
+    lines = [line for line in result.output.splitlines() if "]\ttrain-auc:" in line]
+    assert len(lines) == 10
+    assert model.booster.attr("algobox_libsvm_one_based") == ("1" if fmt == "libsvm" else None)
+
+
+def test_csv_weights_and_missing_values_gzip(job, cancer):
+    x, y = cancer
+    x = x.copy()
+    rng = np.random.default_rng(0)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    weights = rng.uniform(0.5, 2, len(y)).astype(np.float32)
+    text = csv_bytes(y, weights, x).replace(b"nan", b"")  # empty fields are missing values
+    job.add_file("train", "part.csv.gz", gzip.compress(text))
+    job.write_config({**PARAMS, "num_round": 8, "csv_weights": 1},
+                     {"train": {"ContentType": "text/csv", "CompressionType": "Gzip"}})
+    result = job.train("xgboost")
+    assert result.returncode == 0, result.output[-3000:]
+    expected = reference(x, y, PARAMS, 8, weights).predict(xgb.DMatrix(x, missing=np.nan))
+    np.testing.assert_allclose(served(result).raw_predict(x), expected, atol=1e-6)
+    unweighted = reference(x, y, PARAMS, 8).predict(xgb.DMatrix(x, missing=np.nan))
+    assert np.abs(unweighted - expected).max() > 1e-3  # the weights mattered
+
+
+def test_libsvm_weights_zero_based_sparse(job):
+    rng = np.random.default_rng(1)
+    dense = rng.random((300, 20)).astype(np.float32)
+    dense[dense < 0.6] = 0
+    y = (dense[:, 0] + dense[:, 3] > 0.5).astype(np.float32)
+    weights = rng.uniform(0.5, 2, 300).astype(np.float32)
+    data = libsvm_bytes(dense, y, weights, base=0, sparse=True)
+    result = train_job(job, data, "text/libsvm", {**PARAMS, "num_round": 6})
+    matrix = sp.csr_matrix(dense)
+    model = served(result)
+    expected = xgb.train({k: v for k, v in PARAMS.items() if k != "eval_metric"},
+                         xgb.QuantileDMatrix(matrix, label=y, weight=weights), 6).predict(xgb.DMatrix(matrix))
+    np.testing.assert_allclose(model.raw_predict(matrix), expected, atol=1e-6)
+    assert model.booster.attr("algobox_libsvm_one_based") == "0"
+    assert "libsvm indices are zero-based" in result.output
+
+
+def test_metric_lines_match_the_builtin_regexes_and_early_stopping_keeps_the_best(job, cancer):
+    x, y = cancer
+    spec = load_spec("xgboost")
+    regexes = {m.name: m.regex for m in spec.metrics}
+    assert regexes["validation:auc"] == r".*\[[0-9]+\].*#011validation-auc:(\S+)"
+    order = np.random.default_rng(2).permutation(len(y))
+    train, valid = order[:300], order[300:]
+    hp = {**PARAMS, "eta": 0.9, "max_depth": 6, "num_round": 200, "early_stopping_rounds": 3,
+          "eval_metric": "error,logloss"}
+    result = train_job(job, csv_bytes(y[train], x[train]), "text/csv", hp,
+                       validation=csv_bytes(y[valid], x[valid]))
+    cloudwatch = [line.replace("\t", "#011") for line in result.output.splitlines()]
+    values = [float(m.group(1)) for line in cloudwatch if (m := re.match(regexes["validation:logloss"], line))]
+    assert 3 < len(values) < 200  # stopped early
+    model = served(result)
+    best = int(model.booster.attr("best_iteration"))
+    assert best == int(np.argmin(values)) and len(values) == best + 1 + 3
+    assert model.iteration_range == (0, best + 1)
+    np.testing.assert_allclose(model.raw_predict(x[valid]), model.booster.predict(
+        xgb.DMatrix(x[valid]), iteration_range=(0, best + 1)), atol=1e-7)
+    assert not np.allclose(model.booster.predict(xgb.DMatrix(x[valid])), model.raw_predict(x[valid]))
+
+
+def test_checkpoints_every_round_and_a_restarted_job_resumes(job, tmp_path, cancer):
+    x, y = cancer
+    (job.root / "checkpoints").mkdir()
+    first = train_job(job, csv_bytes(y, x), "text/csv", {**PARAMS, "num_round": 7})
+    names = sorted((job.root / "checkpoints").iterdir(), key=lambda p: int(p.suffix[1:]))
+    assert [p.name for p in names] == [f"xgboost-checkpoint.{i}" for i in range(2, 7)]  # the newest five
+    assert "Resuming" not in first.output
+    # the platform restarts the job (spot interruption) with a longer num_round: it boosts only what is left
+    job.write_config({**PARAMS, "num_round": 10}, {"train": {"ContentType": "text/csv"}})
+    second = job.train("xgboost")
+    assert second.returncode == 0, second.output[-3000:]
+    assert "Resuming from checkpoint" in second.output and "7 of 10 rounds done" in second.output
+    assert len([line for line in second.output.splitlines() if "]\ttrain-auc:" in line]) == 3
+    np.testing.assert_allclose(served(second).raw_predict(x), reference(x, y, PARAMS, 10).predict(xgb.DMatrix(x)),
+                               atol=1e-6)
+
+
+def test_sigterm_saves_the_model_so_far(job):
+    rng = np.random.default_rng(3)
+    x = rng.random((20000, 20)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(0, 0.3, 20000) > 0.5).astype(np.float32)
+    job.add_file("train", "data.csv", csv_bytes(y, x))
+    job.write_config({**PARAMS, "num_round": 100000, "max_depth": 8}, {"train": {"ContentType": "text/csv"}})
+    process = job.start_train("xgboost")
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "]\ttrain-auc:" in line and line.split("[")[-1].startswith("3]"):
+            break
+    process.send_signal(signal.SIGTERM)
+    result = job.result(process)
+    output = "".join(seen) + result.output
+    assert result.returncode == 0, output[-3000:]
+    rounds = served(result).booster.num_boosted_rounds()
+    assert 4 <= rounds < 100000
+    assert f"the model of {rounds} rounds will be saved" in output
+
+
+def test_two_hosts_equal_one_host(tmp_path):
+    """Two real processes in xgboost's collective, each reading half of the rows; the model equals one host's."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 40, size=(4000, 8)).astype(np.float32)  # fewer values than bins: exact cuts everywhere
+    y = (x[:, 0] + x[:, 1] + rng.normal(0, 5, 4000) > 40).astype(np.float32)
+    data = csv_bytes(y, x)
+    hp = {**PARAMS, "num_round": 8, "max_depth": 4}
+    env = {"ALGOBOX_HOST_ADDRESSES": json.dumps({"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"}),
+           "ALGOBOX_DIST_PORT": str(free_port()), "OMP_NUM_THREADS": "1"}
+    jobs, processes = [], []
+    for host in ("algo-1", "algo-2"):
+        job = Job(tmp_path / host)
+        job.add_file("train", "data.csv", data)
+        job.write_config(hp, {"train": {"ContentType": "text/csv"}}, hosts=("algo-1", "algo-2"), current_host=host)
+        jobs.append(job)
+        processes.append(job.start_train("xgboost", env))
+    results = [job.result(p, timeout=300) for job, p in zip(jobs, processes)]
+    for result in results:
+        assert result.returncode == 0, result.output[-3000:]
+    assert results[0].model_files == ["xgboost-model"] and results[1].model_files == []
+    assert "Joining xgboost's collective of 2 hosts as rank 1" in results[1].output
+    assert "Channel train: 2000 rows" in results[0].output and "Channel train: 2000 rows" in results[1].output
+    single = Job(tmp_path / "single")
+    one = train_job(single, data, "text/csv", hp)
+    np.testing.assert_allclose(served(results[0]).raw_predict(x), served(one).raw_predict(x), atol=1e-5)
+
+
+def test_multiclass_softprob_with_removed_names_mapped(job):
+    x, y = load_digits(return_X_y=True)
+    x, y = x[:600].astype(np.float32), y[:600].astype(np.float32)
+    hp = {"objective": "multi:softprob", "num_class": 10, "num_round": 4, "max_depth": 3, "silent": 1,
+          "lambda_bias": 0.1, "sketch_eps": 0.03, "tree_method": "hist", "eval_metric": "mlogloss,merror"}
+    result = train_job(job, csv_bytes(y, x), "text/csv", hp)
+    for notice in ("silent was removed", "lambda_bias was removed", "sketch_eps was removed"):
+        assert notice in result.output
+    model = served(result)
+    probabilities = model.raw_predict(x)
+    assert probabilities.shape == (600, 10)
+    expected = reference(x, y, {k: v for k, v in hp.items() if k not in ("silent", "lambda_bias", "sketch_eps")},
+                         4).predict(xgb.DMatrix(x))
+    np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+
+
+def test_reg_linear_and_monotone_constraints_by_index(job):
+    rng = np.random.default_rng(5)
+    x = rng.random((500, 6)).astype(np.float32)
+    y = (3 * x[:, 2] - 2 * x[:, 4] + rng.normal(0, 0.1, 500)).astype(np.float32)
+    hp = {"objective": "reg:linear", "num_round": 10, "monotone_constraints": '{"2": 1, "4": -1}'}
+    result = train_job(job, csv_bytes(y, x), "text/csv", hp)
+    assert "reg:linear was renamed reg:squarederror" in result.output
+    assert "'monotone_constraints': '(0,0,1,0,-1,0)'" in result.output
+    grid = np.tile(x[:1], (50, 1))
+    grid[:, 2] = np.linspace(0, 1, 50)
+    assert np.all(np.diff(served(result).raw_predict(grid)) >= 0)
+
+
+@pytest.mark.parametrize("hp,message", [
+    ({"updater": "grow_nothing"}, "Invalid hyperparameter updater='grow_nothing'"),
+    ({"eval_metric": "auc", "objective": "reg:squarederror"}, "auc applies to classification"),
+    ({"objective": "multi:softmax"}, "Missing hyperparameter num_class"),
+    ({"eval_metric": "bogus_metric"}, "Invalid hyperparameter eval_metric='bogus_metric'"),
+    ({"max_depth": "-1"}, "Invalid hyperparameter max_depth='-1'"),
+    ({"interaction_constraints": "[[0, 1], [x]]"}, "Invalid hyperparameter interaction_constraints"),
+    ({"device": "cuda"}, "device=cuda"),
+    ({"early_stopping_rounds": 3}, "early stopping watches the validation channel"),
+])
+def test_bad_hyperparameters_are_client_errors_naming_them(job, hp, message):
+    job.add_file("train", "data.csv", b"1,0.5,0.25\n0,0.1,0.2\n")
+    job.write_config({"num_round": 3, **hp}, {"train": {"ContentType": "text/csv"}})
+    result = job.train("xgboost")
+    if hp.get("device") == "cuda" and xgb.build_info().get("USE_CUDA"):
+        pytest.skip("this xgboost has CUDA")  # the GPU image accepts device=cuda
+    assert result.returncode == 1, result.output[-2000:]
+    first = result.failure.splitlines()[0]
+    assert first.startswith("ClientError: ") and message in first, first
+    assert "Stack trace" not in first and "/workspace/" not in first
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"1 1:0.5\n0 2:x\n", "libsvm feature '2:x' must be a whole index and a number (file"),
+    (b"1 qid:3 1:0.5\n", "qid"),
+])
+def test_bad_libsvm_names_the_line(job, data, message):
+    job.add_file("train", "bad.libsvm", data)
+    job.write_config({"num_round": 2}, {"train": {}})
+    result = job.train("xgboost")
+    assert result.returncode == 1
+    assert message in result.failure.splitlines()[0], result.failure
