@@ -1,0 +1,1 @@
+"""k-NN: a drop-in for the SageMaker built-in ``knn`` image (faiss indexes)."""
