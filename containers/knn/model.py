@@ -191,7 +191,8 @@ class KNNModel:
         elif sp.issparse(features):
             x = np.ascontiguousarray(features.toarray(), dtype=np.float32)
         else:
-            x = np.array(features, dtype=np.float32, order="C", copy=self.normalize)
+            x = np.array(features, dtype=np.float32, order="C") if self.normalize else \
+                np.ascontiguousarray(features, dtype=np.float32)
         if self.normalize:
             x = normalize_rows(x)
         if x.shape[1] < self.index.d:
@@ -207,9 +208,13 @@ class KNNModel:
             return 1.0 - raw
         return -raw
 
+    def search(self, features, k=None):
+        """faiss's ``(scores, ids)`` of each row's k nearest points (k at most the points in the index)."""
+        return knn_index.search(self.index, self.prepare(features), k or self.k, self.nprobe)
+
     def neighbours_of(self, features):
         """``(distances, labels)`` of each row's neighbours, nearest first (n x min(k, points))."""
-        raw, ids = knn_index.search(self.index, self.prepare(features), self.k, self.nprobe)
+        raw, ids = self.search(features)
         return self.distances(raw), self.labels[ids]
 
     def predict(self, features):

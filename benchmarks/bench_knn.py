@@ -1,0 +1,357 @@
+"""k-NN benchmarks: exactness against scikit-learn, recall of the IVF indexes, serving and training speed.
+
+    .venv/bin/python benchmarks/bench_knn.py --part exact     # digits, LetterRecognition, BostonHousing, DNA
+    .venv/bin/python benchmarks/bench_knn.py --part speed     # 1M x 64 index, 10k queries (about 5 minutes)
+    .venv/bin/python benchmarks/bench_knn.py --part train     # algobox knn train, 1M x 64 recordIO, File/Pipe
+
+Speed figures are ratios against a reference run in the same invocation (faiss called directly on the same
+index, hnswlib). mlbench tables come from Debian's r-cran-mlbench package, fetched once into
+~/.cache/algobox/mlbench (apt-get download; pyreadr reads the .rda files).
+"""
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+
+import containers.knn  # noqa: E402,F401  (OpenMP policy before faiss loads)
+from common import protobuf, recordio  # noqa: E402
+from common.spec import load_spec  # noqa: E402
+from containers.knn import checks, knn, projection  # noqa: E402
+
+CACHE = Path(os.environ.get("ALGOBOX_CACHE", Path.home() / ".cache/algobox")) / "mlbench"
+MLBENCH_DATA = "usr/lib/R/site-library/mlbench/data"
+
+
+def mlbench(name):
+    """A table of the mlbench R package as a pandas DataFrame (fetched once from Debian)."""
+    import pyreadr
+
+    path = CACHE / MLBENCH_DATA / f"{name}.rda"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", "r-cran-mlbench"], cwd=CACHE, check=True)
+        deb = next(CACHE.glob("r-cran-mlbench_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(CACHE)], check=True)
+    return next(iter(pyreadr.read_r(str(path)).values()))
+
+
+def hyperparameters(**values):
+    raw = {"sample_size": "100000000", "predictor_type": "classifier", **values}
+    return load_spec("knn").hyperparameters.parse({k: str(v) for k, v in raw.items()})
+
+
+def build(train, labels, **values):
+    plan = checks.plan(hyperparameters(feature_dim=train.shape[1], **values))
+    matrix = knn.projection_matrix(plan)
+    features = train if matrix is None else projection.apply(train, matrix)
+    return knn.build_model(plan, features, labels, matrix)
+
+
+def boundary_ties(train, queries, k):
+    """Queries whose k-th and (k+1)-th nearest points are equally far: the k nearest are not unique there."""
+    tied = np.zeros(len(queries), bool)
+    train64 = train.astype(np.float64)
+    norms = (train64 ** 2).sum(1)
+    for start in range(0, len(queries), 500):
+        q = queries[start:start + 500].astype(np.float64)
+        squared = np.maximum(norms[None, :] - 2 * q @ train64.T + (q ** 2).sum(1)[:, None], 0)
+        ordered = np.sort(squared, axis=1)[:, k - 1:k + 1]
+        tied[start:start + 500] = np.isclose(ordered[:, 0], ordered[:, 1], rtol=1e-9, atol=1e-9)
+    return tied
+
+
+def datasets():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    yield "digits", *train_test_split(x.astype(np.float32), y.astype(np.float32), test_size=0.25, random_state=0)
+    letters = mlbench("LetterRecognition")
+    x = letters.drop(columns="lettr").to_numpy(np.float32)
+    y = letters["lettr"].cat.codes.to_numpy(np.float32)
+    yield "LetterRecognition", x[:16000], x[16000:], y[:16000], y[16000:]  # the classic split
+
+
+def part_exact(k_values=(1, 5, 10)):
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    rows = []
+    for name, x_train, x_test, y_train, y_test in datasets():
+        for k in k_values:
+            tied = boundary_ties(x_train, x_test, k)
+            ours = build(x_train, y_train, k=k).predict(x_test)["predicted_label"]
+            ref = KNeighborsClassifier(k, algorithm="brute").fit(x_train, y_train).predict(x_test)
+            rows.append({"data": name, "k": k, "task": "classifier", "equal": float(np.mean(ours == ref)),
+                         "equal_without_ties": float(np.mean((ours == ref)[~tied])), "ties": int(tied.sum()),
+                         "accuracy": float(np.mean(ours == y_test)), "sklearn_accuracy": float(np.mean(ref == y_test))})
+            ours = build(x_train, y_train, k=k, predictor_type="regressor").predict(x_test)["predicted_label"]
+            ref = KNeighborsRegressor(k, algorithm="brute").fit(x_train, y_train).predict(x_test)
+            close = np.isclose(ours, ref, rtol=1e-5, atol=1e-5)
+            rows.append({"data": name, "k": k, "task": "regressor", "equal": float(np.mean(close)),
+                         "equal_without_ties": float(np.mean(close[~tied])), "ties": int(tied.sum()),
+                         "mse": float(np.mean((ours - y_test) ** 2)),
+                         "sklearn_mse": float(np.mean((ref - y_test) ** 2))})
+    boston = mlbench("BostonHousing")
+    x = boston.drop(columns="medv").astype(np.float64).to_numpy(np.float32)
+    y = boston["medv"].to_numpy(np.float32)
+    tied = boundary_ties(x[:400], x[400:], 5)
+    ours = build(x[:400], y[:400], k=5, predictor_type="regressor").predict(x[400:])["predicted_label"]
+    ref = KNeighborsRegressor(5, algorithm="brute").fit(x[:400], y[:400]).predict(x[400:])
+    close = np.isclose(ours, ref, rtol=1e-5, atol=1e-4)
+    rows.append({"data": "BostonHousing", "k": 5, "task": "regressor", "equal": float(np.mean(close)),
+                 "equal_without_ties": float(np.mean(close[~tied])), "ties": int(tied.sum()),
+                 "mse": float(np.mean((ours - y[400:]) ** 2)), "sklearn_mse": float(np.mean((ref - y[400:]) ** 2))})
+    for row in rows:
+        print(json.dumps(row))
+    return rows
+
+
+def recall_at_k(ids, truth):
+    k = truth.shape[1]
+    return float(np.mean([len(set(a[:k]) & set(b)) / k for a, b in zip(ids, truth)]))
+
+
+def part_recall(k=10):
+    """IVFFlat and IVFPQ (auto nlists, default nprobe and pq_m) against Flat; reductions on DNA (180 binary)."""
+    rows = []
+    sets = list(datasets())
+    dna = mlbench("DNA")
+    x = dna.drop(columns="Class").astype(np.float32).to_numpy(np.float32)
+    y = dna["Class"].cat.codes.to_numpy(np.float32)
+    sets.append(("DNA", x[:2500], x[2500:], y[:2500], y[2500:]))
+    for name, x_train, x_test, y_train, y_test in sets:
+        flat = build(x_train, y_train, k=k)
+        _, truth = flat.search(x_test, k)
+        variants = [("faiss.Flat", {}), ("faiss.IVFFlat", {"index_type": "faiss.IVFFlat"}),
+                    ("faiss.IVFPQ", {"index_type": "faiss.IVFPQ"})]
+        if name == "DNA":
+            variants += [("faiss.Flat sign 60", {"dimension_reduction_type": "sign", "dimension_reduction_target": 60}),
+                         ("faiss.Flat fjlt 60", {"dimension_reduction_type": "fjlt", "dimension_reduction_target": 60})]
+        for label, values in variants:
+            model = build(x_train, y_train, k=k, **values)
+            _, ids = model.search(x_test, k)
+            accuracy = float(np.mean(model.predict(x_test)["predicted_label"] == y_test))
+            rows.append({"data": name, "index": label, f"recall@{k}": recall_at_k(ids, truth), "accuracy": accuracy,
+                         "nlist": getattr(model.index, "nlist", None), "nprobe": model.nprobe,
+                         "pq_m": getattr(getattr(model.index, "pq", None), "M", None)})
+            print(json.dumps(rows[-1]))
+    return rows
+
+
+# ---------------------------------------------------------------- speed: 1M x 64, 10k queries
+
+def mixture(n, d, centers, seed):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0, 1, size=(centers, d)).astype(np.float32)
+    which = rng.integers(0, centers, size=n)
+    points = means[which] + rng.normal(0, 0.35, size=(n, d)).astype(np.float32)
+    return np.ascontiguousarray(points, np.float32), which.astype(np.float32)
+
+
+def csv_body(rows):
+    buffer = io.StringIO()
+    np.savetxt(buffer, rows, delimiter=",", fmt="%.7g")
+    return buffer.getvalue().encode()
+
+
+def timed(function, *args, repeat=1):
+    best = None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = function(*args)
+        elapsed = time.perf_counter() - start
+        best = elapsed if best is None else min(best, elapsed)
+    return best, result
+
+
+def serve_qps(model_root, bodies, workers, clients, accept="application/json"):
+    """Queries/s of /invocations over ``bodies`` (each 1,000 CSV rows), sent by ``clients`` threads."""
+    from emulator import serve
+
+    env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(workers), "SAGEMAKER_MODEL_SERVER_TIMEOUT": "600",
+           "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"}
+    with serve("knn", model_root, env=env, startup_timeout=300) as server:
+        server.post(bodies[0], "text/csv", accept)  # warm
+        queue = list(range(len(bodies)))
+        lock = threading.Lock()
+        failures = []
+
+        def client():
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    i = queue.pop()
+                response = server.post(bodies[i], "text/csv", accept)
+                if response.status_code != 200:
+                    failures.append(response.text)
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+    assert not failures, failures[:1]
+    return sum(body.count(b"\n") for body in bodies) / elapsed
+
+
+def part_speed(n=1_000_000, d=64, queries=10_000, k=10, hnsw=True):
+    import faiss
+
+    out = {}
+    data, labels = mixture(n, d, 1000, 0)
+    q, _ = mixture(queries, d, 1000, 0)  # the same means (seed), fresh points
+    q = np.ascontiguousarray(mixture(n + queries, d, 1000, 0)[0][n:])
+    print(f"threads: faiss {faiss.omp_get_max_threads()}, cpus {os.cpu_count()}", flush=True)
+
+    # index build: faiss directly against ours (build_model: the same faiss calls plus our bookkeeping)
+    t_faiss, flat = timed(lambda: (lambda ix: (ix.add(data), ix)[1])(faiss.IndexFlatL2(d)))
+    t_ours, model = timed(lambda: build(data, labels, k=k))
+    out["build_flat"] = {"faiss_s": t_faiss, "ours_s": t_ours}
+    nlist = checks.auto_nlists(n)
+
+    def faiss_ivf():
+        quantizer = faiss.IndexFlatL2(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist)
+        index.train(data)
+        index.add(data)
+        index.quantizer_keep = quantizer
+        return index
+
+    t_faiss_ivf, ivf_direct = timed(faiss_ivf)
+    t_ours_ivf, ivf_model = timed(lambda: build(data, labels, k=k, index_type="faiss.IVFFlat"))
+    out["build_ivfflat"] = {"faiss_s": t_faiss_ivf, "ours_s": t_ours_ivf, "nlist": nlist}
+    print(json.dumps(out), flush=True)
+
+    # search: faiss directly, the whole 10k at once and in 1,000-row batches as the endpoint gets them
+    t_direct, (_, truth) = timed(lambda: flat.search(q, k))
+    t_direct_batches, _ = timed(lambda: [flat.search(q[i:i + 1000], k) for i in range(0, queries, 1000)])
+    t_predict, _ = timed(lambda: [model.predict(q[i:i + 1000]) for i in range(0, queries, 1000)])
+    out["search_flat"] = {"faiss_qps": queries / t_direct, "faiss_1000_row_batches_qps": queries / t_direct_batches,
+                          "model_predict_qps": queries / t_predict}
+    params = faiss.SearchParametersIVF(nprobe=ivf_model.nprobe)
+    t_ivf, (_, ivf_ids) = timed(lambda: ivf_direct.search(q, k, params=params))
+    _, our_ivf_ids = ivf_model.search(q, k)
+    out["search_ivfflat"] = {"faiss_qps": queries / t_ivf, "nprobe": ivf_model.nprobe,
+                             "recall@10_faiss": recall_at_k(ivf_ids, truth),
+                             "recall@10_ours": recall_at_k(our_ivf_ids, truth)}
+    print(json.dumps(out), flush=True)
+    del ivf_direct, ivf_model
+
+    # /invocations, 1,000-row CSV requests, against the same index
+    bodies = [csv_body(q[i:i + 1000]) for i in range(0, queries, 1000)]
+    with tempfile.TemporaryDirectory() as root:
+        (Path(root) / "model").mkdir()
+        model.save(Path(root) / "model")
+        del model
+        for workers, clients in ((1, 1), (2, 2)):
+            qps = serve_qps(root, bodies, workers, clients)
+            out[f"invocations_{workers}w_{clients}c"] = {"qps": qps, "vs_faiss": qps / out["search_flat"]["faiss_qps"]}
+            print(json.dumps(out), flush=True)
+
+    if hnsw:
+        import hnswlib
+
+        index = hnswlib.Index(space="l2", dim=d)
+        index.init_index(max_elements=n, M=16, ef_construction=100, random_seed=0)
+        t_build, _ = timed(lambda: index.add_items(data, np.arange(n), num_threads=os.cpu_count()))
+        sweep = []
+        for ef in (10, 16, 24, 32, 48, 64, 96, 128):
+            index.set_ef(ef)
+            t, (ids, _) = timed(lambda: index.knn_query(q, k=k, num_threads=os.cpu_count()))
+            sweep.append({"ef": ef, "qps": queries / t, "recall@10": recall_at_k(ids, truth)})
+            if sweep[-1]["recall@10"] >= 0.95:
+                break
+        out["hnswlib"] = {"build_s": t_build, "M": 16, "ef_construction": 100, "sweep": sweep,
+                          "at_recall_0.95": next((s for s in sweep if s["recall@10"] >= 0.95), None)}
+    print(json.dumps(out, indent=1), flush=True)
+    return out
+
+
+# ---------------------------------------------------------------- training through the entrypoint
+
+def peak_rss_run(command, env, cwd):
+    """Run a command; return (seconds, peak RSS in MB, output) from the kernel's own accounting (wait4)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = []
+    reader = threading.Thread(target=lambda: output.append(process.stdout.read()))
+    reader.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    reader.join()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, process.returncode, output[0].decode()
+
+
+def recordio_file(features, labels):
+    parts = []
+    for start in range(0, len(features), 100_000):
+        payloads = protobuf.encode_dense(features[start:start + 100_000], labels[start:start + 100_000])
+        parts.append(b"".join(recordio.encode_record(p) for p in payloads))
+    return b"".join(parts)
+
+
+def part_train(n=1_000_000, d=64):
+    from emulator import Job
+
+    data, labels = mixture(n, d, 1000, 0)
+    body = recordio_file(data, labels)
+    small = recordio_file(data[:n // 4], labels[:n // 4])
+    del data
+    print(f"recordIO: {len(body) / 1e6:.0f} MB for {n} x {d}", flush=True)
+    rows = []
+    runs = [("File", body, 100_000), ("Pipe", body, 100_000), ("File", small, 100_000), ("File", body, 10_000),
+            ("File", body, 1_000_000)]
+    for mode, data_bytes, sample in runs:
+        with tempfile.TemporaryDirectory() as root:
+            job = Job(root)
+            if mode == "File":
+                job.add_file("train", "train.pbr", data_bytes)
+            else:
+                job.add_pipe("train", [data_bytes])
+            job.write_config({"feature_dim": d, "k": 10, "predictor_type": "classifier", "sample_size": sample},
+                             {"train": {"ContentType": "application/x-recordio-protobuf", "TrainingInputMode": mode}})
+            env = job.env({"ALGOBOX_PIPE_WAIT_SECONDS": "60"})
+            seconds, rss, code, output = peak_rss_run([sys.executable, "-m", "common.cli", "knn", "train"], env, REPO)
+            assert code == 0, output[-3000:]
+            stages = {line.split("Stage ")[1].split(" took")[0]: float(line.split("took ")[1].split(" s")[0])
+                      for line in output.splitlines() if "Stage " in line}
+            rows.append({"mode": mode, "rows": len(data_bytes) * n // len(body), "sample_size": sample,
+                         "seconds": round(seconds, 2), "peak_rss_mb": round(rss), "sample_mb": sample * d * 4 / 1e6,
+                         "stages": stages})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--part", choices=["exact", "recall", "speed", "train", "all"], default="all")
+    parser.add_argument("--no-hnsw", action="store_true")
+    args = parser.parse_args()
+    if args.part in ("exact", "all"):
+        part_exact()
+    if args.part in ("recall", "all"):
+        part_recall()
+    if args.part in ("speed", "all"):
+        part_speed(hnsw=not args.no_hnsw)
+    if args.part in ("train", "all"):
+        part_train()
+
+
+if __name__ == "__main__":
+    main()
