@@ -49,11 +49,12 @@ def mlbench(name):
 
 
 def hyperparameters(**values):
-    raw = {"sample_size": "100000000", "predictor_type": "classifier", **values}
+    raw = {"predictor_type": "classifier", **values}
     return load_spec("knn").hyperparameters.parse({k: str(v) for k, v in raw.items()})
 
 
 def build(train, labels, **values):
+    values = {"sample_size": train.shape[0], **values}
     plan = checks.plan(hyperparameters(feature_dim=train.shape[1], **values))
     matrix = knn.projection_matrix(plan)
     features = train if matrix is None else projection.apply(train, matrix)
@@ -138,8 +139,10 @@ def part_recall(k=10):
         variants = [("faiss.Flat", {}), ("faiss.IVFFlat", {"index_type": "faiss.IVFFlat"}),
                     ("faiss.IVFPQ", {"index_type": "faiss.IVFPQ"})]
         if name == "DNA":
-            variants += [("faiss.Flat sign 60", {"dimension_reduction_type": "sign", "dimension_reduction_target": 60}),
-                         ("faiss.Flat fjlt 60", {"dimension_reduction_type": "fjlt", "dimension_reduction_target": 60})]
+            for target in (60, 120):
+                variants += [(f"faiss.Flat {kind} {target}", {"dimension_reduction_type": kind,
+                                                             "dimension_reduction_target": target})
+                             for kind in ("sign", "fjlt")]
         for label, values in variants:
             model = build(x_train, y_train, k=k, **values)
             _, ids = model.search(x_test, k)

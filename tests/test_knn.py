@@ -105,7 +105,8 @@ def test_vote_is_the_most_frequent_label_ties_to_the_smallest():
 
 def test_auto_values_and_pq_padding():
     plan = checks.plan(hyperparameters(index_type="faiss.IVFFlat", sample_size=1000))
-    assert plan.nlists == 32 and plan.index_dim == 64
+    assert plan.nlists == "auto" and plan.index_dim == 64
+    assert checks.auto_nlists(1000) == 32 and checks.auto_nlists(1_000_000) == 1000
     plan = checks.plan(hyperparameters(index_type="faiss.IVFPQ"))
     assert plan.pq_m == 16 and plan.index_dim == 64  # auto: the largest divisor with >= 4 dims per code
     padded = checks.plan(hyperparameters(index_type="faiss.IVFPQ", faiss_index_pq_m=24))

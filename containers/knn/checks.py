@@ -55,9 +55,10 @@ def notes(hp):
     return out
 
 
-def auto_nlists(sample_size):
-    """``faiss_index_ivf_nlists=auto``: sqrt(sample_size), rounded, at least 1."""
-    return max(1, int(round(math.sqrt(sample_size))))
+def auto_nlists(points):
+    """``faiss_index_ivf_nlists=auto``: sqrt(sample_size), rounded, at least 1, where sample_size is the number of
+    points actually sampled (less than the hyperparameter when the data holds fewer rows)."""
+    return max(1, int(round(math.sqrt(points))))
 
 
 def default_pq_m(dim):
@@ -84,7 +85,7 @@ class Plan:
     index_dim: int
     index_type: str
     metric: str
-    nlists: int | None
+    nlists: int | str | None
     pq_m: int | None
     mini_batch_size: int
 
@@ -119,8 +120,7 @@ def plan(hp):
                          "to %d dimensions", d, pq_m, index_dim - d, index_dim)
     nlists = None
     if index_type in IVF_INDEXES:
-        nlists = hp["faiss_index_ivf_nlists"]
-        nlists = auto_nlists(hp["sample_size"]) if nlists == "auto" else nlists
+        nlists = hp["faiss_index_ivf_nlists"]  # "auto" is resolved by index.build, from the points sampled
     return Plan(feature_dim=d, k=hp["k"], predictor_type=hp["predictor_type"], sample_size=hp["sample_size"],
                 reduction=reduction, reduced_dim=reduced, index_dim=index_dim, index_type=index_type,
                 metric=hp["index_metric"], nlists=nlists, pq_m=pq_m, mini_batch_size=hp["mini_batch_size"])

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from . import checks
+
 log = logging.getLogger(__name__)
 
 PQ_BITS = 8
@@ -51,7 +53,7 @@ def build(index_type, metric, vectors, nlists=None, pq_m=None, seed=0):
         index = faiss.IndexFlat(dim, kind)
         index.add(vectors)
         return index
-    nlist = nlists
+    nlist = checks.auto_nlists(n) if nlists in (None, "auto") else nlists
     if n < nlist:
         log.warning("faiss_index_ivf_nlists=%d exceeds the %d sampled points: using nlist=%d", nlist, n, max(1, n))
         nlist = max(1, n)
