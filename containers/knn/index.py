@@ -110,3 +110,22 @@ def search(index, queries, k, nprobe=None):
         everything = faiss.SearchParametersIVF(nprobe=ivf.nlist)
         distances[short], ids[short] = index.search(np.ascontiguousarray(queries[short]), k, params=everything)
     return distances, ids
+
+
+def to_gpu(index):
+    """The index on every GPU faiss sees (faiss-gpu in the GPU image), or the index unchanged: faiss-cpu, no GPU,
+    ``ALGOBOX_KNN_GPU=0``, or an index faiss cannot move (logged)."""
+    import os
+
+    faiss = faiss_module()
+    if os.environ.get("ALGOBOX_KNN_GPU", "1") == "0" or not hasattr(faiss, "index_cpu_to_all_gpus"):
+        return index
+    try:
+        if faiss.get_num_gpus() < 1:
+            return index
+        moved = faiss.index_cpu_to_all_gpus(index)
+    except (RuntimeError, AttributeError) as exc:
+        log.warning("Searching on the CPU: faiss could not move the index to the GPU (%s)", str(exc).splitlines()[0])
+        return index
+    log.info("Index moved to %d GPU(s)", faiss.get_num_gpus())
+    return moved

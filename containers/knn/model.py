@@ -127,6 +127,7 @@ class KNNModel:
         except RuntimeError as exc:
             raise ClientError(f"{model_dir / MODEL_FILE} is not a faiss index: {str(exc).splitlines()[0]}") from None
         labels = np.fromfile(model_dir / LABELS_FILE, dtype="<f4")
+        index = knn_index.to_gpu(index)
         meta = read_metadata(model_dir / META_FILE)
         if "k" not in meta or "predictor_type" not in meta:
             raise ClientError(f"{model_dir / META_FILE} must give k and predictor_type")
