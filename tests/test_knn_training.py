@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
 import sdk
+from common.spec import load_spec
 from containers.knn.model import KNNModel
 from emulator import Job, free_port
 
@@ -50,6 +51,8 @@ def test_csv_file_mode_flat_matches_sklearn(job, digits):
     expected = reference.score(x[1300:], y[1300:])
     assert score_of(result.output, "accuracy") == pytest.approx(expected, abs=2 / 497)  # at most 2 boundary ties
     assert re.search(r"test mini-batch 2: 241 records, accuracy", result.output)
+    definitions = {d["Name"]: d["Regex"] for d in load_spec("knn").metric("test:accuracy").definitions()}
+    assert float(re.search(definitions["test:accuracy"], result.output).group(1)) == score_of(result.output, "accuracy")
     model = KNNModel.load(result.model_dir)
     assert model.index.ntotal == 1300 and (model.k, model.predictor_type) == (5, "classifier")
     agree = (model.predict(x[1300:])["predicted_label"] == reference.predict(x[1300:])).mean()
@@ -124,14 +127,26 @@ def test_two_hosts_sample_their_shares_and_the_first_builds_the_index(tmp_path, 
     assert sorted(np.unique(model.labels, return_counts=True)[1].tolist()) == [300, 301]
 
 
-def test_missing_labels_are_a_clear_client_error(job, digits):
+def test_records_without_labels_are_a_clear_client_error(job, digits):
     x, _ = digits
-    job.add_file("train", "train.csv", csv_bytes(x[:20, 0], x[:20, 1:]))
-    job.write_config({**BASE, "feature_dim": 64}, {"train": {"ContentType": "text/csv"}})
+    job.add_file("train", "train.pbr", sdk.dense_recordio(x[:20]))
+    job.write_config(BASE, {"train": {"ContentType": RECORDIO}})
     result = job.train("knn")
     assert result.returncode == 1
     assert result.failure.startswith("ClientError: ")
     assert "k-NN needs a label for every training and test record" in result.failure
+    assert "train.pbr" in result.failure.splitlines()[0]
+
+
+def test_plain_text_csv_takes_the_first_column_as_the_label(job, digits):
+    x, y = digits
+    job.add_file("train", "train.csv", csv_bytes(y[:300], x[:300]))
+    job.write_config({**BASE, "k": 1}, {"train": {"ContentType": "text/csv"}})
+    result = job.train("knn")
+    assert result.returncode == 0, result.output
+    model = KNNModel.load(result.model_dir)
+    assert model.labels.tolist() == y[:300].tolist()  # a sample larger than the data keeps it all, in order
+    np.testing.assert_array_equal(model.predict(x[:300])["predicted_label"], y[:300])
 
 
 @pytest.mark.parametrize("values, message", [

@@ -18,7 +18,10 @@ IVF_INDEXES = ("faiss.IVFFlat", "faiss.IVFPQ")
 
 
 def check(hp):
-    """What the schema cannot say: relations between hyperparameters (HyperparameterError, before any data)."""
+    """What the schema cannot say: relations between hyperparameters (HyperparameterError, before any data).
+    Valid combinations with no effect are logged (``notes``)."""
+    for note in notes(hp):
+        log.warning(note)
     d = hp["feature_dim"]
     kind, target = hp.get("dimension_reduction_type"), hp.get("dimension_reduction_target")
     index_type, metric = hp["index_type"], hp["index_metric"]

@@ -174,18 +174,31 @@ class KNNModel:
                 "normalize": self.normalize, "version": VERSION, "feature_dim": self.feature_dim,
                 "index_type": self.index_type, "index_metric": self.metric, "nprobe": self.nprobe}
 
-    def save(self, model_dir):
-        model_dir = Path(model_dir)
+    def files(self):
+        """``{file name: bytes}`` of the model (the index as ``faiss.write_index`` writes it)."""
         faiss = knn_index.faiss_module()
-        faiss.write_index(self.index, str(model_dir / MODEL_FILE))
-        self.labels.astype("<f4").tofile(model_dir / LABELS_FILE)
+        index = self.index
+        if hasattr(faiss, "index_gpu_to_cpu") and type(index).__name__.startswith("Gpu"):
+            index = faiss.index_gpu_to_cpu(index)
+        out = {MODEL_FILE: faiss.serialize_index(index).tobytes(), LABELS_FILE: self.labels.astype("<f4").tobytes()}
         if self.projection is not None:
-            self.projection.astype("<f4").tofile(model_dir / PROJECTION_FILE)
-        (model_dir / META_FILE).write_text(json.dumps(self.metadata(), indent=2) + "\n", encoding="utf-8")
+            out[PROJECTION_FILE] = self.projection.astype("<f4").tobytes()
+        out[META_FILE] = (json.dumps(self.metadata(), indent=2) + "\n").encode()
+        return out
+
+    def save(self, model_dir, opener=None):
+        """Write the files; ``opener(name)`` (the training context's atomic ``model_file``) or plain files."""
+        model_dir = Path(model_dir)
+        for name, data in self.files().items():
+            if opener is None:
+                (model_dir / name).write_bytes(data)
+            else:
+                with opener(name) as out:
+                    out.write(data)
 
     # ---- inference ----
 
-    def prepare(self, features):
+    def index_rows(self, features):
         """Rows as the index holds them: projected, normalized, zero-padded, C-contiguous float32."""
         if self.projection is not None:
             x = projection.apply(features, self.projection)
@@ -211,7 +224,7 @@ class KNNModel:
 
     def search(self, features, k=None):
         """faiss's ``(scores, ids)`` of each row's k nearest points (k at most the points in the index)."""
-        return knn_index.search(self.index, self.prepare(features), k or self.k, self.nprobe)
+        return knn_index.search(self.index, self.index_rows(features), k or self.k, self.nprobe)
 
     def neighbours_of(self, features):
         """``(distances, labels)`` of each row's neighbours, nearest first (n x min(k, points))."""

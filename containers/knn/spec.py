@@ -1,34 +1,26 @@
-"""k-NN, declared: channels, content types, encoders, metrics. The math is in knn.py, index.py, sampling.py."""
+"""k-NN, declared: channels, content types, codecs, metrics. The math is in knn.py, index.py, sampling.py."""
 
-from pathlib import Path
+from common import tabular
+from common.spec import NUMBER, AlgorithmSpec, Metric
 
-from common import contenttypes as ct
-from common.channels import ChannelSpec
-from common.serving.codecs import json, jsonlines, recordio
-from common.spec import AlgorithmSpec, MetricDefinition
 
-from .codecs import verbose_aware
+def test_score(metric, direction):
+    """``test:<metric>`` as the guide's ``#test_score (algo-1) : ('accuracy', 0.98)`` line (report_test writes it)."""
+    return Metric(f"test:{metric}", direction, line=None, regex=rf"#test_score \(\S+\) : \('{metric}', {NUMBER}\)")
 
-DATA_TYPES = (ct.RECORDIO_PROTOBUF, ct.CSV)
 
 SPEC = AlgorithmSpec(
     name="knn",
-    folder=Path(__file__).parent,
-    channels=(
-        ChannelSpec("train", DATA_TYPES, required=True),
-        ChannelSpec("test", DATA_TYPES),
-    ),
-    train="containers.knn.train:train",
-    model="containers.knn.model:KNNModel",
-    request_types=(ct.CSV, ct.JSON, ct.JSONLINES, ct.RECORDIO_PROTOBUF),
-    encoders={
-        ct.JSON: verbose_aware(json.records_encoder("predictions")),
-        ct.JSONLINES: verbose_aware(jsonlines.records_encoder()),
-        ct.RECORDIO_PROTOBUF: verbose_aware(recordio.records_encoder()),
-    },
-    default_accept=ct.JSON,
-    metrics=(
-        MetricDefinition("test:accuracy", r"#test_score \(\S+\) : \('accuracy', ([-+0-9.eEinfa]+)\)"),
-        MetricDefinition("test:mse", r"#test_score \(\S+\) : \('mse', ([-+0-9.eEinfa]+)\)"),
-    ),
+    description="k-nearest neighbors (faiss Flat, IVFFlat and IVFPQ indexes over a reservoir sample, with optional "
+                "sign or FJLT dimension reduction), the SageMaker built-in's contract",
+    channels=tabular.channels(test=True, label_size=1),
+    train_entry="containers.knn.train:train",
+    model_class="containers.knn.model:KNNModel",
+    checks="containers.knn.checks:check",
+    request_types=tabular.REQUEST_TYPES,
+    response_types=tabular.RESPONSE_TYPES,
+    response_key="predictions",
+    codecs=("containers.knn.codecs:VerboseJSON", "containers.knn.codecs:VerboseJSONLines",
+            "containers.knn.codecs:VerboseRecordIO"),
+    metrics=(test_score("accuracy", "Maximize"), test_score("mse", "Minimize")),
 )

@@ -6,35 +6,31 @@ import logging
 import numpy as np
 
 from common import logs
-from common.distributed import Cluster
 
 from . import checks, knn
 
 log = logging.getLogger(__name__)
 
 
-def check(hp):
-    checks.check(hp)
-
-
 def gather_samples(cluster, features, labels):
-    """Every host's sample, concatenated in rank order, on the first host (others get empty arrays)."""
+    """Every host's sample, concatenated in rank order, for the first host (the others drop it).
+
+    The cluster protocol's all_gather of same-shaped blocks: each host pads its sample to the largest one; the
+    label rides in an extra column. Memory stays bounded by sample_size (plus one host's padding)."""
     if cluster.world_size == 1:
         return features, labels
     import torch
-    import torch.distributed as dist
 
-    count = torch.tensor([features.shape[0]], dtype=torch.int64)
-    counts = cluster.all_gather(count).tolist()
-    rows = max(counts)
-    block = torch.zeros(rows, features.shape[1] + 1, dtype=torch.float32)  # the label rides in the last column
+    counts = cluster.all_gather(torch.tensor([features.shape[0]], dtype=torch.int64)).tolist()
+    block = torch.zeros(max(counts), features.shape[1] + 1, dtype=torch.float32)
     block[:features.shape[0], :-1] = torch.from_numpy(features)
     block[:features.shape[0], -1] = torch.from_numpy(labels)
-    parts = [torch.empty_like(block) for _ in counts] if cluster.is_master else None
-    dist.gather(block, parts, dst=0)
+    gathered = cluster.all_gather(block).numpy()
+    del block
     if not cluster.is_master:
         return features[:0], labels[:0]
-    stacked = np.concatenate([part[:n].numpy() for part, n in zip(parts, counts)])
+    rows = max(counts)
+    stacked = np.concatenate([gathered[r * rows:r * rows + n] for r, n in enumerate(counts)])
     log.info("Gathered %s sampled points from %d hosts", counts, cluster.world_size)
     return np.ascontiguousarray(stacked[:, :-1]), np.ascontiguousarray(stacked[:, -1])
 
@@ -51,9 +47,7 @@ def evaluate(context, model, batch_size):
 
 def train(context):
     hp = context.hyperparameters
-    plan = checks.plan(hp)
-    for note in checks.notes(hp):
-        log.warning(note)
+    plan = checks.plan(hp)  # checks.check ran at setup
     resource = context.resource
     capacity = plan.host_sample_size(resource.rank, resource.world_size)
     log.info("k-NN: k=%d, %s, feature_dim=%d, %s%s, index %s (dimension %d%s), metric %s; this host samples %d "
@@ -62,7 +56,12 @@ def train(context):
              plan.reduced_dim if plan.reduction else "", plan.index_type, plan.index_dim,
              "".join(f", {k}={v}" for k, v in (("nlists", plan.nlists), ("pq_m", plan.pq_m)) if v),
              plan.metric, capacity, plan.sample_size, resource.world_size)
-    cluster = Cluster(resource, "cpu").start()
+    with context.cluster("cpu") as cluster:
+        train_on(context, plan, cluster, capacity)
+
+
+def train_on(context, plan, cluster, capacity):
+    resource = context.resource
     matrix = knn.projection_matrix(plan)
     progress = logs.Progress("train")
     with context.timings.stage("sampling"):
@@ -78,12 +77,11 @@ def train(context):
         with context.timings.stage("index"):
             model = knn.build_model(plan, features, labels, matrix)
         del features, labels, reservoir
-        model.save(context.paths.model_dir)
+        model.save(context.paths.model_dir, context.model_file)
         log.info("Saved model_algo-1 (%s, %d points), model_algo-1.labels, model_algo-1.json%s", plan.index_type,
                  model.index.ntotal, ", model_algo-1.projection" if matrix is not None else "")
         if context.has_channel("test") and not context.stop.is_set():
             with context.timings.stage("evaluate"):
                 score = evaluate(context, model, plan.mini_batch_size)
-            logs.test_score(context.host, score.name, score.value)
+            context.report_test({score.name: score.value})
     cluster.barrier()
-    cluster.stop()
