@@ -1,12 +1,8 @@
 """k-NN's conformance sample: the tiny job and requests the contract suite (tests/contract/) runs."""
 
-import io
-import json
-
 import numpy as np
 
-from common import contenttypes as ct
-from common import protobuf, recordio, tabular
+from common import tabular
 
 HYPERPARAMETERS = {"feature_dim": "6", "k": "3", "predictor_type": "classifier", "sample_size": "200",
                    "mini_batch_size": "30"}
@@ -26,33 +22,11 @@ def rows(n=90, seed=0):
     return (centers[labels] + rng.normal(0, 0.5, size=(n, 6))).astype(np.float32), labels.astype(np.float32)
 
 
-def csv(table):
-    out = io.StringIO()
-    np.savetxt(out, table, delimiter=",", fmt="%.9g")
-    return out.getvalue().encode()
-
-
-def recordio_body(features, labels=None):
-    return b"".join(recordio.encode_record(p) for p in protobuf.encode_dense(features, labels))
-
-
 def training_data(channel, content_type):
     features, labels = rows(90, seed=1 if channel == "test" else 0)
-    if content_type == ct.RECORDIO_PROTOBUF:
-        return recordio_body(features, labels)
-    return csv(np.column_stack([labels, features]))  # text/csv: the label first (label_size=1 by default)
-
-
-def request_body(features, mime):
-    if mime == ct.CSV:
-        return csv(features)
-    if mime == ct.JSON:
-        return json.dumps({"instances": [{"features": row} for row in features.tolist()]}).encode()
-    if mime == ct.JSONLINES:
-        return "\n".join(json.dumps({"features": row}) for row in features.tolist()).encode()
-    return recordio_body(features)
+    return tabular.encode_rows(features, labels, content_type)  # CSV: the label first (label_size=1)
 
 
 def requests():
     x, _ = rows(4, seed=2)
-    return [(mime, request_body(x, mime), 4) for mime in tabular.REQUEST_TYPES]
+    return [(mime, tabular.encode_request(x, mime), 4) for mime in tabular.REQUEST_TYPES]
