@@ -191,6 +191,11 @@ def test_model_files_round_trip_and_json_is_read_leniently(tmp_path, digits):
     edited = KNNModel.load(tmp_path)
     assert (edited.k, edited.predictor_type) == (1, "regressor")
     assert edited.predict(x[1000:1010])["labels"].shape == (10, 1)
+    (tmp_path / "model_algo-1.json").write_text(json.dumps({**meta, "nprobe": "many"}))
+    with pytest.raises(ClientError, match="nprobe='many' in model_algo-1.json must be a positive integer"):
+        KNNModel.load(tmp_path)
+    (tmp_path / "model_algo-1.json").write_text(json.dumps({**meta, "nprobe": 2}))
+    assert KNNModel.load(tmp_path).nprobe == 2
     (tmp_path / "model_algo-1.projection").unlink()
     with pytest.raises(ClientError, match="model_algo-1.projection is missing"):
         KNNModel.load(tmp_path)

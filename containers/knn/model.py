@@ -155,10 +155,18 @@ class KNNModel:
             k = int(meta["k"])
         except (TypeError, ValueError):
             raise ClientError(f"k={meta['k']!r} in {META_FILE} must be a positive integer") from None
+        nprobe = meta.get("nprobe")
+        if nprobe is not None:
+            try:
+                nprobe = int(nprobe)
+                if nprobe < 1:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ClientError(f"nprobe={meta['nprobe']!r} in {META_FILE} must be a positive integer or null") from None
         model = cls(index, labels, k, str(meta["predictor_type"]).strip().lower(),
                     feature_dim=meta.get("feature_dim"), projection_matrix=matrix,
                     normalize=normalize, metric=metric,
-                    index_type=meta.get("index_type"), reduction=reduction, nprobe=meta.get("nprobe"))
+                    index_type=meta.get("index_type"), reduction=reduction, nprobe=nprobe)
         log.info("k-NN model: %d points of dimension %d (%s), k=%d, %s, feature_dim=%d%s%s", index.ntotal, index.d,
                  type(index).__name__, model.k, model.predictor_type, model.feature_dim,
                  f", {reduction['type']} reduction to {model.reduced_dim}" if reduction else "",
