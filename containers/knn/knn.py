@@ -7,7 +7,6 @@ are gathered on the first host, which builds the faiss index over all of them.
 import logging
 
 import numpy as np
-import scipy.sparse as sp
 
 from common.errors import DataError
 

@@ -52,7 +52,7 @@ def train(context):
     capacity = plan.host_sample_size(resource.rank, resource.world_size)
     log.info("k-NN: k=%d, %s, feature_dim=%d, %s%s, index %s (dimension %d%s), metric %s; this host samples %d "
              "of sample_size=%d over %d host(s)", plan.k, plan.predictor_type, plan.feature_dim,
-             f"{plan.reduction} reduction to " if plan.reduction else "no reduction", 
+             f"{plan.reduction} reduction to " if plan.reduction else "no reduction",
              plan.reduced_dim if plan.reduction else "", plan.index_type, plan.index_dim,
              "".join(f", {k}={v}" for k, v in (("nlists", plan.nlists), ("pq_m", plan.pq_m)) if v),
              plan.metric, capacity, plan.sample_size, resource.world_size)
