@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_knn.py --part exact     # digits, LetterRecognition, BostonHousing, DNA
     .venv/bin/python benchmarks/bench_knn.py --part speed     # 1M x 64 index, 10k queries (about 5 minutes)
+    .venv/bin/python benchmarks/bench_knn.py --part hnsw      # hnswlib alone (ef up to 512) beside faiss Flat
     .venv/bin/python benchmarks/bench_knn.py --part train     # algobox knn train, 1M x 64 recordIO, File/Pipe
 
 Speed figures are ratios against a reference run in the same invocation (faiss called directly on the same
@@ -156,6 +157,8 @@ def part_recall(k=10):
 
 # ---------------------------------------------------------------- speed: 1M x 64, 10k queries
 
+HNSW_EFS = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
 def mixture(n, d, centers, seed):
     rng = np.random.default_rng(seed)
     means = rng.normal(0, 1, size=(centers, d)).astype(np.float32)
@@ -267,7 +270,7 @@ def part_speed(n=1_000_000, d=64, queries=10_000, k=10, hnsw=True, exact_queries
         index.init_index(max_elements=n, M=16, ef_construction=64, random_seed=0)
         t_build, _ = timed(lambda: index.add_items(data, np.arange(n), num_threads=os.cpu_count()))
         sweep = []
-        for ef in (10, 16, 24, 32, 48, 64, 96, 128):
+        for ef in HNSW_EFS:
             index.set_ef(ef)
             t, (ids, _) = timed(lambda: index.knn_query(q, k=k, num_threads=os.cpu_count()))
             sweep.append({"ef": ef, "qps": queries / t, "recall@10": recall_at_k(ids[:exact_queries], truth)})
@@ -281,17 +284,58 @@ def part_speed(n=1_000_000, d=64, queries=10_000, k=10, hnsw=True, exact_queries
 
 # ---------------------------------------------------------------- training through the entrypoint
 
+def part_hnsw(n=1_000_000, d=64, queries=10_000, k=10, exact_queries=2_000, efs=(128, 192, 256, 384, 512)):
+    """hnswlib alone on the speed part's data, beside faiss Flat (and our IVFFlat) in the same run."""
+    import faiss
+    import hnswlib
+
+    points, classes = mixture(n + queries, d, 1000, 0)
+    data, labels, q = points[:n], classes[:n], np.ascontiguousarray(points[n:])
+    del points
+    flat = faiss.IndexFlatL2(d)
+    flat.add(data)
+    t_flat, (_, truth) = timed(lambda: flat.search(q[:exact_queries], k))
+    out = {"faiss_flat_qps": exact_queries / t_flat}
+    del flat
+    index = hnswlib.Index(space="l2", dim=d)
+    index.init_index(max_elements=n, M=16, ef_construction=64, random_seed=0)
+    t_build, _ = timed(lambda: index.add_items(data, np.arange(n), num_threads=os.cpu_count()))
+    out["hnswlib_build_s"] = t_build
+    sweep = []
+    for ef in efs:
+        index.set_ef(ef)
+        t, (ids, _) = timed(lambda: index.knn_query(q, k=k, num_threads=os.cpu_count()))
+        sweep.append({"ef": ef, "qps": queries / t, "recall@10": recall_at_k(ids[:exact_queries], truth)})
+        print(json.dumps(sweep[-1]), flush=True)
+        if sweep[-1]["recall@10"] >= 0.95:
+            break
+    del index
+    ivf = build(data, labels, k=k, index_type="faiss.IVFFlat")
+    t_ivf, (_, ids) = timed(lambda: ivf.search(q, k))
+    out.update({"hnswlib_sweep": sweep, "ours_ivfflat_qps": queries / t_ivf, "ours_ivfflat_nprobe": ivf.nprobe,
+                "ours_ivfflat_recall@10": recall_at_k(ids[:exact_queries], truth)})
+    print(json.dumps(out, indent=1), flush=True)
+    return out
+
+
 def peak_rss_run(command, env, cwd):
-    """Run a command; return (seconds, peak RSS in MB, output) from the kernel's own accounting (wait4)."""
+    """Run a command; return (seconds, peak RSS in MB, exit code, output). The peak is the kernel's VmHWM of the
+    child after exec, polled until it exits (wait4's ru_maxrss would count the parent's pages held before exec)."""
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = []
     reader = threading.Thread(target=lambda: output.append(process.stdout.read()))
     reader.start()
-    _, status, usage = os.wait4(process.pid, 0)
+    peak_kb = 0
+    while process.poll() is None:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
+        except (OSError, IndexError, ValueError):
+            pass
+        time.sleep(0.02)
     reader.join()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, process.returncode, output[0].decode()
+    return time.perf_counter() - start, peak_kb / 1024, process.returncode, output[0].decode()
 
 
 def recordio_file(features, labels):
@@ -336,7 +380,7 @@ def part_train(n=1_000_000, d=64):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--part", choices=["exact", "recall", "speed", "train", "all"], default="all")
+    parser.add_argument("--part", choices=["exact", "recall", "speed", "hnsw", "train", "all"], default="all")
     parser.add_argument("--no-hnsw", action="store_true")
     args = parser.parse_args()
     if args.part in ("exact", "all"):
@@ -345,6 +389,8 @@ def main():
         part_recall()
     if args.part in ("speed", "all"):
         part_speed(hnsw=not args.no_hnsw)
+    if args.part == "hnsw":
+        part_hnsw()
     if args.part in ("train", "all"):
         part_train()
 
