@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_knn.py --part exact     # digits, LetterRecognition, BostonHousing, DNA
     .venv/bin/python benchmarks/bench_knn.py --part speed     # 1M x 64 index, 10k queries (about 5 minutes)
+    .venv/bin/python benchmarks/bench_knn.py --part serve     # only /invocations vs faiss, 5 x 1,000-row requests
     .venv/bin/python benchmarks/bench_knn.py --part hnsw      # hnswlib alone (ef up to 512) beside faiss Flat
     .venv/bin/python benchmarks/bench_knn.py --part train     # algobox knn train, 1M x 64 recordIO, File/Pipe
 
@@ -14,6 +15,7 @@ import argparse
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -284,6 +286,23 @@ def part_speed(n=1_000_000, d=64, queries=10_000, k=10, hnsw=True, exact_queries
 
 # ---------------------------------------------------------------- training through the entrypoint
 
+def part_serve(n=1_000_000, d=64, batches=5, k=10):
+    """Only the /invocations comparison: ``batches`` 1,000-row CSV requests against faiss on the same 1M index."""
+    import faiss
+
+    points, classes = mixture(n + batches * 1000, d, 1000, 0)
+    data, labels, q = points[:n], classes[:n], np.ascontiguousarray(points[n:])
+    del points
+    flat = faiss.IndexFlatL2(d)
+    flat.add(data)
+    model = build(data, labels, k=k)
+    del data
+    bodies = [csv_body(q[i:i + 1000]) for i in range(0, len(q), 1000)]
+    out = interleaved(model, flat, q, bodies, k)
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def part_hnsw(n=1_000_000, d=64, queries=10_000, k=10, exact_queries=2_000, efs=(128, 192, 256, 384, 512)):
     """hnswlib alone on the speed part's data, beside faiss Flat (and our IVFFlat) in the same run."""
     import faiss
@@ -371,7 +390,9 @@ def part_train(n=1_000_000, d=64):
             assert code == 0, output[-3000:]
             stages = {line.split("Stage ")[1].split(" took")[0]: float(line.split("took ")[1].split(" s")[0])
                       for line in output.splitlines() if "Stage " in line}
+            read = re.search(r"Sampled (\d+) of the (\d+) records", output)
             rows.append({"mode": mode, "rows": len(data_bytes) * n // len(body), "sample_size": sample,
+                         "sampled": int(read.group(1)), "records_read": int(read.group(2)),
                          "seconds": round(seconds, 2), "peak_rss_mb": round(rss), "sample_mb": sample * d * 4 / 1e6,
                          "stages": stages})
             print(json.dumps(rows[-1]), flush=True)
@@ -380,7 +401,7 @@ def part_train(n=1_000_000, d=64):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--part", choices=["exact", "recall", "speed", "hnsw", "train", "all"], default="all")
+    parser.add_argument("--part", choices=["exact", "recall", "speed", "serve", "hnsw", "train", "all"], default="all")
     parser.add_argument("--no-hnsw", action="store_true")
     args = parser.parse_args()
     if args.part in ("exact", "all"):
@@ -389,6 +410,8 @@ def main():
         part_recall()
     if args.part in ("speed", "all"):
         part_speed(hnsw=not args.no_hnsw)
+    if args.part == "serve":
+        part_serve()
     if args.part == "hnsw":
         part_hnsw()
     if args.part in ("train", "all"):

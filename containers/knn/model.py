@@ -182,13 +182,23 @@ class KNNModel:
                 "normalize": self.normalize, "version": VERSION, "feature_dim": self.feature_dim,
                 "index_type": self.index_type, "index_metric": self.metric, "nprobe": self.nprobe}
 
-    def files(self):
-        """``{file name: bytes}`` of the model (the index as ``faiss.write_index`` writes it)."""
+    def cpu_index(self):
         faiss = knn_index.faiss_module()
-        index = self.index
-        if hasattr(faiss, "index_gpu_to_cpu") and type(index).__name__.startswith("Gpu"):
-            index = faiss.index_gpu_to_cpu(index)
-        out = {MODEL_FILE: faiss.serialize_index(index).tobytes(), LABELS_FILE: self.labels.astype("<f4").tobytes()}
+        if hasattr(faiss, "index_gpu_to_cpu") and type(self.index).__name__.startswith("Gpu"):
+            return faiss.index_gpu_to_cpu(self.index)
+        return self.index
+
+    def write_index(self, out):
+        """The index as ``faiss.write_index`` writes it, streamed into a binary file object (no in-memory copy:
+        faiss.serialize_index would hold the index twice or three times while its buffer grows)."""
+        faiss = knn_index.faiss_module()
+        writer = faiss.PyCallbackIOWriter(out.write)
+        faiss.write_index(self.cpu_index(), writer)
+        del writer  # flushes
+
+    def files(self):
+        """``{file name: bytes}`` of everything but the index."""
+        out = {LABELS_FILE: self.labels.astype("<f4").tobytes()}
         if self.projection is not None:
             out[PROJECTION_FILE] = self.projection.astype("<f4").tobytes()
         out[META_FILE] = (json.dumps(self.metadata(), indent=2) + "\n").encode()
@@ -197,12 +207,12 @@ class KNNModel:
     def save(self, model_dir, opener=None):
         """Write the files; ``opener(name)`` (the training context's atomic ``model_file``) or plain files."""
         model_dir = Path(model_dir)
+        opener = opener or (lambda name: open(model_dir / name, "wb"))
+        with opener(MODEL_FILE) as out:
+            self.write_index(out)
         for name, data in self.files().items():
-            if opener is None:
-                (model_dir / name).write_bytes(data)
-            else:
-                with opener(name) as out:
-                    out.write(data)
+            with opener(name) as out:
+                out.write(data)
 
     # ---- inference ----
 
