@@ -9,6 +9,9 @@
 Speed figures are ratios against a reference run in the same invocation (faiss called directly on the same
 index, hnswlib). mlbench tables come from Debian's r-cran-mlbench package, fetched once into
 ~/.cache/algobox/mlbench (apt-get download; pyreadr reads the .rda files).
+
+Reference packages not in requirements-dev.txt (hnswlib 0.8.0 is a source distribution that compiles):
+    .venv/bin/pip install hnswlib==0.8.0 pyreadr==0.5.8
 """
 
 import argparse
