@@ -1,0 +1,33 @@
+"""k-NN's responses: ``predicted_label``, plus the neighbours' ``distances`` and ``labels`` when the Accept
+header says ``verbose=true`` (any case, spaces allowed: ``application/json; Verbose = True``). Requests are
+decoded by the common codecs these extend."""
+
+from common.model import Prediction
+from common.serving.codecs.json import JSONCodec
+from common.serving.codecs.jsonlines import JSONLinesCodec
+from common.serving.codecs.recordio import RecordIOProtobufCodec
+
+VERBOSE_COLUMNS = ("distances", "labels")
+
+
+def selected(prediction, media):
+    """The prediction's columns for this Accept media range: all of them only when it says verbose."""
+    if media is not None and media.flag("verbose"):
+        return prediction
+    columns = {name: value for name, value in prediction.columns.items() if name not in VERBOSE_COLUMNS}
+    return Prediction(columns, prediction.extras)
+
+
+class VerboseJSON(JSONCodec):
+    def encode(self, prediction, media, options):
+        return super().encode(selected(prediction, media), media, options)
+
+
+class VerboseJSONLines(JSONLinesCodec):
+    def encode(self, prediction, media, options):
+        return super().encode(selected(prediction, media), media, options)
+
+
+class VerboseRecordIO(RecordIOProtobufCodec):
+    def encode(self, prediction, media, options):
+        return super().encode(selected(prediction, media), media, options)
