@@ -336,3 +336,23 @@ def score_numpy(forest, x):
     for t in range(forest.num_trees):
         total += tree_scores_numpy(forest, x, t)
     return total / forest.num_trees
+
+
+def merge_forests(forests):
+    """One forest holding the trees of ``forests`` in order (the hosts' shares on the first host)."""
+    forests = [f for f in forests if f is not None and f.num_trees]
+    if len(forests) == 1:
+        return forests[0]
+    node_base = np.cumsum([0] + [f.num_nodes for f in forests])
+    point_base = np.cumsum([0] + [f.leaf_points.shape[0] for f in forests])
+    offsets = [forests[0].tree_offset[:1]] + [f.tree_offset[1:] + base for f, base in zip(forests, node_base)]
+    return Forest(
+        tree_offset=np.concatenate(offsets),
+        left=np.concatenate([np.where(f.left >= 0, f.left + base, -1) for f, base in zip(forests, node_base)]),
+        cut_dimension=np.concatenate([f.cut_dimension for f in forests]),
+        cut_value=np.concatenate([f.cut_value for f in forests]),
+        mass=np.concatenate([f.mass for f in forests]),
+        point_index=np.concatenate([np.where(f.point_index >= 0, f.point_index + base, -1)
+                                    for f, base in zip(forests, point_base)]),
+        leaf_points=np.concatenate([f.leaf_points for f in forests]),
+    )
