@@ -69,7 +69,9 @@ class RandomCutForestModel:
         if forest.feature_dim != int(meta[1]) or forest.num_trees != int(meta[2]):
             raise ClientError(f"{path}: meta says feature_dim={int(meta[1])}, num_trees={int(meta[2])}, "
                               f"the arrays hold {forest.feature_dim} and {forest.num_trees}")
-        return cls(forest, int(meta[3]))
+        model = cls(forest, int(meta[3]))
+        model.score(forest.leaf_points[:1])  # compile the kernel (or load it from numba's cache) now
+        return model
 
     def save(self, model_dir):
         meta = np.array([forest_math.MODEL_VERSION, self.feature_dim, self.num_trees, self.num_samples_per_tree],
