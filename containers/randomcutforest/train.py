@@ -85,7 +85,7 @@ def classification_metrics(labels, predicted):
 
 def evaluate(context, model, rows):
     """Scores of every ``test`` row; anomalies are scores above mean + 3 std of these scores."""
-    scores, labels = [], []
+    scores, labels, seen = [], [], 0
     for batch in context.batches("test", rows, feature_dim=model.feature_dim, sharded=False):
         if batch.labels is None:
             raise ChannelError("Channel 'test' has no labels: use text/csv;label_size=1 (first column: 1 = anomaly, "
@@ -93,9 +93,11 @@ def evaluate(context, model, rows):
         label = np.asarray(batch.labels, np.float64).reshape(len(batch), -1)[:, 0]
         bad = np.flatnonzero((label != 0) & (label != 1))
         if bad.size:
-            raise DataError(f"Channel 'test': labels must be 1 (anomaly) or 0 (normal); found {label[bad[0]]!r}")
+            raise DataError(f"Channel 'test': labels must be 1 (anomaly) or 0 (normal); found {label[bad[0]]:g} "
+                            f"in record {seen + int(bad[0])}")
         scores.append(model.score(batch.features))
         labels.append(label.astype(bool))
+        seen += len(batch)
     if not scores:
         raise DataError("Channel 'test' holds no records")
     scores, labels = np.concatenate(scores), np.concatenate(labels)
