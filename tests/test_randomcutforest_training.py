@@ -95,10 +95,10 @@ def test_sdk_hyperparameters_are_accepted(job, data):
 
 @pytest.mark.parametrize("channels, message", [
     ({"train": {"ContentType": "text/csv", "S3DistributionType": "FullyReplicated"}},
-     "Channel 'train' has S3DistributionType=FullyReplicated; Random Cut Forest accepts only ShardedByS3Key"),
+     "Channel 'train' has S3DistributionType FullyReplicated; this algorithm needs ShardedByS3Key"),
     ({"train": {"ContentType": "text/csv", **SHARDED}, "test": {"ContentType": "text/csv", **SHARDED}},
-     "Channel 'test' has S3DistributionType=ShardedByS3Key; Random Cut Forest accepts only FullyReplicated"),
-    ({"train": {"ContentType": "text/csv", **SHARDED}, "test": {"ContentType": "text/csv"}},
+     "Channel 'test' has S3DistributionType ShardedByS3Key; this algorithm needs FullyReplicated"),
+    ({"train": {"ContentType": "text/csv", **SHARDED}, "test": {"ContentType": "text/csv;label_size=0"}},
      "Channel 'test' has no labels: use text/csv;label_size=1"),
 ])
 def test_channel_errors_are_client_errors(job, data, channels, message):

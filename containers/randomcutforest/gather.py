@@ -1,23 +1,23 @@
 """Several hosts: every host sends its trees (bytes) to the first host over one TCP connection; no torch.
 
-The first host listens on ``ALGOBOX_DIST_PORT`` (default 7777) and waits for the others; each other host
-connects (retrying while the first host starts) and sends ``rank (u32) | length (u64) | bytes``; the first
-host answers one byte once it holds every part, so no host exits before the forest is complete.
+The first host listens on ``ALGOBOX_DIST_PORT`` (default 7777) and waits for the others, up to
+``ALGOBOX_DIST_JOIN_TIMEOUT`` (300 s); each other host connects (retrying while the first host starts) and
+sends ``rank (u32) | length (u64) | bytes``; the first host answers one byte once it holds every part, so no
+host exits before the forest is complete. The runtime's cluster protocol is torch.distributed only, which this
+image does not otherwise need.
 """
 
 import logging
-import os
 import socket
 import struct
 import time
 
-from common.distributed import DEFAULT_PORT, PORT_ENV, resolve_host
-from common.errors import AlgorithmError
+from common import distributed
+from common.errors import AlgorithmError, PlatformError
 
 log = logging.getLogger(__name__)
 
 HEADER = struct.Struct("<IQ")
-TIMEOUT_S = 600
 
 
 def _receive(connection, size):
@@ -25,20 +25,21 @@ def _receive(connection, size):
     while left:
         chunk = connection.recv(min(left, 1 << 20))
         if not chunk:
-            raise AlgorithmError(f"A host closed its connection with {left} of {size} bytes still to send")
+            raise PlatformError(f"A host closed its connection with {left} of {size} bytes still to send")
         parts.append(chunk)
         left -= len(chunk)
     return b"".join(parts)
 
 
-def gather(resource, payload, timeout_s=TIMEOUT_S):
+def gather(resource, payload, timeout_s=None):
     """Every host's ``payload`` in rank order on the first host; None on the others."""
     if resource.world_size == 1:
         return [payload]
-    port = int(os.environ.get(PORT_ENV, DEFAULT_PORT))
+    port = distributed.port()
+    timeout_s = timeout_s or distributed.join_timeout()
     if resource.rank == 0:
         return _collect(resource.world_size, payload, port, timeout_s)
-    _send(resolve_host(resource.hosts[0]), port, resource.rank, payload, timeout_s)
+    _send(distributed.master_address(resource), port, resource.rank, payload, timeout_s)
     return None
 
 
@@ -60,7 +61,7 @@ def _collect(world_size, payload, port, timeout_s):
                 connections.append(connection)
                 log.info("Received %d bytes of trees from rank %d", size, rank)
         except socket.timeout:
-            raise AlgorithmError(f"Only {len(parts)} of {world_size} hosts sent their trees within {timeout_s} s") \
+            raise PlatformError(f"Only {len(parts)} of {world_size} hosts sent their trees within {timeout_s} s") \
                 from None
         for connection in connections:
             with connection:
@@ -76,11 +77,11 @@ def _send(master, port, rank, payload, timeout_s):
             break
         except OSError as exc:
             if time.monotonic() > deadline:
-                raise AlgorithmError(f"Could not reach the first host at {master}:{port}: {exc}") from None
+                raise PlatformError(f"Could not reach the first host at {master}:{port}: {exc}") from None
             time.sleep(0.5)
     with connection:
         connection.settimeout(timeout_s)
         log.info("Sending %d bytes of trees to the first host %s:%d as rank %d", len(payload), master, port, rank)
         connection.sendall(HEADER.pack(rank, len(payload)) + payload)
         if connection.recv(1) != b"\1":
-            raise AlgorithmError("The first host closed the connection before confirming it had the trees")
+            raise PlatformError("The first host closed the connection before confirming it had the trees")

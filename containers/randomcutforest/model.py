@@ -69,14 +69,18 @@ class RandomCutForestModel:
         if forest.feature_dim != int(meta[1]) or forest.num_trees != int(meta[2]):
             raise ClientError(f"{path}: meta says feature_dim={int(meta[1])}, num_trees={int(meta[2])}, "
                               f"the arrays hold {forest.feature_dim} and {forest.num_trees}")
-        model = cls(forest, int(meta[3]))
-        model.score(forest.leaf_points[:1])  # compile the kernel (or load it from numba's cache) now
-        return model
+        return cls(forest, int(meta[3]))  # the runtime's warm-up prediction then compiles (or loads) the kernel
 
-    def save(self, model_dir):
+    def arrays(self):
         meta = np.array([forest_math.MODEL_VERSION, self.feature_dim, self.num_trees, self.num_samples_per_tree],
                         np.int64)
-        ndarray.save(model_dir / MODEL_FILE, {"meta": meta, **self.forest.arrays()})
+        return {"meta": meta, **self.forest.arrays()}
+
+    def save(self, model_dir):
+        ndarray.save(model_dir / MODEL_FILE, self.arrays())
+
+    def save_to(self, file):
+        ndarray.save(file, self.arrays())
 
     def score(self, features):
         """float64 scores of a dense array or a sparse matrix of rows."""

@@ -25,19 +25,6 @@ def read_rows(feature_dim, mini_batch_size):
     return max(mini_batch_size, math.ceil(READ_ELEMENTS / max(1, feature_dim)))
 
 
-def check_channels(context):
-    """The guide: train is ShardedByS3Key only, test FullyReplicated only."""
-    train = context.channels["train"].config.distribution
-    if train != "ShardedByS3Key":
-        raise ChannelError(f"Channel 'train' has S3DistributionType={train}; Random Cut Forest accepts only "
-                           "ShardedByS3Key for train (each host builds its trees from its own files)")
-    if context.has_channel("test"):
-        test = context.channels["test"].config.distribution
-        if test != "FullyReplicated":
-            raise ChannelError(f"Channel 'test' has S3DistributionType={test}; Random Cut Forest accepts only "
-                               "FullyReplicated for test")
-
-
 def trees_of_host(num_trees, rank, world_size):
     """This host's share of the trees: as equal as possible, the first hosts taking one more."""
     return num_trees // world_size + (1 if rank < num_trees % world_size else 0)
@@ -123,7 +110,6 @@ def train(context):
     hp = dict(context.hyperparameters)
     hp["eval_metrics"] = eval_metrics(hp["eval_metrics"])
     d, per_tree, num_trees = hp["feature_dim"], hp["num_samples_per_tree"], hp["num_trees"]
-    check_channels(context)
     resource = context.resource
     share = trees_of_host(num_trees, resource.rank, resource.world_size)
     log.info("Random Cut Forest: num_trees=%d (%d on this host), num_samples_per_tree=%d, feature_dim=%d, "
@@ -155,7 +141,8 @@ def train(context):
     if forest.num_trees < num_trees:
         log.warning("The forest has %d of num_trees=%d trees: some hosts read no rows", forest.num_trees, num_trees)
     model = RandomCutForestModel(forest, per_tree)
-    model.save(context.paths.model_dir)
+    with context.model_file("model_algo-1") as file:  # atomic: a half-written model never appears
+        model.save_to(file)
     log.info("Saved model_algo-1: %d trees, %d nodes, %d leaf points", forest.num_trees, forest.num_nodes,
              forest.leaf_points.shape[0])
 
@@ -163,6 +150,4 @@ def train(context):
         with context.timings.stage("evaluate"):
             values = evaluate(context, model, rows)
         names = ["f1"] + [name for metric in hp["eval_metrics"] for name in METRICS_OF[metric] if name != "f1"]
-        for name in names:
-            logs.test_score(context.host, name, values[name])
-            logs.quality_metric(context.host, "test", name, values[name])
+        context.report_test({name: values[name] for name in names})
