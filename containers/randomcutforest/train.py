@@ -11,7 +11,6 @@ from common import logs, ndarray
 from common.errors import ChannelError, DataError
 
 from . import forest as forest_math
-from . import gather
 from .model import RandomCutForestModel
 
 log = logging.getLogger(__name__)
@@ -131,9 +130,9 @@ def train(context):
         log.warning("This host read no training rows, so it contributes none of its %d trees", share)
     del reservoir
 
-    with context.timings.stage("gathering"):
-        parts = gather.gather(resource, to_bytes(forest))
-    if parts is None:  # not the first host: its trees are now in the first host's forest
+    with context.timings.stage("gathering"), context.cluster() as cluster:  # torch.distributed, several hosts only
+        parts = cluster.all_gather_bytes(to_bytes(forest))
+    if not resource.is_master:  # its trees are now in the first host's forest
         return
     forest = forest_math.merge_forests([from_bytes(part) for part in parts])
     if forest is None or not forest.num_trees:
