@@ -98,6 +98,11 @@ def _check_pca(body):
     assert len(projection) == 2, body
 
 
+def _check_randomcutforest(body):
+    score = body["scores"][0]["score"]
+    assert score > 0, body
+
+
 SAMPLES = {
     "kmeans": Sample(
         hyperparameters={"k": "3", "feature_dim": "4", "mini_batch_size": "50"},
@@ -119,6 +124,19 @@ SAMPLES = {
             ("missing-num_components", _without("num_components"), ["num_components"]),
             ("wrong-column-count", _extra_column, ["columns"]),
         ],
+    ),
+    "randomcutforest": Sample(
+        hyperparameters={"feature_dim": "4", "num_trees": "50", "num_samples_per_tree": "32"},
+        train_files={"train/train.csv": _clustered_csv(50, FOUR_D)},
+        channels={"train": {"ContentType": "text/csv", "TrainingInputMode": "File",
+                            "S3DistributionType": "ShardedByS3Key"}},
+        request=("text/csv", "1,2,3,4"),
+        check=_check_randomcutforest,
+        bad_jobs=[
+            ("missing-feature_dim", _without("feature_dim"), ["feature_dim"]),
+            ("wrong-column-count", _extra_column, ["columns"]),
+        ],
+        max_image_bytes={"cpu": 1 * GB},
     ),
 }
 
