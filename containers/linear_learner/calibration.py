@@ -5,6 +5,7 @@ confusion counts of every threshold by cumulative sums. The threshold is the mid
 (k+1)-th score of the best k (only where those differ); a record is positive when its score > threshold.
 """
 
+import numpy as np
 import torch
 
 CRITERIA = ("accuracy", "f_beta", "precision_at_target_recall", "recall_at_target_precision")
@@ -29,25 +30,33 @@ def criterion_curves(tp, fp, positives, negatives, criterion, f_beta=1.0, target
 
 
 def calibrate(scores, labels, weights, criterion, **params):
-    """Thresholds (M,) and criterion values (M,) of raw ``scores`` (N, M) against 0/1 ``labels`` (N,)."""
+    """Thresholds (M,) and criterion values (M,) of raw ``scores`` (N, M) against 0/1 ``labels`` (N,).
+
+    Works on the (M, N) transpose so that each model's sort and cumulative sums run over contiguous memory.
+    """
     n, m = scores.shape
-    s, order = torch.sort(scores, dim=0, descending=True)
-    y = labels.view(-1, 1).expand(n, m).gather(0, order).to(torch.float64)
-    w = weights.view(-1, 1).expand(n, m).gather(0, order).to(torch.float64)
-    zero = torch.zeros(1, m, dtype=torch.float64, device=scores.device)
-    tp = torch.cat([zero, torch.cumsum(y * w, 0)])
-    fp = torch.cat([zero, torch.cumsum((1 - y) * w, 0)])
-    positives, negatives = float(tp[-1, 0]), float(fp[-1, 0])
+    columns = scores.t().contiguous()
+    if columns.device.type == "cpu":  # numpy's SIMD sort is ~2x torch's on CPU
+        order = torch.from_numpy(np.argsort(-columns.numpy(), axis=1))
+        s = columns.gather(1, order)
+    else:
+        s, order = torch.sort(columns, dim=1, descending=True)
+    yw = (labels.to(torch.float64) * weights.to(torch.float64))[order]
+    w = weights.to(torch.float64)[order]
+    zero = torch.zeros(m, 1, dtype=torch.float64, device=scores.device)
+    tp = torch.cat([zero, torch.cumsum(yw, 1)], dim=1)
+    fp = torch.cat([zero, torch.cumsum(w, 1)], dim=1) - tp
+    positives, negatives = float(tp[0, -1]), float(fp[0, -1])
     values = criterion_curves(tp, fp, positives, negatives, criterion, **params)
     # a cut between positions k-1 and k exists only where the scores differ there (k = 0 and N always do)
-    valid = torch.ones(n + 1, m, dtype=torch.bool, device=scores.device)
     if n > 1:
-        valid[1:n] = s[:-1] > s[1:]
-    values = torch.where(valid, values, torch.full_like(values, -2.0))
-    best_value, best_k = values.max(0)
+        tied = torch.zeros(m, n + 1, dtype=torch.bool, device=scores.device)
+        tied[:, 1:n] = s[:, :-1] <= s[:, 1:]
+        values = values.masked_fill(tied, -2.0)
+    best_value, best_k = values.max(1)
     s64 = s.to(torch.float64)
-    above = torch.cat([s64[:1] + 1.0, s64])  # the score just above cut k (index k), below all when k = N
-    below = torch.cat([s64, s64[-1:] - 1.0])
-    idx = best_k.view(1, -1)
-    thresholds = (above.gather(0, idx) + below.gather(0, idx)).view(-1) / 2
+    above = torch.cat([s64[:, :1] + 1.0, s64], dim=1)  # the score just above cut k (column k)
+    below = torch.cat([s64, s64[:, -1:] - 1.0], dim=1)
+    idx = best_k.view(-1, 1)
+    thresholds = (above.gather(1, idx) + below.gather(1, idx)).view(-1) / 2
     return thresholds, best_value

@@ -22,7 +22,8 @@ from .shuffle import ShuffleBuffer, default_capacity
 
 log = logging.getLogger(__name__)
 
-SAMPLE_MAX_VALUES = 1 << 25  # training sample for selection without validation: at most 128 MiB of features
+SAMPLE_MAX_ROWS = 100_000  # training sample for selection without validation (and at most 32 MiB of features)
+SAMPLE_MAX_VALUES = 1 << 23
 CALIBRATION_MAX_VALUES = 1 << 26  # (rows x models) scores kept for calibration: at most 256 MiB
 
 
@@ -313,7 +314,7 @@ class Trainer:
             raise_data(f"train: records have {d} features, but feature_dim={feature_dim}")
         self._start(first, d)
         has_validation = validation_blocks is not None
-        sample_rows = min(s.num_calibration_samples, max(SAMPLE_MAX_VALUES // d, 1))
+        sample_rows = min(s.num_calibration_samples, SAMPLE_MAX_ROWS, max(SAMPLE_MAX_VALUES // d, 1))
         best_metric, since_best = None, 0
         factor = _loss_unit_factor(s.loss, self.scaler.label_scale)
         for epoch in range(s.epochs):
@@ -329,10 +330,10 @@ class Trainer:
                 log.warning("Stopping at epoch %d: the job was asked to stop", epoch)
                 break
             values = thresholds = mean_loss = None
-            if self.cluster.is_master:
+            if self.cluster.is_master:  # without validation: snapshots by the sample's loss, calibration at the end
                 blocks = validation_blocks(epoch) if has_validation else iter(self.train_sample)
                 mean_loss, sample = self._evaluate(blocks)
-                values, thresholds = self._selection_values(mean_loss, sample)
+                values, thresholds = self._selection_values(mean_loss, sample if has_validation else None)
             if self.cluster.world_size > 1:
                 m = s.num_models
                 zeros = torch.zeros(m, dtype=torch.float64)
@@ -368,7 +369,23 @@ class Trainer:
                     log.info("Early stopping at epoch %d: %s has not improved by more than %g (relative) for %d "
                              "epochs", epoch, where + " " + criteria, s.early_stopping_tolerance, since_best)
                     break
+        if not has_validation and self.binary and s.selection != "loss_function" and self.cluster.is_master \
+                and self.best is not None:
+            self._calibrate_snapshots()
         return self._final_model()
+
+    def _calibrate_snapshots(self):
+        """Without validation: thresholds and selection values of every model's best snapshot on the training
+        sample, once, after training."""
+        m = self.models
+        current = m.W, m.b
+        m.W, m.b = self.best["W"], self.best["b"]
+        try:
+            mean_loss, sample = self._evaluate(iter(self.train_sample))
+            values, thresholds = self._selection_values(mean_loss, sample)
+        finally:
+            m.W, m.b = current
+        self.best["value"], self.best["threshold"] = values, thresholds
 
     def _keep_sample(self, stream, limit):
         kept = 0
