@@ -40,15 +40,15 @@ class ShuffleBuffer:
         features = _stack([p[0] for p in self.parts])
         labels = np.concatenate([p[1] for p in self.parts])
         weights = np.concatenate([p[2] for p in self.parts])
-        order = self.rng.permutation(features.shape[0])
-        features, labels, weights = features[order], labels[order], weights[order]
         n = features.shape[0]
+        order = self.rng.permutation(n)
         cut = n - keep
         out = (cut // self.batch_size) * self.batch_size if keep else n
-        for start in range(0, out, self.batch_size):
-            stop = min(start + self.batch_size, out)
-            yield features[start:stop], labels[start:stop], weights[start:stop]
-        self.parts = [(features[out:], labels[out:], weights[out:])] if out < n else []
+        for start in range(0, out, self.batch_size):  # gather batch by batch: no second copy of the pool
+            rows = order[start:min(start + self.batch_size, out)]
+            yield features[rows], labels[rows], weights[rows]
+        rest = order[out:]
+        self.parts = [(features[rest], labels[rest], weights[rest])] if out < n else []
         self.rows = n - out
 
     def add(self, features, labels, weights):
