@@ -76,7 +76,11 @@ def test_metric_definitions_match_the_log_lines_under_both_names(job):
     x, y = blobs(600)
     channels = recordio_channels(job, x, y, ("train", "validation", "test"))
     out = train(job, {"predictor_type": "binary_classifier", "epochs": "2", "num_models": "2"}, channels).output
-    definitions = {m.name: m.regex for m in load_spec(ALG).metrics}
+    spec = load_spec(ALG)
+    definitions = {d["Name"]: d["Regex"] for m in spec.metrics for d in m.definitions()}
+    directions = dict(spec.tunable_metrics())
+    assert directions["test:roc_auc_score"] == "Maximize" and directions["validation:objective"] == "Minimize"
+    assert directions["test:rmse"] == "Minimize" and directions["test:multiclass_accuracy"] == "Maximize"
     for name in ("test:binary_classifier_accuracy", "test:binary_classification_accuracy", "test:roc_auc_score",
                  "test:objective_loss", "validation:objective_loss", "validation:objective",
                  "validation:binary_classifier_accuracy", "test:precision", "test:recall", "test:binary_f_beta"):

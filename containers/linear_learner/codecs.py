@@ -1,46 +1,40 @@
-"""Response encoders of the guide: JSON ``predictions``, JSON lines, recordIO ``label`` map, CSV labels.
+"""Response encoders of the guide: JSON ``predictions``, JSON lines, CSV (recordIO is common/'s ``label`` map).
 
-``score`` is a number (binary: the probability for logistic loss; regression: the prediction) or, for
-multiclass, the list of class probabilities; ``predicted_label`` an integer. text/csv answers one line per record:
-the predicted label for classifiers, the score for regressors.
+``score`` is a number (binary: the probability for logistic loss, the raw score for hinge; regression: the
+prediction) or, for multiclass, the list of class probabilities; ``predicted_label`` an integer, as the guide
+prints it. text/csv answers one line per record: the predicted label for classifiers, the score for regressors.
+Requests decode as common/'s codecs do (these classes only change ``encode``).
 """
-
-import io
-import json
 
 import numpy as np
 
-from common import contenttypes as ct
-from common.serving.codecs import recordio
+from common.serving.codecs.csv import CSVCodec
+from common.serving.codecs.json import JSONCodec, dumps
+from common.serving.codecs.jsonlines import JSONLinesCodec
+from common.serving.codecs.rows import column_list
 
 
 def records(columns):
-    score = np.asarray(columns["score"], np.float64).tolist()
+    score = column_list(columns["score"], "score")
     if "predicted_label" not in columns:
         return [{"score": s} for s in score]
     labels = np.asarray(columns["predicted_label"]).astype(np.int64).tolist()
     return [{"score": s, "predicted_label": p} for s, p in zip(score, labels)]
 
 
-def encode_json(columns, media):
-    return json.dumps({"predictions": records(columns)}).encode()
+class LinearJSONCodec(JSONCodec):
+    def encode(self, prediction, media, options):
+        return dumps({options.response_key: records(prediction.columns)})
 
 
-def encode_jsonlines(columns, media):
-    return "".join(json.dumps(r) + "\n" for r in records(columns)).encode()
+class LinearJSONLinesCodec(JSONLinesCodec):
+    def encode(self, prediction, media, options):
+        return b"\n".join(dumps(record) for record in records(prediction.columns))
 
 
-def encode_csv(columns, media):
-    if "predicted_label" in columns:
-        return "".join(f"{v}\n" for v in np.asarray(columns["predicted_label"]).astype(np.int64).tolist()).encode()
-    out = io.StringIO()
-    np.savetxt(out, np.asarray(columns["score"], np.float64).reshape(-1, 1), fmt="%.9g")
-    return out.getvalue().encode()
-
-
-ENCODERS = {
-    ct.JSON: encode_json,
-    ct.JSONLINES: encode_jsonlines,
-    ct.RECORDIO_PROTOBUF: recordio.records_encoder(),
-    ct.CSV: encode_csv,
-}
+class LinearCSVCodec(CSVCodec):
+    def encode(self, prediction, media, options):
+        columns = prediction.columns
+        if "predicted_label" in columns:
+            return "\n".join(str(v) for v in np.asarray(columns["predicted_label"]).astype(np.int64).tolist()).encode()
+        return "\n".join(f"{v:.9g}" for v in column_list(columns["score"], "score")).encode()

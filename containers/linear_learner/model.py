@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from common import ndarray
+from common.atomic import atomic_write
 from common.errors import ClientError
 
 MODEL_FILE = "model_algo-1"
@@ -114,7 +115,7 @@ class LinearModel:
         manifest = {"format": "algobox-linear-learner", "format_version": FORMAT_VERSION,
                     "symbol": SYMBOL_FILE, "params": PARAMS_FILE, "additional_params": ADDITIONAL_FILE,
                     "data_name": "data", "output": "raw linear score, shape (batch, num_outputs)"}
-        with zipfile.ZipFile(model_dir / MODEL_FILE, "w", zipfile.ZIP_DEFLATED) as archive:
+        with atomic_write(model_dir / MODEL_FILE) as target, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(SYMBOL_FILE, json.dumps(symbol_json(self.outputs), indent=2))
             archive.writestr(PARAMS_FILE, params.getvalue())
             archive.writestr(MANIFEST_FILE, json.dumps(manifest, indent=2))

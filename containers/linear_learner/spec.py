@@ -1,46 +1,50 @@
-"""Linear Learner, declared: channels, content types, encoders, metrics. The math is in linear.py/trainer.py."""
-
-from pathlib import Path
+"""Linear Learner, declared: channels, content types, codecs, metrics. The math is in linear.py/trainer.py."""
 
 from common import contenttypes as ct
-from common.channels import ChannelSpec
-from common.spec import AlgorithmSpec, MetricDefinition
+from common import tabular
+from common.spec import AlgorithmSpec, Metric
 
-from . import codecs
 from .metrics import DECLARED
 
-DATA_TYPES = (ct.RECORDIO_PROTOBUF, ct.CSV)
+EPOCH_LINE = "#quality_metric: host={host}, epoch={epoch}, {channel} {metric} <loss>={value}"
 
 
-def metric_definitions():
-    """Every metric under its logged key and its other names (the guide's and today's), test and validation."""
+def declared_metrics():
+    """Each metric under its logged key and its other names (the guide's 2018 spelling and today's).
+
+    ``validation:objective_loss`` is logged every epoch (and last for the selected model); the other validation
+    metrics once, for the selected model; test metrics once, at the end.
+    """
     seen, out = set(), []
     for rows in DECLARED.values():
-        for key, aliases, _direction in rows:
-            for channel in ("test", "validation"):
-                for name in (key, *aliases):
-                    if (channel, name) in seen:
-                        continue
-                    seen.add((channel, name))
-                    epoch = r"(?:epoch=\d+, )?" if channel == "validation" else ""
-                    out.append(MetricDefinition(f"{channel}:{name}",
-                                                rf"#quality_metric: host=\S+, {epoch}{channel} {key} <loss>=(\S+)"))
+        for key, aliases, direction in rows:
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Metric.quality("test", key, direction, aliases=[f"test:{a}" for a in aliases]))
+            names = [f"validation:{a}" for a in aliases]
+            if key == "objective_loss":
+                out.append(Metric("validation:objective_loss", direction, EPOCH_LINE, aliases=tuple(names)))
+            else:
+                out.append(Metric.quality("validation", key, direction, aliases=names))
     return tuple(out)
 
 
 SPEC = AlgorithmSpec(
     name="linear-learner",
-    folder=Path(__file__).parent,
-    channels=(
-        ChannelSpec("train", DATA_TYPES, required=True),
-        ChannelSpec("validation", DATA_TYPES),
-        ChannelSpec("test", DATA_TYPES),
-    ),
-    train="containers.linear_learner.train:train",
-    model="containers.linear_learner.model:LinearModel",
-    request_types=(ct.CSV, ct.JSON, ct.JSONLINES, ct.RECORDIO_PROTOBUF),
-    encoders=codecs.ENCODERS,
-    default_accept=ct.JSON,
-    metrics=metric_definitions(),
+    description="Linear Learner (binary/multiclass classification and regression; many models trained at once, "
+                "selected and calibrated on validation data), the SageMaker built-in's contract",
+    channels=tabular.channels(validation=True, test=True, types=tabular.TRAINING_TYPES + (ct.LIBSVM,),
+                              label_size=1),
+    train_entry="containers.linear_learner.train:train",
+    model_class="containers.linear_learner.model:LinearModel",
+    checks="containers.linear_learner.settings:check",
+    request_types=tabular.REQUEST_TYPES,
+    response_types=tabular.RESPONSE_TYPES + (ct.CSV,),
+    response_key="predictions",
+    codecs=("containers.linear_learner.codecs:LinearJSONCodec",
+            "containers.linear_learner.codecs:LinearJSONLinesCodec",
+            "containers.linear_learner.codecs:LinearCSVCodec"),
+    metrics=declared_metrics(),
     commands={"export": "containers.linear_learner.export:main"},
 )
