@@ -196,3 +196,25 @@ def test_bad_labels_and_hyperparameters_are_client_errors(job):
     job.write_config({"feature_dim": "5", "predictor_type": "regressor", "loss": "logistic"}, channels)
     result = job.train(ALG)
     assert result.returncode == 1 and "loss='logistic' for predictor_type=regressor" in result.failure
+
+
+def test_csv_label_first_and_libsvm_train_the_same_model(job, tmp_path):
+    """CSV (label in the first column, as the guide says, no label_size needed) and libsvm give equal models."""
+    x, y = blobs(800)
+    csv = "\n".join(",".join([f"{label:g}", *(f"{v:.7g}" for v in row)]) for label, row in zip(y, x))
+    job.add_file("train", "part-0.csv", csv.encode())
+    job.add_file("test", "part-0.csv", csv.encode())
+    hp = {"predictor_type": "binary_classifier", "epochs": "2", "num_models": "2", "mini_batch_size": "100",
+          "unbias_data": "true"}  # libsvm rows are sparse, which auto would not shift
+    first = train(job, hp, {"train": {"ContentType": "text/csv"}, "test": {"ContentType": "csv"}})
+    other = Job(tmp_path / "libsvm")
+    libsvm = "\n".join(" ".join([f"{label:g}", *(f"{i + 1}:{v:.7g}" for i, v in enumerate(row))])
+                       for label, row in zip(y, x))
+    other.add_pipe("train", [libsvm.encode()] * 2)
+    other.add_file("test", "part-0.libsvm", libsvm.encode())
+    second = train(other, hp, {"train": {"ContentType": "text/libsvm", "TrainingInputMode": "Pipe"},
+                               "test": {"ContentType": "text/libsvm"}})
+    a, b = LinearModel.load(first.model_dir), LinearModel.load(second.model_dir)
+    np.testing.assert_allclose(a.weights, b.weights, rtol=1e-4, atol=1e-5)
+    assert metric(first.output, "test", "binary_classification_accuracy") == \
+        pytest.approx(metric(second.output, "test", "binary_classification_accuracy"))
