@@ -218,3 +218,36 @@ def test_csv_label_first_and_libsvm_train_the_same_model(job, tmp_path):
     np.testing.assert_allclose(a.weights, b.weights, rtol=1e-4, atol=1e-5)
     assert metric(first.output, "test", "binary_classification_accuracy") == \
         pytest.approx(metric(second.output, "test", "binary_classification_accuracy"))
+
+
+@pytest.mark.parametrize("sync", ["average", "gradients"])
+def test_two_hosts_match_one_host(tmp_path, sync):
+    """Two real processes joined by torch.distributed, each with its own half (ShardedByS3Key)."""
+    from emulator import free_port
+
+    x, y = blobs(4000, seed=5)
+    xt, yt = blobs(2000, seed=6)
+    hp = {"feature_dim": "5", "predictor_type": "binary_classifier", "epochs": "4", "num_models": "4",
+          "mini_batch_size": "100"}
+    single = Job(tmp_path / "single")
+    single.add_file("train", "all.pbr", sdk.dense_recordio(x, y))
+    single.add_file("test", "test.pbr", sdk.dense_recordio(xt, yt))
+    single.write_config(hp, {"train": {"ContentType": RECORDIO}, "test": {"ContentType": RECORDIO}})
+    one = single.train(ALG)
+    assert one.returncode == 0, one.output[-2000:]
+    env = {"ALGOBOX_HOST_ADDRESSES": '{"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"}',
+           "ALGOBOX_DIST_PORT": str(free_port()), "ALGOBOX_LINEAR_LEARNER_SYNC": sync}
+    jobs = []
+    for index, host in enumerate(("algo-1", "algo-2")):
+        job = Job(tmp_path / host)
+        job.add_file("train", f"{host}.pbr", sdk.dense_recordio(x[index::2], y[index::2]))
+        job.add_file("test", "test.pbr", sdk.dense_recordio(xt, yt))
+        job.write_config(hp, {"train": {"ContentType": RECORDIO, "S3DistributionType": "ShardedByS3Key"},
+                              "test": {"ContentType": RECORDIO}}, hosts=("algo-1", "algo-2"), current_host=host)
+        jobs.append(job)
+    processes = [job.start_train(ALG, env) for job in jobs]
+    results = [job.result(p, timeout=300) for job, p in zip(jobs, processes)]
+    assert [r.returncode for r in results] == [0, 0], results[0].output[-2000:] + results[1].output[-2000:]
+    assert results[0].model_files == ["model_algo-1"] and results[1].model_files == []
+    for name in ("binary_classification_accuracy", "roc_auc_score"):
+        assert metric(results[0].output, "test", name) == pytest.approx(metric(one.output, "test", name), rel=0.01)

@@ -5,6 +5,7 @@ only inside ``train``.
 """
 
 import logging
+import os
 
 from common import logs
 from common.accel import pick_device
@@ -16,6 +17,9 @@ from .settings import resolve
 log = logging.getLogger(__name__)
 
 READ_ROWS = 8192  # rows per block read from a channel; the shuffle buffer cuts mini-batches from them
+# Several hosts: "average" (each host trains on its share, the models and optimizer states are averaged after
+# every epoch; the default, see README for the measurement) or "gradients" (all-reduce every mini-batch).
+SYNC_ENV = "ALGOBOX_LINEAR_LEARNER_SYNC"
 
 
 def blocks(context, channel, feature_dim, sharded):
@@ -66,7 +70,13 @@ def train(context):
              "mini_batch_size=%d, device=%s", settings.predictor_type, settings.loss, settings.num_models,
              settings.optimizer, settings.epochs, settings.mini_batch_size, device)
     with context.cluster(device) as cluster:
-        trainer = Trainer(settings, device, cluster, stop=context.stop)
+        sync = os.environ.get(SYNC_ENV, "average")
+        if sync not in ("average", "gradients"):
+            raise DataError(f"{SYNC_ENV}={sync!r}: use average or gradients")
+        if cluster.world_size > 1:
+            log.info("%d hosts: %s", cluster.world_size, "models averaged after every epoch" if sync == "average"
+                     else "gradients all-reduced every mini-batch")
+        trainer = Trainer(settings, device, cluster, stop=context.stop, sync=sync)
         validation = blocks(context, "validation", feature_dim, sharded=False) \
             if context.has_channel("validation") else None
         with context.timings.stage("training"):
