@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/bench_linear_learner.py quality
     .venv/bin/python benchmarks/bench_linear_learner.py speed [--rows 1000000] [--dim 100] [--epochs 5]
+    .venv/bin/python benchmarks/bench_linear_learner.py hosts --rows 200000 --dim 50 --epochs 3
+
+hosts: the whole ``algobox linear-learner train`` (recordIO, File mode, 32 models) on one host against two real
+processes joined by torch.distributed (gloo, on this one machine), each with half the rows, with per-epoch
+model averaging and with per-batch gradient all-reduce: wall time and test AUC.
 
 quality: the same stratified 70/30 split for both sides (seed 0); scikit-learn gets StandardScaler +
 LogisticRegression (defaults, lbfgs to convergence) or Ridge (alpha=1); ours trains the default 32 models
@@ -198,16 +203,69 @@ def speed(args):
           f"{grid_cpu / our_cpu:.1f}x CPU")
 
 
+def hosts(args):
+    """One host against two real processes (each half the rows, ShardedByS3Key), averaging vs all-reduce."""
+    import json
+    import tempfile
+
+    sys.path.insert(0, str(REPO / "tests"))
+    import sdk
+    from emulator import Job, free_port
+
+    x, y = synthetic(args.rows, args.dim, seed=1)
+    cut = int(args.rows * 0.8)
+    hp = {"feature_dim": str(args.dim), "predictor_type": "binary_classifier", "epochs": str(args.epochs),
+          "num_models": "32", "early_stopping_patience": str(args.epochs + 1)}
+    rio = "application/x-recordio-protobuf"
+    test = sdk.dense_recordio(x[cut:], y[cut:])
+
+    def auc(output):
+        import re
+
+        return float(re.findall(r"test roc_auc_score <loss>=(\S+)", output)[-1])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        job = Job(tmp / "one")
+        job.add_file("train", "all.pbr", sdk.dense_recordio(x[:cut], y[:cut]))
+        job.add_file("test", "test.pbr", test)
+        job.write_config(hp, {"train": {"ContentType": rio}, "test": {"ContentType": rio}})
+        start = time.perf_counter()
+        one = job.train("linear-learner", timeout=3600)
+        one_seconds = time.perf_counter() - start
+        assert one.returncode == 0, one.output[-2000:]
+        print(f"1 host: {one_seconds:.1f} s, test AUC {auc(one.output):.5f}")
+        for sync in ("average", "gradients"):
+            env = {"ALGOBOX_HOST_ADDRESSES": json.dumps({"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"}),
+                   "ALGOBOX_DIST_PORT": str(free_port()), "ALGOBOX_LINEAR_LEARNER_SYNC": sync}
+            jobs = []
+            for index, host in enumerate(("algo-1", "algo-2")):
+                job = Job(tmp / f"{sync}-{host}")
+                job.add_file("train", f"{host}.pbr", sdk.dense_recordio(x[index:cut:2], y[index:cut:2]))
+                job.add_file("test", "test.pbr", test)
+                job.write_config(hp, {"train": {"ContentType": rio, "S3DistributionType": "ShardedByS3Key"},
+                                      "test": {"ContentType": rio}}, hosts=("algo-1", "algo-2"), current_host=host)
+                jobs.append(job)
+            start = time.perf_counter()
+            processes = [job.start_train("linear-learner", env) for job in jobs]
+            results = [job.result(p, timeout=3600) for job, p in zip(jobs, processes)]
+            seconds = time.perf_counter() - start
+            assert [r.returncode for r in results] == [0, 0], results[0].output[-2000:]
+            value = auc(results[0].output)
+            print(f"2 hosts, {sync}: {seconds:.1f} s ({seconds / one_seconds:.2f}x one host's time), test AUC "
+                  f"{value:.5f} ({100 * (value / auc(one.output) - 1):+.2f}% vs one host)")
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=("quality", "speed"))
+    parser.add_argument("what", choices=("quality", "speed", "hosts"))
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--grid-points", type=int, default=4)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    (quality if args.what == "quality" else speed)(args)
+    {"quality": quality, "speed": speed, "hosts": hosts}[args.what](args)
 
 
 if __name__ == "__main__":
