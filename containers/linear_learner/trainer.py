@@ -385,7 +385,7 @@ class Trainer:
             values, thresholds = self._selection_values(mean_loss, sample)
         finally:
             m.W, m.b = current
-        self.best["value"], self.best["threshold"] = values, thresholds
+        self.best["value"], self.best["threshold"], self.best["loss"] = values, thresholds, mean_loss
 
     def _keep_sample(self, stream, limit):
         kept = 0
@@ -402,7 +402,10 @@ class Trainer:
             values = torch.zeros(s.num_models, dtype=torch.float64)
             self._consider(0, values, torch.zeros(s.num_models, dtype=torch.float64),
                            torch.zeros(s.num_models, dtype=torch.float64))
-        best = int(torch.argmax(self.best["value"]))
+        values = self.best["value"]
+        tied = values >= values.max() - 1e-12  # ties (common for accuracy on small samples): the lowest loss wins
+        loss = torch.where(tied, self.best["loss"].to(torch.float64), torch.full_like(values, float("inf")))
+        best = int(torch.argmin(loss))
         k = self.models.k
         cols = slice(best * k, (best + 1) * k)
         w = self.best["W"][:, cols].cpu().numpy()
