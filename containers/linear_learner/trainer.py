@@ -46,7 +46,7 @@ def _stack(parts):
 class Trainer:
     """Trains ``settings.num_models`` models and returns the selected one as a LinearModel."""
 
-    def __init__(self, settings, device=None, cluster=None, seed=0, stop=None, sync="average"):
+    def __init__(self, settings, device=None, cluster=None, seed=0, stop=None, sync="gradients"):
         self.s = settings
         self.device = torch.device(device or "cpu")
         self.cluster = cluster or SingleHost()
