@@ -64,8 +64,6 @@ class Trainer:
         self.best = None  # per-model best (value, epoch, W cols, b cols, threshold)
         self.stopped_early_at = None
         self.rows_trained = 0
-        if self.device.type == "cpu":
-            torch.set_num_threads(cpu_threads(settings))
 
     # -- sample and scaler -----------------------------------------------------------------------
 
@@ -80,8 +78,8 @@ class Trainer:
 
     def _check_labels(self, labels, where="train"):
         y = np.asarray(labels).reshape(len(labels), -1)[:, 0]
-        if self.binary and not np.isin(y, (0.0, 1.0)).all():
-            bad = y[~np.isin(y, (0.0, 1.0))][0]
+        if self.binary and not ((y == 0) | (y == 1)).all():
+            bad = y[(y != 0) & (y != 1)][0]
             raise_data(f"{where}: binary_classifier labels must be 0 or 1; found {bad!r}")
         if self.multiclass:
             bad = (y < 0) | (y >= self.s.num_classes) | (y != np.round(y))
@@ -149,6 +147,9 @@ class Trainer:
         if sp.issparse(first_blocks[0][0]) and self.batcher.has_shift:
             shift = self.batcher.shift
             self.batcher.has_shift = False
+        if self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads(self.s, d))
+            torch.set_flush_denormal(True)  # adam's second moments decay into denormals, 100x slower on x86
         self.models = ParallelModels(self.s, d, self.device, seed=self.seed, shift=shift)
         if self.s.predictor_type == "regressor":
             self.models.set_label_scale(self.scaler.label_scale)
@@ -448,15 +449,14 @@ class Trainer:
         return loss
 
 
-def cpu_threads(settings, cores=None):
-    """One thread for small batches: OpenMP's spin-waits cost more than they save below ~4M multiply-adds per
-    matmul (34x slower with 2 threads on a busy 2-core machine, measured); all cores for bigger ones."""
+def cpu_threads(settings, feature_dim, cores=None):
+    """One thread unless a mini-batch's matmul is big (16M multiply-adds): OpenMP's spin-waits cost more than
+    they save below that (30x slower with 2 threads on a busy 2-core machine, measured); all cores above."""
     import os
 
     cores = cores or len(os.sched_getaffinity(0))
-    work = settings.mini_batch_size * settings.num_models * settings.outputs * (settings.feature_dim
-                                                                             if settings.feature_dim != "auto" else 100)
-    return 1 if work < (1 << 22) else cores
+    work = settings.mini_batch_size * settings.num_models * settings.outputs * feature_dim
+    return 1 if work < (1 << 24) else cores
 
 
 def _loss_unit_factor(loss, scale):
