@@ -222,3 +222,21 @@ def test_reads_a_checkpoint_mxnet_wrote():
     np.testing.assert_allclose(model.weights.T, expected["weight"])
     np.testing.assert_allclose(model.bias, expected["bias"])
     assert model.predictor_type == "regressor"
+
+
+def test_shuffle_buffer_reused_across_epochs_and_mixed_sparse_blocks():
+    import scipy.sparse as sp
+
+    buffer = ShuffleBuffer(batch_size=30, capacity=200, seed=0)
+    for epoch in range(2):
+        buffer.reset(epoch)
+        seen = []
+        for start in range(0, 500, 70):
+            block = np.arange(start, min(start + 70, 500), dtype=np.float32).reshape(-1, 1)
+            if start == 280:  # a sparse block in the middle of dense ones
+                block = sp.csr_matrix(block)
+            out = list(buffer.add(block, block[:, 0].toarray().ravel() if sp.issparse(block) else block[:, 0],
+                                  np.ones(block.shape[0], np.float32)))
+            seen += [np.asarray(b[0].todense() if sp.issparse(b[0]) else b[0]).ravel() for b in out]
+        seen += [np.asarray(b[0].todense() if sp.issparse(b[0]) else b[0]).ravel() for b in buffer.flush()]
+        assert sorted(np.concatenate(seen).tolist()) == list(range(500))

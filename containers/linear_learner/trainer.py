@@ -18,7 +18,7 @@ from . import calibration
 from .linear import Batcher, ParallelModels, Scaler, folded
 from .losses import LOSSES
 from .model import LinearModel
-from .shuffle import ShuffleBuffer, default_capacity
+from .shuffle import ShuffleBuffer
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class Trainer:
         self.best = None  # per-model best (value, epoch, W cols, b cols, threshold)
         self.stopped_early_at = None
         self.rows_trained = 0
+        self.buffer = None  # the shuffle buffer, kept from epoch to epoch (its pool's memory is reused)
 
     # -- sample and scaler -----------------------------------------------------------------------
 
@@ -126,8 +127,11 @@ class Trainer:
     # -- passes ----------------------------------------------------------------------------------
 
     def _shuffled(self, blocks, epoch, d):
-        buffer = ShuffleBuffer(self.s.mini_batch_size, default_capacity(d, self.s.mini_batch_size),
-                               seed=self.seed * 1000 + epoch * 10 + self.cluster.rank)
+        seed = self.seed * 1000 + epoch * 10 + self.cluster.rank
+        if self.buffer is None or epoch == 0:
+            self.buffer = ShuffleBuffer(self.s.mini_batch_size, seed=seed)
+        buffer = self.buffer
+        buffer.reset(seed)
         for features, labels, weights in blocks:
             if labels is None:
                 raise_data("train: records have no labels; Linear Learner needs a label per record")
