@@ -3,6 +3,11 @@
     .venv/bin/python benchmarks/bench_linear_learner.py quality
     .venv/bin/python benchmarks/bench_linear_learner.py speed [--rows 1000000] [--dim 100] [--epochs 5]
     .venv/bin/python benchmarks/bench_linear_learner.py hosts --rows 200000 --dim 50 --epochs 3
+    .venv/bin/python benchmarks/bench_linear_learner.py whole --rows 1000000 --dim 100 --epochs 5
+
+whole: the whole ``algobox linear-learner train`` (process start included) from a recordIO-protobuf file in File
+and Pipe mode against (a) on the same rows in memory; then peak RSS (the process and its children, polled) for
+--rows and 4 x --rows rows, one epoch.
 
 hosts: the whole ``algobox linear-learner train`` (recordIO, File mode, 32 models) on one host against two real
 processes joined by torch.distributed (gloo, on this one machine), each with half the rows, with per-epoch
@@ -256,16 +261,97 @@ def hosts(args):
                   f"{value:.5f} ({100 * (value / auc(one.output) - 1):+.2f}% vs one host)")
 
 
+def write_recordio(path, rows, dim, chunk=100_000):
+    """The synthetic data as a recordIO-protobuf file, written a chunk at a time (bounded memory)."""
+    from common import tabular
+
+    with open(path, "wb") as out:
+        for start in range(0, rows, chunk):
+            x, y = synthetic(min(chunk, rows - start), dim, seed=start + 1)
+            out.write(tabular.encode_rows(x, y, "application/x-recordio-protobuf"))
+
+
+def run_measured(job, env=None):
+    """``algobox linear-learner train`` as a subprocess: (seconds, peak RSS bytes, output)."""
+    import psutil
+
+    start = time.perf_counter()
+    process = job.start_train("linear-learner", env)
+    watched, peak = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            peak = max(peak, sum(p.memory_info().rss for p in [watched, *watched.children(recursive=True)]))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    result = job.result(process)
+    assert result.returncode == 0, result.output[-3000:]
+    return seconds, peak, result.output
+
+
+def whole(args):
+    """The whole ``algobox linear-learner train`` from recordIO, File and Pipe, against (a); peak RSS by size."""
+    import tempfile
+
+    from sklearn.linear_model import SGDClassifier
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from emulator import Job
+
+    hp = {"feature_dim": str(args.dim), "predictor_type": "binary_classifier", "epochs": str(args.epochs),
+          "num_models": "32", "early_stopping_patience": str(args.epochs + 1)}
+    rio = "application/x-recordio-protobuf"
+    x, y = synthetic(args.rows, args.dim, seed=1)
+    xs = (x - x[:10000].mean(0)) / x[:10000].std(0)
+    begin = time.perf_counter()
+    SGDClassifier(loss="log_loss", max_iter=args.epochs, tol=None, random_state=0).fit(xs, y)
+    reference = time.perf_counter() - begin
+    del x, y, xs
+    print(f"(a) SGDClassifier on {args.rows} x {args.dim} in memory, {args.epochs} epochs: {reference:.1f} s")
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
+        tmp = Path(tmp)
+        data = tmp / "train.pbr"
+        write_recordio(data, args.rows, args.dim)
+        for mode in ("File", "Pipe"):
+            job = Job(tmp / mode)
+            if mode == "File":
+                (job.root / "input/data/train").mkdir(parents=True, exist_ok=True)
+                os.link(data, job.root / "input/data/train/part-0.pbr")
+            else:
+                def chunks():
+                    with open(data, "rb") as f:
+                        while block := f.read(1 << 20):
+                            yield block
+                job.add_pipe("train", [chunks() for _ in range(args.epochs)])
+            job.write_config(hp, {"train": {"ContentType": rio, "TrainingInputMode": mode}})
+            seconds, peak, _ = run_measured(job, {"ALGOBOX_PIPE_WAIT_SECONDS": "60"})
+            print(f"algobox linear-learner train, {mode} mode, {args.rows} rows, {args.epochs} epochs, 32 models: "
+                  f"{seconds:.1f} s ({seconds / reference:.2f}x (a)), peak RSS {peak / 2**20:.0f} MiB")
+        data.unlink()
+        for factor in (1, 4):
+            rows = args.rows * factor
+            data = tmp / f"rss{factor}.pbr"
+            write_recordio(data, rows, args.dim)
+            job = Job(tmp / f"rss{factor}")
+            (job.root / "input/data/train").mkdir(parents=True, exist_ok=True)
+            os.link(data, job.root / "input/data/train/part-0.pbr")
+            job.write_config({**hp, "epochs": "1"}, {"train": {"ContentType": rio}})
+            seconds, peak, _ = run_measured(job)
+            print(f"peak RSS, {rows} rows, 1 epoch, File mode: {peak / 2**20:.0f} MiB ({seconds:.1f} s)")
+            data.unlink()
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=("quality", "speed", "hosts"))
+    parser.add_argument("what", choices=("quality", "speed", "hosts", "whole"))
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--grid-points", type=int, default=4)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    {"quality": quality, "speed": speed, "hosts": hosts}[args.what](args)
+    {"quality": quality, "speed": speed, "hosts": hosts, "whole": whole}[args.what](args)
 
 
 if __name__ == "__main__":
