@@ -122,7 +122,7 @@ def model_grid(num_models, learning_rate, wd, l1, optimizer, vary_regularization
     return tuple(p[0] for p in chosen), tuple(p[1] for p in chosen), tuple(p[2] for p in chosen)
 
 
-def resolve(hp, tuning=False, has_validation=False):
+def resolve(hp, tuning=False):
     """Settings from parsed hyperparameters; raises HyperparameterError for combinations the schema cannot see."""
     predictor = hp["predictor_type"]
     notes = []
@@ -159,8 +159,6 @@ def resolve(hp, tuning=False, has_validation=False):
     use_bias = hp["use_bias"]
     selection = SELECTION_ALIASES.get(hp["binary_classifier_model_selection_criteria"],
                                       hp["binary_classifier_model_selection_criteria"])
-    if selection != "loss_function" and loss == "hinge_loss":
-        pass  # the threshold is calibrated on raw scores
     unbias_label = _pick(hp["unbias_label"], regressor and use_bias)
     normalize_label = _pick(hp["normalize_label"], regressor)
     if not regressor and (unbias_label is True or normalize_label is True):
