@@ -1,0 +1,358 @@
+"""Linear Learner quality against scikit-learn, and speed of all 32 models at once against SGDClassifier.
+
+    .venv/bin/python benchmarks/bench_linear_learner.py quality
+    .venv/bin/python benchmarks/bench_linear_learner.py speed [--rows 1000000] [--dim 100] [--epochs 5]
+    .venv/bin/python benchmarks/bench_linear_learner.py hosts --rows 200000 --dim 50 --epochs 3
+    .venv/bin/python benchmarks/bench_linear_learner.py whole --rows 1000000 --dim 100 --epochs 5
+
+whole: the whole ``algobox linear-learner train`` (process start included) from a recordIO-protobuf file in File
+and Pipe mode against (a) on the same rows in memory; then peak RSS (the process and its children, polled) for
+--rows and 4 x --rows rows, one epoch.
+
+hosts: the whole ``algobox linear-learner train`` (recordIO, File mode, 32 models) on one host against two real
+processes joined by torch.distributed (gloo, on this one machine), each with half the rows, with per-epoch
+model averaging and with per-batch gradient all-reduce: wall time and test AUC.
+
+quality: the same stratified 70/30 split for both sides (seed 0); scikit-learn gets StandardScaler +
+LogisticRegression (defaults, lbfgs to convergence) or Ridge (alpha=1); ours trains the default 32 models
+(num_models=auto) on the same training rows and selects on a sample of them (no validation channel, so both see
+the same rows), through the same Trainer that ``algobox linear-learner train`` runs. Datasets: breast_cancer
+(binary: AUC and F1), digits (10 classes: accuracy), diabetes (RMSE), mlbench LetterRecognition (26 classes:
+accuracy; downloaded with ``apt-get download r-cran-mlbench`` into ~/.cache/algobox/mlbench and read with
+pyreadr).
+
+speed: ``make_classification``-style data, 1:9 imbalanced, float32, in memory; the same number of epochs on every
+side: ours num_models=32 (mini_batch_size 1000, the default) against (a) one SGDClassifier(loss="log_loss",
+max_iter=epochs, tol=None) and (b) the 32-point grid of SGDClassifier over the same learning rates, wd (alpha)
+and l1 our 32 models use (run sequentially, as GridSearchCV with n_jobs=1 would; the time of (b) is measured
+on 4 of the 32 points and multiplied by 8, stated in the output). Test AUC on a held-out 20%.
+"""
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from common.spec import load_spec  # noqa: E402
+from containers.linear_learner.metrics import Evaluator, roc_auc  # noqa: E402
+from containers.linear_learner.settings import resolve  # noqa: E402
+from containers.linear_learner.trainer import Trainer  # noqa: E402
+
+MLBENCH = Path.home() / ".cache" / "algobox" / "mlbench"
+
+
+def settings(**hp):
+    return resolve(load_spec("linear-learner").hyperparameters.parse({k: str(v) for k, v in hp.items()}))
+
+
+def blocks_of(x, y, rows=8192):
+    return lambda epoch: ((x[i:i + rows], y[i:i + rows], None) for i in range(0, len(x), rows))
+
+
+def ours(x, y, xt, yt, **hp):
+    trainer = Trainer(settings(**hp))
+    start, cpu = time.perf_counter(), time.process_time()
+    model = trainer.fit(blocks_of(x, y))
+    seconds = time.perf_counter() - start
+    ours.cpu = time.process_time() - cpu
+    evaluator = Evaluator(model, trainer.objective(), top_k=3)
+    evaluator.add(xt, yt)
+    return evaluator.result(), seconds, model
+
+
+def letter_recognition():
+    target = MLBENCH / "LetterRecognition.rda"
+    if not target.exists():
+        MLBENCH.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", "r-cran-mlbench"], cwd=MLBENCH, check=True, capture_output=True)
+        deb = next(MLBENCH.glob("r-cran-mlbench_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(MLBENCH / "pkg")], check=True)
+        source = next((MLBENCH / "pkg").rglob("LetterRecognition.rda"))
+        target.write_bytes(source.read_bytes())
+    import pyreadr
+
+    frame = pyreadr.read_r(str(target))["LetterRecognition"]
+    y = frame["lettr"].cat.codes.to_numpy().astype(np.float32)
+    x = frame.drop(columns=["lettr"]).to_numpy(np.float32)
+    return x, y
+
+
+def quality(args):
+    from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def split(x, y, stratify=True):
+        return train_test_split(x.astype(np.float32), y.astype(np.float32), test_size=0.3, random_state=0,
+                                stratify=y if stratify else None)
+
+    rows = []
+    xa, xt, ya, yt = split(*load_breast_cancer(return_X_y=True))
+    reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(xa, ya)
+    for hp in (dict(mini_batch_size=32, epochs=15), dict(mini_batch_size=32, epochs=30),
+               dict(mini_batch_size=32, epochs=30, binary_classifier_model_selection_criteria="f_beta")):
+        result, seconds, _ = ours(xa, ya, xt, yt, predictor_type="binary_classifier", **hp)
+        rows.append(("breast_cancer", hp, "AUC", result["roc_auc_score"],
+                     roc_auc_score(yt, reference.predict_proba(xt)[:, 1]), seconds))
+        rows.append(("breast_cancer", hp, "F1", result["binary_f_beta"], f1_score(yt, reference.predict(xt)), seconds))
+    xa, xt, ya, yt = split(*load_digits(return_X_y=True))
+    reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(xa, ya)
+    for hp in (dict(mini_batch_size=32, epochs=30), dict(mini_batch_size=32, epochs=30, optimizer="sgd")):
+        result, seconds, _ = ours(xa, ya, xt, yt, predictor_type="multiclass_classifier", num_classes=10, **hp)
+        rows.append(("digits", hp, "accuracy", result["multiclass_accuracy"],
+                     accuracy_score(yt, reference.predict(xt)), seconds))
+    xa, xt, ya, yt = split(*load_diabetes(return_X_y=True), stratify=False)
+    reference = Ridge(alpha=1.0).fit(StandardScaler().fit(xa).transform(xa), ya)
+    scaler = StandardScaler().fit(xa)
+    for hp in (dict(mini_batch_size=32, epochs=15),):
+        result, seconds, _ = ours(xa, ya, xt, yt, predictor_type="regressor", **hp)
+        rows.append(("diabetes", hp, "RMSE", result["rmse"],
+                     mean_squared_error(yt, reference.predict(scaler.transform(xt))) ** 0.5, seconds))
+    try:
+        x, y = letter_recognition()
+    except Exception as exc:  # offline without the Debian mirror
+        print(f"LetterRecognition unavailable: {exc}")
+    else:
+        xa, xt, ya, yt = split(x, y)
+        reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(xa, ya)
+        for hp in (dict(mini_batch_size=100, epochs=15),):
+            result, seconds, _ = ours(xa, ya, xt, yt, predictor_type="multiclass_classifier", num_classes=26, **hp)
+            rows.append(("LetterRecognition", hp, "accuracy", result["multiclass_accuracy"],
+                         accuracy_score(yt, reference.predict(xt)), seconds))
+    print(f"{'dataset':18} {'metric':9} {'algobox':>8} {'sklearn':>8}  {'ours s':>6}  hyperparameters")
+    for name, hp, metric, value, reference_value, seconds in rows:
+        print(f"{name:18} {metric:9} {value:8.4f} {reference_value:8.4f}  {seconds:6.2f}  {hp}")
+
+
+def synthetic(rows, dim, seed=0):
+    """Binary 1:9 data: 30 informative directions, logistic labels with 5% flips; float32."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, dim), dtype=np.float32)
+    w = np.zeros(dim, np.float32)
+    w[:30] = rng.normal(size=30).astype(np.float32)
+    logits = x @ w / np.sqrt(30) * 4
+    bias = np.quantile(logits, 0.9)  # about 10% positive
+    y = (rng.random(rows, dtype=np.float32) < 1 / (1 + np.exp(-(logits - bias)))).astype(np.float32)
+    flips = rng.random(rows) < 0.05
+    y[flips] = 1 - y[flips]
+    x *= np.linspace(0.5, 3, dim, dtype=np.float32)  # unequal scales
+    x += 1.0
+    return x, y
+
+
+def speed(args):
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = synthetic(args.rows, args.dim)
+    cut = int(args.rows * 0.8)
+    xa, ya, xt, yt = x[:cut], y[:cut], x[cut:], y[cut:]
+    print(f"{cut} training rows x {args.dim} features, {ya.mean():.3f} positive; {args.epochs} epochs everywhere;"
+          f" {os.cpu_count()} CPUs (shared)")
+    start = time.perf_counter()
+    result, seconds, model = ours(xa, ya, xt, yt, predictor_type="binary_classifier", epochs=args.epochs,
+                                  num_models=32, early_stopping_patience=args.epochs + 1)
+    our_cpu = ours.cpu
+    print(f"algobox 32 models: {seconds:.2f} s (CPU {our_cpu:.2f} s), test AUC {result['roc_auc_score']:.4f}, "
+          f"selected {model.extra['selected_hyperparameters']}")
+    s = settings(predictor_type="binary_classifier", num_models=32)
+    scaler = StandardScaler().fit(xa[:10000])  # what ours does: a scaler from a sample, then SGD on scaled rows
+    start = time.perf_counter()
+    xs = scaler.transform(xa).astype(np.float32)
+    scale_seconds = time.perf_counter() - start
+    xts = scaler.transform(xt).astype(np.float32)
+
+    def sgd(lr, wd, l1):
+        penalty = "elasticnet" if l1 > 0 else "l2"
+        alpha = wd + l1
+        clf = SGDClassifier(loss="log_loss", max_iter=args.epochs, tol=None, penalty=penalty, alpha=alpha,
+                            l1_ratio=l1 / alpha if alpha > 0 and l1 > 0 else 0.15, learning_rate="optimal"
+                            if lr is None else "constant", eta0=lr or 0.01, random_state=0)
+        import warnings
+
+        begin, cpu = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.fit(xs, ya)
+        sgd.cpu = time.process_time() - cpu
+        return time.perf_counter() - begin, roc_auc_score(yt, clf.decision_function(xts))
+
+    single_seconds, single_auc = sgd(None, 1e-4, 0.0)
+    print(f"(a) one SGDClassifier(log_loss, optimal lr, alpha 1e-4): {single_seconds:.2f} s (CPU {sgd.cpu:.2f} s; "
+          f"+{scale_seconds:.2f} s scaling, not counted), test AUC {single_auc:.4f}; ratio ours/(a) = "
+          f"{seconds / single_seconds:.2f}x wall, {our_cpu / sgd.cpu:.2f}x CPU")
+    points = list(zip(s.learning_rates, s.wds, s.l1s))
+    measured = points[:: len(points) // args.grid_points][: args.grid_points]
+    grid, grid_cpu = [], 0.0
+    for lr, wd, l1 in measured:
+        grid.append(sgd(lr, wd, l1))
+        grid_cpu += sgd.cpu
+    grid_cpu *= len(points) / len(measured)
+    grid_seconds = sum(t for t, _ in grid) * len(points) / len(measured)
+    best_grid_auc = max(a for _, a in grid)
+    print(f"(b) 32-point SGDClassifier grid (constant lr = our learning rates, alpha = wd + l1): "
+          f"{grid_seconds:.1f} s (measured {len(measured)} points, x{len(points) / len(measured):.0f}), best test AUC "
+          f"of the measured points {best_grid_auc:.4f}; speed-up ours vs (b) = {grid_seconds / seconds:.1f}x wall, "
+          f"{grid_cpu / our_cpu:.1f}x CPU")
+
+
+def hosts(args):
+    """One host against two real processes (each half the rows, ShardedByS3Key), averaging vs all-reduce."""
+    import json
+    import tempfile
+
+    sys.path.insert(0, str(REPO / "tests"))
+    import sdk
+    from emulator import Job, free_port
+
+    x, y = synthetic(args.rows, args.dim, seed=1)
+    cut = int(args.rows * 0.8)
+    hp = {"feature_dim": str(args.dim), "predictor_type": "binary_classifier", "epochs": str(args.epochs),
+          "num_models": "32", "early_stopping_patience": str(args.epochs + 1)}
+    rio = "application/x-recordio-protobuf"
+    test = sdk.dense_recordio(x[cut:], y[cut:])
+
+    def auc(output):
+        import re
+
+        return float(re.findall(r"test roc_auc_score <loss>=(\S+)", output)[-1])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        job = Job(tmp / "one")
+        job.add_file("train", "all.pbr", sdk.dense_recordio(x[:cut], y[:cut]))
+        job.add_file("test", "test.pbr", test)
+        job.write_config(hp, {"train": {"ContentType": rio}, "test": {"ContentType": rio}})
+        start = time.perf_counter()
+        one = job.train("linear-learner", timeout=3600)
+        one_seconds = time.perf_counter() - start
+        assert one.returncode == 0, one.output[-2000:]
+        print(f"1 host: {one_seconds:.1f} s, test AUC {auc(one.output):.5f}")
+        for sync in ("average", "gradients"):
+            env = {"ALGOBOX_HOST_ADDRESSES": json.dumps({"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"}),
+                   "ALGOBOX_DIST_PORT": str(free_port()), "ALGOBOX_LINEAR_LEARNER_SYNC": sync}
+            jobs = []
+            for index, host in enumerate(("algo-1", "algo-2")):
+                job = Job(tmp / f"{sync}-{host}")
+                job.add_file("train", f"{host}.pbr", sdk.dense_recordio(x[index:cut:2], y[index:cut:2]))
+                job.add_file("test", "test.pbr", test)
+                job.write_config(hp, {"train": {"ContentType": rio, "S3DistributionType": "ShardedByS3Key"},
+                                      "test": {"ContentType": rio}}, hosts=("algo-1", "algo-2"), current_host=host)
+                jobs.append(job)
+            start = time.perf_counter()
+            processes = [job.start_train("linear-learner", env) for job in jobs]
+            results = [job.result(p, timeout=3600) for job, p in zip(jobs, processes)]
+            seconds = time.perf_counter() - start
+            assert [r.returncode for r in results] == [0, 0], results[0].output[-2000:]
+            value = auc(results[0].output)
+            print(f"2 hosts, {sync}: {seconds:.1f} s ({seconds / one_seconds:.2f}x one host's time), test AUC "
+                  f"{value:.5f} ({100 * (value / auc(one.output) - 1):+.2f}% vs one host)")
+
+
+def write_recordio(path, rows, dim, chunk=100_000):
+    """The synthetic data as a recordIO-protobuf file, written a chunk at a time (bounded memory)."""
+    from common import tabular
+
+    with open(path, "wb") as out:
+        for start in range(0, rows, chunk):
+            x, y = synthetic(min(chunk, rows - start), dim, seed=start + 1)
+            out.write(tabular.encode_rows(x, y, "application/x-recordio-protobuf"))
+
+
+def run_measured(job, env=None):
+    """``algobox linear-learner train`` as a subprocess: (seconds, peak RSS bytes, output)."""
+    import psutil
+
+    start = time.perf_counter()
+    process = job.start_train("linear-learner", env)
+    watched, peak = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            peak = max(peak, sum(p.memory_info().rss for p in [watched, *watched.children(recursive=True)]))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    result = job.result(process)
+    assert result.returncode == 0, result.output[-3000:]
+    return seconds, peak, result.output
+
+
+def whole(args):
+    """The whole ``algobox linear-learner train`` from recordIO, File and Pipe, against (a); peak RSS by size."""
+    import tempfile
+
+    from sklearn.linear_model import SGDClassifier
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from emulator import Job
+
+    hp = {"feature_dim": str(args.dim), "predictor_type": "binary_classifier", "epochs": str(args.epochs),
+          "num_models": "32", "early_stopping_patience": str(args.epochs + 1)}
+    rio = "application/x-recordio-protobuf"
+    x, y = synthetic(args.rows, args.dim, seed=1)
+    xs = (x - x[:10000].mean(0)) / x[:10000].std(0)
+    begin = time.perf_counter()
+    SGDClassifier(loss="log_loss", max_iter=args.epochs, tol=None, random_state=0).fit(xs, y)
+    reference = time.perf_counter() - begin
+    del x, y, xs
+    print(f"(a) SGDClassifier on {args.rows} x {args.dim} in memory, {args.epochs} epochs: {reference:.1f} s")
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
+        tmp = Path(tmp)
+        data = tmp / "train.pbr"
+        write_recordio(data, args.rows, args.dim)
+        for mode in ("File", "Pipe"):
+            job = Job(tmp / mode)
+            if mode == "File":
+                (job.root / "input/data/train").mkdir(parents=True, exist_ok=True)
+                os.link(data, job.root / "input/data/train/part-0.pbr")
+            else:
+                def chunks():
+                    with open(data, "rb") as f:
+                        while block := f.read(1 << 20):
+                            yield block
+                job.add_pipe("train", [chunks() for _ in range(args.epochs)])
+            job.write_config(hp, {"train": {"ContentType": rio, "TrainingInputMode": mode}})
+            seconds, peak, _ = run_measured(job, {"ALGOBOX_PIPE_WAIT_SECONDS": "60"})
+            print(f"algobox linear-learner train, {mode} mode, {args.rows} rows, {args.epochs} epochs, 32 models: "
+                  f"{seconds:.1f} s ({seconds / reference:.2f}x (a)), peak RSS {peak / 2**20:.0f} MiB")
+        data.unlink()
+        for factor in (1, 4):
+            rows = args.rows * factor
+            data = tmp / f"rss{factor}.pbr"
+            write_recordio(data, rows, args.dim)
+            job = Job(tmp / f"rss{factor}")
+            (job.root / "input/data/train").mkdir(parents=True, exist_ok=True)
+            os.link(data, job.root / "input/data/train/part-0.pbr")
+            job.write_config({**hp, "epochs": "1"}, {"train": {"ContentType": rio}})
+            seconds, peak, _ = run_measured(job)
+            print(f"peak RSS, {rows} rows, 1 epoch, File mode: {peak / 2**20:.0f} MiB ({seconds:.1f} s)")
+            data.unlink()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=("quality", "speed", "hosts", "whole"))
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--grid-points", type=int, default=4)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    {"quality": quality, "speed": speed, "hosts": hosts, "whole": whole}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,493 @@
+"""The method of the guide: scaler pass over a sample, all models trained at once, selection, calibration.
+
+Data comes as callables ``epoch -> iterator of (features, labels, weights or None)`` blocks (numpy/scipy), so
+the same code runs under ``algobox linear-learner train`` and in-process (benchmarks).
+"""
+
+import json
+import logging
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from common import logs
+
+from . import calibration
+from .linear import Batcher, ParallelModels, Scaler, folded
+from .losses import LOSSES
+from .model import LinearModel
+from .shuffle import ShuffleBuffer
+
+log = logging.getLogger(__name__)
+
+SAMPLE_MAX_ROWS = 100_000  # training sample for selection without validation (and at most 32 MiB of features)
+SAMPLE_MAX_VALUES = 1 << 23
+CALIBRATION_MAX_VALUES = 1 << 26  # (rows x models) scores kept for calibration: at most 256 MiB
+
+
+class SingleHost:
+    rank, world_size, is_master = 0, 1, True
+
+    def all_reduce_sum(self, tensor):
+        return tensor
+
+    def barrier(self):
+        pass
+
+
+def _stack(parts):
+    if any(sp.issparse(p) for p in parts):
+        return sp.vstack([sp.csr_matrix(p) for p in parts], format="csr")
+    return np.concatenate(parts)
+
+
+class Trainer:
+    """Trains ``settings.num_models`` models and returns the selected one as a LinearModel."""
+
+    def __init__(self, settings, device=None, cluster=None, seed=0, stop=None, sync="gradients"):
+        self.s = settings
+        self.device = torch.device(device or "cpu")
+        self.cluster = cluster or SingleHost()
+        self.seed = seed
+        self.stop = stop
+        self.sync = sync  # "average": per-epoch model averaging across hosts; "gradients": all-reduce per batch
+        self.multiclass = settings.predictor_type == "multiclass_classifier"
+        self.binary = settings.predictor_type == "binary_classifier"
+        self.scaler = None
+        self.models = None
+        self.batcher = None
+        self.class_weights = None  # multiclass: (C,) ; binary: (2,) negative/positive weight
+        self.train_sample = []  # raw blocks, when there is no validation channel
+        self.history = []  # per epoch: {"epoch", "train_loss", "metric", ...}
+        self.best = None  # per-model best (value, epoch, W cols, b cols, threshold)
+        self.stopped_early_at = None
+        self.rows_trained = 0
+        self.buffer = None  # the shuffle buffer, kept from epoch to epoch (its pool's memory is reused)
+
+    # -- sample and scaler -----------------------------------------------------------------------
+
+    def _weights(self, labels, given):
+        """Per-row training weights: the data's own weights times the class/positive weights."""
+        n = len(labels)
+        y = np.asarray(labels).reshape(n, -1)[:, 0]
+        w = np.ones(n, np.float32) if given is None else np.asarray(given, np.float32).reshape(n)
+        if self.class_weights is not None:
+            w = w * self.class_weights[y.astype(np.int64)]
+        return w
+
+    def _check_labels(self, labels, where="train"):
+        y = np.asarray(labels).reshape(len(labels), -1)[:, 0]
+        if self.binary and not ((y == 0) | (y == 1)).all():
+            bad = y[(y != 0) & (y != 1)][0]
+            raise_data(f"{where}: binary_classifier labels must be 0 or 1; found {bad!r}")
+        if self.multiclass:
+            bad = (y < 0) | (y >= self.s.num_classes) | (y != np.round(y))
+            if bad.any():
+                raise_data(f"{where}: multiclass_classifier labels must be integers 0..{self.s.num_classes - 1} "
+                           f"(num_classes={self.s.num_classes}); found {y[bad][0]!r}")
+        if not np.isfinite(y).all():
+            raise_data(f"{where}: labels must be finite numbers")
+
+    def _fit_scaler(self, sample, d):
+        s = self.s
+        features = _stack([b[0] for b in sample])
+        labels = np.concatenate([np.asarray(b[1]).reshape(len(b[1]), -1)[:, 0] for b in sample])
+        sparse = sp.issparse(features)
+        moments = torch.from_numpy(Scaler.moments(features, labels))
+        y = labels.astype(np.int64) if not s.predictor_type == "regressor" else None
+        counts = np.bincount(y, minlength=max(s.num_classes, 2))[:max(s.num_classes, 2)] if y is not None else None
+        if counts is not None:
+            moments = torch.cat([moments, torch.from_numpy(counts.astype(np.float64))])
+        moments = self.cluster.all_reduce_sum(moments.clone()).numpy()
+        shift = s.unbias_data if s.unbias_data != "auto" else not sparse
+        self.scaler = Scaler.from_moments(moments, d, shift_features=bool(shift), scale_features=s.normalize_data,
+                                          shift_label=s.unbias_label, scale_label=s.normalize_label)
+        if counts is not None:
+            counts = moments[-len(counts):]
+            if self.binary:
+                weight = s.positive_example_weight
+                if weight == "balanced":
+                    weight = counts[0] / counts[1] if counts[1] > 0 else 1.0
+                    log.info("positive_example_weight=balanced: %.6g (%d negative / %d positive in the sample)",
+                             weight, counts[0], counts[1])
+                if float(weight) != 1.0:
+                    self.class_weights = np.array([1.0, float(weight)], np.float32)
+            elif s.balance_multiclass_weights:
+                total = counts.sum()
+                self.class_weights = np.where(counts > 0, total / (len(counts) * np.maximum(counts, 1)), 1.0
+                                              ).astype(np.float32)
+                log.info("balance_multiclass_weights: class weights %s", np.round(self.class_weights, 4).tolist())
+        log.info("Scaling model computed with parameters: %s", json.dumps({
+            "mean_weight": _summary(self.scaler.feature_mean), "stdev_weight": _summary(self.scaler.feature_scale),
+            "mean_label": self.scaler.label_mean, "stdev_label": self.scaler.label_scale,
+            "rows": int(moments[0]), "shift_features": bool(shift)}))
+
+    # -- passes ----------------------------------------------------------------------------------
+
+    def _shuffled(self, blocks, epoch, d):
+        seed = self.seed * 1000 + epoch * 10 + self.cluster.rank
+        if self.buffer is None or epoch == 0:
+            self.buffer = ShuffleBuffer(self.s.mini_batch_size, seed=seed)
+        buffer = self.buffer
+        buffer.reset(seed)
+        for features, labels, weights in blocks:
+            if labels is None:
+                raise_data("train: records have no labels; Linear Learner needs a label per record")
+            n = features.shape[0]
+            labels = np.asarray(labels, np.float32).reshape(n, -1)[:, 0]
+            weights = np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32).reshape(n)
+            yield from buffer.add(features, labels, weights)
+            if self.stop is not None and self.stop.is_set():
+                return
+        yield from buffer.flush()
+
+    def _start(self, first_blocks, d):
+        """Scaler sample (and the training sample for selection), then the models."""
+        self._fit_scaler(first_blocks, d)
+        self.batcher = Batcher(self.scaler, self.device)
+        shift = None
+        if sp.issparse(first_blocks[0][0]) and self.batcher.has_shift:
+            shift = self.batcher.shift
+            self.batcher.has_shift = False
+        if self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads(self.s, d))
+            torch.set_flush_denormal(True)  # adam's second moments decay into denormals, 100x slower on x86
+        self.models = ParallelModels(self.s, d, self.device, seed=self.seed, shift=shift)
+        if self.s.predictor_type == "regressor":
+            self.models.set_label_scale(self.scaler.label_scale)
+        log.info("Training %d models at once: %s", self.s.num_models, json.dumps(
+            [self.s.model_hyperparameters(i) for i in range(min(self.s.num_models, 4))])
+            + (" ..." if self.s.num_models > 4 else ""))
+
+    def _train_step(self, features, labels, weights):
+        x = self.batcher.features(features)
+        y = self.batcher.labels(labels, self.multiclass)
+        w = torch.from_numpy(self._weights(labels, weights)).to(self.device)
+        if self.sync == "gradients" and self.cluster.world_size > 1:
+            gw, gb, loss, total = self.models.gradients(x, y, w)
+            return gw, gb, loss, total
+        return self.models.step(x, y, w)
+
+    def _epoch(self, epoch, stream, d):
+        """One pass; returns the per-model mean training loss."""
+        progress = logs.Progress(f"train epoch {epoch}")
+        loss_sum = torch.zeros(self.s.num_models, dtype=torch.float64, device=self.device)
+        weight_sum = 0.0
+        gradient_sync = self.sync == "gradients" and self.cluster.world_size > 1
+        stream = iter(stream)
+        while True:
+            batch = next(stream, None)
+            if gradient_sync:
+                batch = self._synced_step(batch)
+                if batch is None:
+                    break
+                loss, total, n = batch
+            else:
+                if batch is None:
+                    break
+                features, labels, weights = batch
+                loss, total = self._train_step(features, labels, weights)
+                n = len(labels)
+            loss_sum += loss.to(torch.float64)
+            weight_sum += float(total)
+            self.rows_trained += n
+            progress.update(n)
+        records = progress.done()
+        elapsed = max(time.perf_counter() - progress.start, 1e-9)
+        log.info("#throughput_metric: host=algo-%d, train throughput=%.1f records/second",
+                 self.cluster.rank + 1, records / elapsed)
+        if not gradient_sync and self.cluster.world_size > 1:
+            self._average()
+        return (loss_sum / max(weight_sum, 1e-12)).cpu().numpy()
+
+    def _synced_step(self, batch):
+        """Gradient all-reduce: every host steps together; a host without data adds zeros until all are done."""
+        m = self.models
+        if batch is not None:
+            features, labels, weights = batch
+            gw, gb, loss, total = self._train_step(features, labels, weights)
+            n = len(labels)
+            gw, gb = gw * total, gb * total  # un-normalise: the hosts' weighted sums are added, then divided
+        else:
+            gw, gb = torch.zeros_like(m.W), torch.zeros_like(m.b)
+            loss, total, n = torch.zeros(m.m, device=self.device), torch.tensor(0.0, device=self.device), 0
+        packed = torch.cat([gw.reshape(-1), gb, torch.stack([torch.as_tensor(total, dtype=gw.dtype,
+                                                                             device=self.device).reshape(()),
+                                                             torch.tensor(1.0 if batch is not None else 0.0,
+                                                                          device=self.device)])])
+        self.cluster.all_reduce_sum(packed)
+        active = float(packed[-1])
+        if active == 0:
+            return None
+        total_all = float(packed[-2])
+        size_w = gw.numel()
+        m.apply(packed[:size_w].view_as(m.W) / total_all, packed[size_w:size_w + gb.numel()] / total_all)
+        return loss, total, n
+
+    def _average(self):
+        world = float(self.cluster.world_size)
+        for tensor in self.models.tensors():
+            self.cluster.all_reduce_sum(tensor)
+            tensor.div_(world)
+
+    # -- evaluation and selection ----------------------------------------------------------------
+
+    def _evaluate(self, blocks):
+        """Per-model mean loss (scaled units), and the calibration sample's raw scores/labels/weights."""
+        m = self.models
+        loss_sum = torch.zeros(m.m, dtype=torch.float64, device=self.device)
+        total = 0.0
+        keep_rows = min(self.s.num_calibration_samples, max(CALIBRATION_MAX_VALUES // max(m.m, 1), 1))
+        kept_scores, kept_labels, kept_weights, kept = [], [], [], 0
+        with torch.no_grad():
+            for features, labels, weights in blocks:
+                if labels is None:
+                    raise_data("validation: records have no labels")
+                self._check_labels(labels, "validation")
+                x = self.batcher.features(features)
+                y = self.batcher.labels(labels, self.multiclass)
+                w = torch.from_numpy(self._weights(labels, weights)).to(self.device)
+                scores = m.scores(x)
+                loss, _ = m.loss_fn(scores, y, m.params)
+                loss_sum += (loss.sum(2) * w.view(-1, 1)).sum(0).to(torch.float64)
+                total += float(w.sum())
+                if self.binary and kept < keep_rows:
+                    take = min(keep_rows - kept, scores.shape[0])
+                    kept_scores.append(scores[:take, :, 0])
+                    kept_labels.append(y[:take].view(-1))
+                    kept_weights.append(w[:take])
+                    kept += take
+        mean_loss = (loss_sum / max(total, 1e-12)).cpu()
+        if not self.binary:
+            return mean_loss, None
+        return mean_loss, (torch.cat(kept_scores), torch.cat(kept_labels), torch.cat(kept_weights))
+
+    def _selection_values(self, mean_loss, sample):
+        """Per-model (value to maximise, raw threshold)."""
+        m = self.s.num_models
+        default = torch.zeros(m, dtype=torch.float64)
+        if not self.binary or self.s.selection == "loss_function" or sample is None:
+            return -mean_loss.to(torch.float64), default
+        scores, labels, weights = sample
+        thresholds, values = calibration.calibrate(
+            scores, labels, weights, self.s.selection, f_beta=self.s.f_beta,
+            target_precision=self.s.target_precision, target_recall=self.s.target_recall)
+        return values.cpu(), thresholds.cpu()
+
+    def _consider(self, epoch, values, thresholds, mean_loss):
+        """Keep each model's best epoch (weights, threshold); True when the best value improved enough."""
+        m = self.models
+        if self.best is None:
+            self.best = {"value": torch.full((m.m,), -float("inf"), dtype=torch.float64),
+                         "epoch": torch.zeros(m.m, dtype=torch.long), "W": m.W.clone(), "b": m.b.clone(),
+                         "threshold": thresholds.clone(), "loss": mean_loss.clone()}
+        improved = values > self.best["value"]
+        if improved.any():
+            cols = improved.repeat_interleave(m.k).to(self.device)
+            self.best["W"][:, cols] = m.W[:, cols]
+            self.best["b"][cols] = m.b[cols]
+            self.best["value"] = torch.where(improved, values, self.best["value"])
+            self.best["epoch"] = torch.where(improved, torch.full_like(self.best["epoch"], epoch), self.best["epoch"])
+            self.best["threshold"] = torch.where(improved, thresholds, self.best["threshold"])
+            self.best["loss"] = torch.where(improved, mean_loss, self.best["loss"])
+
+    def _broadcast(self, tensor):
+        """The master's values on every host (others add zeros)."""
+        if self.cluster.world_size == 1:
+            return tensor
+        t = tensor.to(torch.float64).clone() if self.cluster.is_master else torch.zeros_like(tensor, dtype=torch.float64)
+        return self.cluster.all_reduce_sum(t.to(self.device)).cpu().to(tensor.dtype)
+
+    # -- the whole method ------------------------------------------------------------------------
+
+    def fit(self, train_blocks, validation_blocks=None, feature_dim=None):
+        s = self.s
+        stream = self._shuffled(train_blocks(0), 0, feature_dim or 1)
+        first, rows = [], 0
+        for batch in stream:  # the first shuffled batches: scaler sample (and they are trained on below)
+            self._check_labels(batch[1])
+            first.append(batch)
+            rows += len(batch[1])
+            if rows >= s.num_point_for_scaler:
+                break
+        if not first:
+            raise_data("train: no records were read")
+        d = first[0][0].shape[1]
+        if feature_dim is not None and feature_dim != d:
+            raise_data(f"train: records have {d} features, but feature_dim={feature_dim}")
+        self._start(first, d)
+        has_validation = validation_blocks is not None
+        sample_rows = min(s.num_calibration_samples, SAMPLE_MAX_ROWS, max(SAMPLE_MAX_VALUES // d, 1))
+        best_metric, since_best = None, 0
+        factor = _loss_unit_factor(s.loss, self.scaler.label_scale)
+        for epoch in range(s.epochs):
+            if epoch == 0:
+                stream0 = _chain(first, stream, self._check_labels)
+                if not has_validation:
+                    stream0 = self._keep_sample(stream0, sample_rows)
+                epoch_stream = stream0
+            else:
+                epoch_stream = _checked(self._shuffled(train_blocks(epoch), epoch, d), self._check_labels)
+            train_loss = self._epoch(epoch, epoch_stream, d)
+            if self.stop is not None and self.stop.is_set():
+                log.warning("Stopping at epoch %d: the job was asked to stop", epoch)
+                break
+            values = thresholds = mean_loss = None
+            if self.cluster.is_master:  # without validation: snapshots by the sample's loss, calibration at the end
+                blocks = validation_blocks(epoch) if has_validation else iter(self.train_sample)
+                mean_loss, sample = self._evaluate(blocks)
+                values, thresholds = self._selection_values(mean_loss, sample if has_validation else None)
+            if self.cluster.world_size > 1:
+                m = s.num_models
+                zeros = torch.zeros(m, dtype=torch.float64)
+                packed = self._broadcast(torch.cat([values if values is not None else zeros,
+                                                    thresholds if thresholds is not None else zeros,
+                                                    mean_loss.to(torch.float64) if mean_loss is not None else zeros]))
+                values, thresholds, mean_loss = packed[:m], packed[m:2 * m], packed[2 * m:]
+            self._consider(epoch, values, thresholds, mean_loss)
+            best_model = int(torch.argmax(values))
+            where = "validation" if has_validation else "train"
+            metric_value = float(values[best_model]) if has_validation else float(-mean_loss.min())
+            self.history.append({"epoch": epoch, "train_loss": float(train_loss.min() * factor),
+                                 "loss": float(mean_loss.min() * factor), "metric": metric_value})
+            logs.metrics_json({"train_loss": {"min": float(train_loss.min() * factor),
+                                              "max": float(train_loss.max() * factor)}})
+            log.info("#quality_metric: host=algo-1, epoch=%d, train objective_loss <loss>=%.6g",
+                     epoch, float(train_loss.min() * factor))
+            if has_validation:
+                log.info("#quality_metric: host=algo-1, epoch=%d, validation objective_loss <loss>=%.6g",
+                         epoch, float(mean_loss.min() * factor))
+            criteria = "sampled_" + s.selection if has_validation and self.binary and \
+                s.selection != "loss_function" else "loss"
+            log.info("#early_stopping_criteria_metric: host=algo-1, epoch=%d, criteria=%s, value=%.6g",
+                     epoch, criteria, metric_value if criteria != "loss" else -metric_value * factor)
+            if best_metric is None or metric_value - best_metric > s.early_stopping_tolerance * abs(best_metric):
+                if best_metric is not None:
+                    log.info("Epoch %d: %s improved. Updating best model", epoch, criteria)
+                best_metric, since_best = metric_value, 0
+            else:
+                since_best += 1
+                if since_best >= s.early_stopping_patience:
+                    self.stopped_early_at = epoch
+                    log.info("Early stopping at epoch %d: %s has not improved by more than %g (relative) for %d "
+                             "epochs", epoch, where + " " + criteria, s.early_stopping_tolerance, since_best)
+                    break
+        if not has_validation and self.binary and s.selection != "loss_function" and self.cluster.is_master \
+                and self.best is not None:
+            self._calibrate_snapshots()
+        return self._final_model()
+
+    def _calibrate_snapshots(self):
+        """Without validation: thresholds and selection values of every model's best snapshot on the training
+        sample, once, after training."""
+        m = self.models
+        current = m.W, m.b
+        m.W, m.b = self.best["W"], self.best["b"]
+        try:
+            mean_loss, sample = self._evaluate(iter(self.train_sample))
+            values, thresholds = self._selection_values(mean_loss, sample)
+        finally:
+            m.W, m.b = current
+        self.best["value"], self.best["threshold"], self.best["loss"] = values, thresholds, mean_loss
+
+    def _keep_sample(self, stream, limit):
+        kept = 0
+        for batch in stream:
+            if kept < limit:
+                take = min(limit - kept, len(batch[1]))
+                self.train_sample.append(tuple(part[:take] for part in batch))
+                kept += take
+            yield batch
+
+    def _final_model(self):
+        s = self.s
+        if self.best is None:  # stopped before the first evaluation: the models as they are
+            values = torch.zeros(s.num_models, dtype=torch.float64)
+            self._consider(0, values, torch.zeros(s.num_models, dtype=torch.float64),
+                           torch.zeros(s.num_models, dtype=torch.float64))
+        values = self.best["value"]
+        tied = values >= values.max() - 1e-12  # ties (common for accuracy on small samples): the lowest loss wins
+        loss = torch.where(tied, self.best["loss"].to(torch.float64), torch.full_like(values, float("inf")))
+        best = int(torch.argmin(loss))
+        k = self.models.k
+        cols = slice(best * k, (best + 1) * k)
+        w = self.best["W"][:, cols].cpu().numpy()
+        b = self.best["b"][cols].cpu().numpy() if s.use_bias else np.zeros(k, np.float32)
+        shift = self.models.shift
+        if shift is not None:  # sparse rows with an explicit shift: fold it into the bias as for dense
+            b = b - shift.cpu().numpy() @ w
+            scaler = Scaler(np.zeros_like(self.scaler.feature_mean), self.scaler.feature_scale,
+                            self.scaler.label_mean, self.scaler.label_scale)
+        else:
+            scaler = self.scaler
+        weights, bias = folded(w, b, scaler, s.use_bias)
+        threshold = None
+        if self.binary:
+            raw = float(self.best["threshold"][best]) if s.selection != "loss_function" else 0.0
+            threshold = 1.0 / (1.0 + np.exp(-raw)) if s.loss == "logistic" else raw
+        chosen = s.model_hyperparameters(best)
+        log.info("Best model found for hyperparameters: %s", json.dumps(chosen, sort_keys=True))
+        log.info("Selected model %d of %d (best epoch %d, %s %.6g)%s", best, s.num_models,
+                 int(self.best["epoch"][best]), "selection value", float(self.best["value"][best]),
+                 f", threshold {threshold:.6g}" if threshold is not None else "")
+        extra = {"num_classes": s.num_classes if self.multiclass else (2 if self.binary else None),
+                 "selected_model": best, "num_models": s.num_models, "selected_hyperparameters": chosen,
+                 "binary_classifier_model_selection_criteria": s.selection if self.binary else None,
+                 "use_bias": s.use_bias}
+        return LinearModel(weights, bias, s.predictor_type, s.loss, threshold, self.scaler.to_dict(), extra)
+
+    def objective(self):
+        """Per-row loss of raw scores in label units, for the final metrics."""
+        fn = LOSSES[self.s.loss]
+        params = {"margin": self.s.margin, "quantile": self.s.quantile,
+                  "loss_insensitivity": self.s.loss_insensitivity, "huber_delta": self.s.huber_delta}
+        multiclass = self.multiclass
+
+        def loss(raw, y):
+            s = torch.from_numpy(np.ascontiguousarray(raw, np.float32)).view(raw.shape[0], 1, -1)
+            t = torch.from_numpy(y).long() if multiclass else torch.from_numpy(y.astype(np.float32)).view(-1, 1, 1)
+            return fn(s, t, params)[0].sum(2)[:, 0].numpy()
+
+        return loss
+
+
+def cpu_threads(settings, feature_dim, cores=None):
+    """One thread unless a mini-batch's matmul is big (16M multiply-adds): OpenMP's spin-waits cost more than
+    they save below that (30x slower with 2 threads on a busy 2-core machine, measured); all cores above."""
+    import os
+
+    cores = cores or len(os.sched_getaffinity(0))
+    work = settings.mini_batch_size * settings.num_models * settings.outputs * feature_dim
+    return 1 if work < (1 << 24) else cores
+
+
+def _loss_unit_factor(loss, scale):
+    if loss in ("squared_loss", "eps_insensitive_squared_loss", "huber_loss"):
+        return scale * scale
+    if loss in ("absolute_loss", "eps_insensitive_absolute_loss", "quantile_loss"):
+        return scale
+    return 1.0
+
+
+def _chain(first, rest, check):
+    yield from first
+    yield from _checked(rest, check)
+
+
+def _checked(stream, check):
+    for batch in stream:
+        check(batch[1])
+        yield batch
+
+
+def _summary(values):
+    values = np.asarray(values)
+    return {"min": float(values.min()), "max": float(values.max())} if values.size else {}
+
+
+def raise_data(message):
+    from common.errors import DataError
+
+    raise DataError(message)
