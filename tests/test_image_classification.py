@@ -380,6 +380,8 @@ def test_serving_over_http(trained, tolerant_ping):
         assert server.post(image, "application/x-image", accept="text/csv").status_code == 406
         assert server.post(image, "application/x-image").json() == plain.json()  # still serving
         assert server.get("/ping").status_code == 200
+    # TensorFlow was imported once, in the master, and both forked workers serve (the requests above)
+    assert "Imported tensorflow before forking the workers" in server.output
 
 
 # ---------------------------------------------------------------- incremental training, SIGTERM, SavedModel backbones
