@@ -149,12 +149,12 @@ def infer(model):
             scale = scale[::-1]
     if seen:
         factor = float(np.mean(np.abs(scale)))
-        layers = " and ".join(seen)
+        layers = " and ".join(seen) + (" multiply" if len(seen) > 1 else " multiplies")
         if factor <= EIGHT_BIT_SCALE:
-            return InputSpec((0.0, 255.0), None, f"its leading {layers} multiply values by {factor:.4g} overall "
+            return InputSpec((0.0, 255.0), None, f"its leading {layers} values by {factor:.4g} overall "
                                                  f"(1/{1 / factor:.4g}), which is written for 8-bit values")
-        return InputSpec((0.0, 1.0), None, f"its leading {layers} multiply values by {factor:.4g} overall, which "
-                                           "is written for values in [0, 1]")
+        return InputSpec((0.0, 1.0), None, f"its leading {layers} values by {factor:.4g} overall, which is written "
+                                           "for values in [0, 1]")
     mode, name = _app_mode(model)
     if mode:
         return InputSpec((0.0, 1.0), mode, f"it is the keras.applications model {name!r}, which does not "
