@@ -638,3 +638,21 @@ def test_backbone_json_preprocessing_mode_learns(tmp_path):
     assert accuracy[-1] >= 0.8
     assert json.loads((job.model_dir / "model_info.json").read_text())["preprocessing"] == "caffe"
     assert classify(job.model_dir) >= 7
+
+
+def test_chance_watch_needs_a_streak_and_warns_once():
+    from containers.image_classification_tensorflow.backbone import Backbone
+    from containers.image_classification_tensorflow.train import ChanceWatch
+
+    loaded = Backbone(None, "keras", (8, 8), (0.0, 255.0), None, "its leading Rescaling says so")
+    hp = SCHEMA.parse({"train_only_on_top_layer": "True", "learning_rate": "0.5"})
+    watch = ChanceWatch([100, 100, 100, 100], hp, loaded)  # chance 0.25; 400 images: limit 0.25 + 0.05
+    assert [watch.update(a) for a in (0.26, 0.29, 0.6, 0.3, 0.25)] == [None] * 5  # 0.6 broke the streak
+    warning = watch.update(0.27)
+    assert "stayed at chance (0.250, the largest class's share) for 3 epochs" in warning
+    assert "images in [0, 255]: its leading Rescaling says so" in warning
+    assert "a frozen backbone (train_only_on_top_layer='True')" in warning and "(0.5 with adam)" in warning
+    assert watch.update(0.25) is None  # once
+    small = ChanceWatch([10, 30], hp, loaded)  # chance 0.75 of 40: two standard errors, 0.137, beyond 0.05
+    assert [small.update(a) for a in (0.85, 0.88, 0.8)][-1] is not None
+    assert ChanceWatch([10, 30], hp, loaded).update(0.9) is None
