@@ -123,6 +123,9 @@ class AlgorithmSpec:
     instance_types: tuple = CPU_INSTANCE_TYPES + GPU_INSTANCE_TYPES
     inference_instance_types: tuple = CPU_INSTANCE_TYPES
     distributed: bool = True
+    # Modules the serving master imports before forking its workers, so that a heavy import (TensorFlow) happens
+    # once and is shared instead of once per worker; they must not start threads or touch devices when imported.
+    serving_preload: tuple = ()
     folder: Path | None = None
     hyperparameter_schema: dict | None = None
 

@@ -2,14 +2,16 @@
 """Pack a backbone as the ``model`` channel of image-classification-tensorflow (a directory or a model.tar.gz).
 
 The packed backbone maps float images in [0, 1] to a feature vector (include_top=False, pooling="avg"): the
-architecture's own preprocessing (scaling to [-1, 1], mean/std, BGR) is built into the packed model.
+architecture's own preprocessing (scaling to [-1, 1], mean/std, BGR) is built into the packed model, so the
+container reads [0, 1] from its leading layers. A --keras-file model's input range is read the same way from its
+own leading Rescaling/Normalization layers (or its keras.applications name) unless --input-range says it.
 
     # a keras.applications architecture, randomly initialised (nothing is downloaded)
     python scripts/pack_backbone.py --architecture MobileNetV2 --alpha 0.35 --image-size 96 --output model.tar.gz
     # the same with ImageNet weights you already have (e.g. the *_notop.h5 file Keras publishes)
     python scripts/pack_backbone.py --architecture MobileNetV2 --image-size 224 \\
         --weights mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5 --output model.tar.gz
-    # a Keras model file of your own (images in [0, 1] -> features or a feature map)
+    # a Keras model file of your own (images -> features or a feature map; the range is read from the model)
     python scripts/pack_backbone.py --keras-file my_backbone.keras --output model.tar.gz
     # a TF Hub TF2 feature-vector SavedModel you downloaded and unpacked
     python scripts/pack_backbone.py --saved-model ./imagenet_mobilenet_v2_100_224_feature_vector --image-size 224 \\
@@ -26,41 +28,25 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# The preprocessing each keras.applications family expects, from images in [0, 1].
-FAMILIES = {
-    "tf": ("MobileNet", "MobileNetV2", "NASNetMobile", "NASNetLarge", "Xception", "InceptionV3",
-           "InceptionResNetV2", "ResNet50V2", "ResNet101V2", "ResNet152V2"),
-    "torch": ("DenseNet121", "DenseNet169", "DenseNet201"),
-    "caffe": ("ResNet50", "ResNet101", "ResNet152", "VGG16", "VGG19"),
-}
-# Everything else in keras.applications (EfficientNet*, ConvNeXt*, RegNet*, MobileNetV3*) rescales by itself
-# and takes [0, 255].
+# The preprocess_input modes of the keras.applications families, shared with the container.
+from containers.image_classification_tensorflow.preprocessing import apply as apply_mode  # noqa: E402
+from containers.image_classification_tensorflow.preprocessing import family  # noqa: E402
+
+# Everything not in preprocessing.FAMILIES (EfficientNet*, EfficientNetV2*, ConvNeXt*, MobileNetV3*) rescales by
+# itself and takes [0, 255].
 ALPHA_ARCHITECTURES = ("MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large")
 
 
-def family(architecture):
-    for name, members in FAMILIES.items():
-        if architecture in members:
-            return name
-    return "raw"
-
-
 def preprocessing(x, architecture):
+    """From images in [0, 1] to what the architecture's body expects."""
     import keras
 
     kind = family(architecture)
-    if kind == "tf":
-        return keras.layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(x)
-    if kind == "torch":
-        return keras.layers.Normalization(mean=[0.485, 0.456, 0.406], variance=[0.229**2, 0.224**2, 0.225**2],
-                                          name="imagenet_mean_std")(x)
-    x = keras.layers.Rescaling(255.0, name="to_0_255")(x)
-    if kind == "caffe":  # RGB -> BGR, minus the ImageNet mean
-        x = keras.ops.flip(x, axis=-1)
-        x = keras.layers.Normalization(mean=[103.939, 116.779, 123.68], variance=[1.0, 1.0, 1.0],
-                                       name="imagenet_bgr_mean")(x)
-    return x
+    if kind in ("tf", "torch", "caffe"):
+        return apply_mode(x, kind)
+    return keras.layers.Rescaling(255.0, name="to_0_255")(x)
 
 
 def application(architecture, image_size, weights, alpha):
@@ -146,7 +132,10 @@ def write_output(folder, output):
 
 
 def pack(args):
-    info = {"input_range": list(args.input_range)}
+    if args.architecture and args.input_range:
+        raise SystemExit("--input-range applies to --keras-file and --saved-model; a packed --architecture takes "
+                         "[0, 1] images")
+    info = {"input_range": list(args.input_range)} if args.input_range else {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if args.saved_model:
@@ -166,7 +155,7 @@ def pack(args):
             image_size = args.image_size or 224
             model = build_keras_backbone(args.architecture, image_size, args.weights, args.alpha)
             info.update(image_size=[image_size, image_size], architecture=args.architecture,
-                        weights=Path(args.weights).name if args.weights else "random", input_range=[0.0, 1.0])
+                        weights=Path(args.weights).name if args.weights else "random")
             if args.alpha is not None:
                 info["alpha"] = args.alpha
             (write_hub_saved_model if args.as_saved_model else write_keras)(model, folder, info)
@@ -182,8 +171,9 @@ def parse_args(argv):
     parser.add_argument("--image-size", type=int, help="square input size (default 224 for --architecture)")
     parser.add_argument("--alpha", type=float, help="width multiplier of MobileNet/MobileNetV2/MobileNetV3")
     parser.add_argument("--weights", help="a weights file you have for --architecture (default: random)")
-    parser.add_argument("--input-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LOW", "HIGH"),
-                        help="value range the --keras-file/--saved-model model expects (default 0 1)")
+    parser.add_argument("--input-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="value range the --keras-file/--saved-model model expects (default: a Keras model's "
+                             "is read from its leading layers; a SavedModel's is [0, 1])")
     parser.add_argument("--as-saved-model", action="store_true",
                         help="write a TF Hub style SavedModel (__call__(images, training)) instead of a .keras file")
     parser.add_argument("--output", required=True, help="a directory, or a file ending in .tar.gz")

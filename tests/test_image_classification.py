@@ -73,12 +73,13 @@ def add_images(job, channel, classes, per_class, seed):
             job.add_file(channel, f"{name}/{i:03d}.{'jpeg' if i % 4 == 1 else fmt}", encode(draw(name, rng), fmt))
 
 
-def tiny_backbone(path, batch_norm=False):
-    """A small CNN: (48, 48, 3) images in [0, 1] -> 64 features."""
+def tiny_backbone(path, batch_norm=False, rescale=False):
+    """A small CNN: (48, 48, 3) images in [0, 1] (with ``rescale``: in [0, 255], the Keras tutorials' leading
+    ``Rescaling(1/255)``) -> 64 features."""
     import keras
 
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
-    x = inputs
+    x = keras.layers.Rescaling(1 / 255)(inputs) if rescale else inputs
     for filters in (16, 32, 64):
         x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
         if batch_norm:
@@ -379,6 +380,8 @@ def test_serving_over_http(trained, tolerant_ping):
         assert server.post(image, "application/x-image", accept="text/csv").status_code == 406
         assert server.post(image, "application/x-image").json() == plain.json()  # still serving
         assert server.get("/ping").status_code == 200
+    # TensorFlow was imported once, in the master, and both forked workers serve (the requests above)
+    assert "Imported tensorflow before forking the workers" in server.output
 
 
 # ---------------------------------------------------------------- incremental training, SIGTERM, SavedModel backbones
@@ -447,3 +450,209 @@ def test_saved_model_backbone_binary_mode_and_changed_classes(tmp_path):
     assert result.returncode == 1
     assert "Incremental training needs the same classes" in result.failure
     assert "['circle', 'square']" in result.failure and "['circle', 'square', 'triangle']" in result.failure
+
+
+# ---------------------------------------------------------------- the backbone's input range, read from the backbone
+
+# keras.applications families (random weights, tiny): what the container must feed each bare model. The packed
+# ones (scripts/pack_backbone.py puts the family's preprocessing in front) all take [0, 1].
+APPLICATIONS = [
+    ("MobileNet", {"alpha": 0.25}, "tf"),
+    ("MobileNetV2", {"alpha": 0.35}, "tf"),
+    ("ResNet50V2", {}, "tf"),
+    ("DenseNet121", {}, "torch"),
+    ("ResNet50", {}, "caffe"),
+    ("VGG16", {}, "caffe"),
+    ("EfficientNetB0", {}, (0.0, 255.0)),  # include their preprocessing: Rescaling(1/255) [+ Normalization]
+    ("EfficientNetV2B0", {}, (0.0, 255.0)),
+    ("ConvNeXtTiny", {}, (0.0, 255.0)),  # Normalization with the ImageNet mean/std times 255
+    ("MobileNetV3Small", {"alpha": 0.75, "minimalistic": True}, (0.0, 255.0)),  # Rescaling(1/127.5, offset=-1)
+]
+PACKED = {"MobileNetV2", "DenseNet121", "VGG16", "MobileNetV3Small"}  # one per kind of packed preprocessing
+PACKED_WHOLE = {"MobileNetV3Small"}  # packed as it is (its own Rescaling nested); the others' front on a small body
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture,kwargs,expected", APPLICATIONS, ids=[a[0] for a in APPLICATIONS])
+def test_input_of_keras_applications_models(architecture, kwargs, expected):
+    import keras
+
+    from containers.image_classification_tensorflow import preprocessing
+
+    bare = getattr(keras.applications, architecture)(include_top=False, weights=None, input_shape=(32, 32, 3),
+                                                     pooling="avg", **kwargs)
+    inferred = preprocessing.infer(bare)
+    if isinstance(expected, str):
+        assert (inferred.input_range, inferred.mode) == ((0.0, 1.0), expected)
+        assert f"it is the keras.applications model {bare.name!r}" in inferred.reason
+    else:
+        assert (inferred.input_range, inferred.mode) == (expected, None)
+        assert "written for 8-bit values" in inferred.reason
+    if architecture in PACKED:
+        if architecture in PACKED_WHOLE:
+            packed = pack_backbone.build_keras_backbone(architecture, 32, alpha=kwargs.get("alpha"))
+        else:  # what pack_backbone puts in front of the architecture, in front of a cheaper body
+            inputs = keras.Input((32, 32, 3))
+            front = pack_backbone.preprocessing(inputs, architecture)
+            packed = keras.Model(inputs, keras.layers.Conv2D(4, 3)(front))
+        inferred = preprocessing.infer(packed)
+        assert (inferred.input_range, inferred.mode) == ((0.0, 1.0), None)
+        assert "its leading" in inferred.reason and "written for values in [0, 1]" in inferred.reason
+
+
+def test_input_of_plain_keras_models():
+    import keras
+
+    from containers.image_classification_tensorflow import preprocessing
+
+    def model(*front):
+        inputs = keras.Input((16, 16, 3))
+        x = inputs
+        for layer in front:
+            x = layer(x)
+        return keras.Model(inputs, keras.layers.Conv2D(4, 3)(x))
+
+    plain = preprocessing.infer(model())
+    assert (plain.input_range, plain.mode) == ((0.0, 1.0), None) and "TF Hub convention" in plain.reason
+    rescaled = preprocessing.infer(model(keras.layers.RandomFlip(), keras.layers.Rescaling(1 / 255)))
+    assert rescaled.input_range == (0.0, 255.0) and "Rescaling" in rescaled.reason and "1/255" in rescaled.reason
+    to_minus1_1 = preprocessing.infer(model(keras.layers.Rescaling(1 / 127.5, offset=-1)))
+    assert to_minus1_1.input_range == (0.0, 255.0)
+    unit = preprocessing.infer(model(keras.layers.Normalization(mean=[0.5] * 3, variance=[0.06] * 3)))
+    assert unit.input_range == (0.0, 1.0)
+    eight_bit = preprocessing.infer(model(keras.layers.Normalization(mean=[127.0] * 3, variance=[3600.0] * 3)))
+    assert eight_bit.input_range == (0.0, 255.0)
+
+
+def test_backbone_json_input_is_checked(tmp_path):
+    from common.errors import ChannelError
+    from containers.image_classification_tensorflow import backbone
+
+    keras_file = tiny_backbone(tmp_path / "backbone.keras")
+    for bad, message in (({"input_range": [1, 0]}, "low < high"), ({"input_range": "0-255"}, "input_range"),
+                         ({"preprocessing": "inception"}, "preprocessing must be one of"),
+                         ({"preprocessing": "caffe", "input_range": [0, 255]}, "not both")):
+        (tmp_path / "backbone.json").write_text(json.dumps(bad))
+        with pytest.raises(ChannelError, match=message):
+            backbone.load(tmp_path)
+    (tmp_path / "backbone.json").write_text(json.dumps({"preprocessing": "torch"}))
+    loaded = backbone.load(tmp_path)
+    assert (loaded.input_range, loaded.mode, loaded.input_reason) == ((0.0, 1.0), "torch", "set in backbone.json")
+
+
+THREE = ["circle", "cross", "square"]
+
+
+def train_backbone(tmp_path, files, hp, per_class=20):
+    """A job on 3 classes x ``per_class`` images (20% held out) with ``files`` as the model channel."""
+    job = Job(tmp_path / "opt_ml")
+    add_images(job, "training", THREE, per_class, seed=1)
+    for name, data in files.items():
+        job.add_file("model", name, data)
+    job.write_config(hp, CHANNELS)
+    result = job.train(ALGORITHM, timeout=600)
+    assert result.returncode == 0, result.output[-5000:]
+    return result, job
+
+
+def classify(model_dir, per_class=3, seed=21):
+    """Correct answers of the trained serving SavedModel on fresh images of THREE."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+    rng = np.random.default_rng(seed)
+    names = [name for name in THREE for _ in range(per_class)]
+    probabilities = serve(image_bytes=tf.constant([encode(draw(n, rng), "png") for n in names]))["probabilities"]
+    return sum(THREE[i] == name for i, name in zip(np.argmax(probabilities.numpy(), axis=1), names))
+
+
+def test_plain_backbone_is_fed_0_1(trained):
+    assert ("Backbone backbone.keras input: images in [0, 1]: it has no leading Rescaling or Normalization layer"
+            in trained.output)
+    assert "at chance" not in trained.output
+
+
+@pytest.mark.slow
+def test_backbone_with_leading_rescaling_learns(tmp_path):
+    """The issue's case: Rescaling(1/255) first, no backbone.json: fed [0, 255], it learns (it stayed at chance)."""
+    keras_file = tiny_backbone(tmp_path / "rescaled.keras", rescale=True)
+    result, job = train_backbone(tmp_path, {"backbone.keras": keras_file.read_bytes()},
+                                 {"epochs": 6, "learning_rate": 0.01, "batch_size": 16})
+    assert re.search(r"Backbone backbone.keras input: images in \[0, 255\]: its leading Rescaling '\w+' multiplies "
+                     r"values by 0.003922 overall \(1/255\), which is written for 8-bit values", result.output)
+    accuracy = metric_values(result.output, "validation:accuracy")
+    print(f"validation accuracy by epoch: {accuracy}")
+    assert accuracy[-1] >= 0.8
+    assert "at chance" not in result.output
+    assert json.loads((job.model_dir / "model_info.json").read_text())["input_range"] == [0.0, 255.0]
+    assert classify(job.model_dir) >= 7  # of 9: the serving model rescales too
+
+
+@pytest.mark.slow
+def test_backbone_json_overrides_and_chance_is_diagnosed(tmp_path):
+    """backbone.json's input_range wins over the model's Rescaling; fed [0, 1] it divides by 255 twice and stays
+    at chance, and the log says why that may be."""
+    keras_file = tiny_backbone(tmp_path / "rescaled.keras", rescale=True)
+    files = {"backbone.keras": keras_file.read_bytes(), "backbone.json": b'{"input_range": [0, 1]}'}
+    result, _ = train_backbone(tmp_path, files, {"epochs": 5, "learning_rate": 0.01, "batch_size": 16})
+    assert ("The backbone's input is set in backbone.json, which overrides what backbone.keras suggests by itself: "
+            "images in [0, 255]") in result.output
+    assert "Backbone backbone.keras input: images in [0, 1]: set in backbone.json" in result.output
+    assert max(metric_values(result.output, "validation:accuracy")) <= 0.5
+    warnings = [line for line in result.output.splitlines() if "Training accuracy has stayed at chance" in line]
+    assert len(warnings) == 1, warnings
+    assert "WARNING" in warnings[0] and "(0.333, the largest class's share) for 3 epochs" in warnings[0]
+    for cause in ("the input range: the backbone gets images in [0, 1]: set in backbone.json",
+                  "set \"input_range\" in backbone.json", "train_only_on_top_layer='False'",
+                  "the learning rate (0.01 with adam)"):
+        assert cause in warnings[0], cause
+
+
+def test_preprocessing_modes_are_keras_applications_preprocess_input():
+    """The container's 'tf', 'torch' and 'caffe' layers (on [0, 1] images) compute what keras.applications'
+    preprocess_input computes on the same images in [0, 255]."""
+    import keras
+
+    from containers.image_classification_tensorflow import preprocessing
+
+    images = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    for mode in preprocessing.MODES:
+        inputs = keras.Input((8, 8, 3))
+        ours = keras.Model(inputs, preprocessing.apply(inputs, mode)).predict(images, verbose=0)
+        theirs = keras.applications.imagenet_utils.preprocess_input(images * 255.0, mode=mode)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-3, err_msg=mode)
+
+
+@pytest.mark.slow
+def test_backbone_json_preprocessing_mode_learns(tmp_path):
+    """A backbone that wants keras.applications 'caffe' input (BGR, ImageNet mean, [0, 255]) learns when fed it:
+    the path of a bare ResNet50/VGG16 (recognised by name: test_input_of_keras_applications_models), with a
+    backbone small enough to train here (random-weight keras.applications models do not learn in seconds)."""
+    keras_file = tiny_backbone(tmp_path / "caffe.keras")
+    files = {"backbone.keras": keras_file.read_bytes(), "backbone.json": b'{"preprocessing": "caffe"}'}
+    result, job = train_backbone(tmp_path, files, {"epochs": 6, "learning_rate": 0.003, "batch_size": 16})
+    assert ("Backbone backbone.keras input: keras.applications 'caffe' preprocessing (RGB to BGR, minus the "
+            "ImageNet mean on [0, 255]): set in backbone.json") in result.output
+    accuracy = metric_values(result.output, "validation:accuracy")
+    print(f"validation accuracy by epoch: {accuracy}")
+    assert accuracy[-1] >= 0.8
+    assert json.loads((job.model_dir / "model_info.json").read_text())["preprocessing"] == "caffe"
+    assert classify(job.model_dir) >= 7
+
+
+def test_chance_watch_needs_a_streak_and_warns_once():
+    from containers.image_classification_tensorflow.backbone import Backbone
+    from containers.image_classification_tensorflow.train import ChanceWatch
+
+    loaded = Backbone(None, "keras", (8, 8), (0.0, 255.0), None, "its leading Rescaling says so")
+    hp = SCHEMA.parse({"train_only_on_top_layer": "True", "learning_rate": "0.5"})
+    watch = ChanceWatch([100, 100, 100, 100], hp, loaded)  # chance 0.25; 400 images: limit 0.25 + 0.05
+    assert [watch.update(a) for a in (0.26, 0.29, 0.6, 0.3, 0.25)] == [None] * 5  # 0.6 broke the streak
+    warning = watch.update(0.27)
+    assert "stayed at chance (0.250, the largest class's share) for 3 epochs" in warning
+    assert "images in [0, 255]: its leading Rescaling says so" in warning
+    assert "a frozen backbone (train_only_on_top_layer='True')" in warning and "(0.5 with adam)" in warning
+    assert watch.update(0.25) is None  # once
+    small = ChanceWatch([10, 30], hp, loaded)  # chance 0.75 of 40: two standard errors, 0.137, beyond 0.05
+    assert [small.update(a) for a in (0.85, 0.88, 0.8)][-1] is not None
+    assert ChanceWatch([10, 30], hp, loaded).update(0.9) is None

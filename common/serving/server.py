@@ -6,10 +6,12 @@ control socket is per server (in that temporary directory), so two servers on on
 Exit codes: 0 after SIGTERM, 3 when the workers cannot boot (the model cannot load), 1 otherwise.
 """
 
+import importlib
 import logging
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
@@ -76,6 +78,10 @@ def run(spec, paths=None, settings=None):
         log.info("Serving %s on port %d with %d workers, timeout %d s, max payload %d MB%s", spec.name,
                  settings.port, settings.workers, settings.timeout, settings.max_payload_mb,
                  ", batch transform" if settings.batch else "")
+        for module in spec.serving_preload:
+            started = time.perf_counter()
+            importlib.import_module(module)
+            log.info("Imported %s before forking the workers in %.2f s", module, time.perf_counter() - started)
 
         def factory():
             from .app import create_app

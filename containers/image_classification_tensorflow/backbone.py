@@ -2,14 +2,15 @@
 
 Accepted, packed as ``model.tar.gz`` (or any one ``.tar.gz``/``.tgz``/``.tar``) or as the unpacked files:
 
-* a Keras model file (``.keras`` or ``.h5``) that maps float images in ``input_range`` (default [0, 1]) to a
-  feature vector (or a feature map, which gets global average pooling);
+* a Keras model file (``.keras`` or ``.h5``) that maps float images to a feature vector (or a feature map, which
+  gets global average pooling); the value range it expects is read from the model (preprocessing.py);
 * a TensorFlow 2 SavedModel, as TF Hub publishes feature-vector models: ``__call__(images, training=...)``,
   images in [0, 1]; or a SavedModel with a ``serving_default`` signature of one image input;
 * the model directory of an earlier training job of this algorithm (it holds ``model_info.json``).
 
 An optional ``backbone.json`` next to the model gives ``{"image_size": [height, width], "input_range": [lo, hi]}``
-for models whose input size is not fixed; ``scripts/pack_backbone.py`` writes it.
+(or ``"preprocessing": "tf" | "torch" | "caffe"`` instead of ``input_range``): the size for models whose input size
+is not fixed, and the value range when what the model suggests is wrong; ``scripts/pack_backbone.py`` writes it.
 """
 
 import json
@@ -24,6 +25,9 @@ import numpy as np
 
 from common.errors import ChannelError
 from common.model_dir import safe_extract
+
+from . import preprocessing
+from .preprocessing import InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +51,14 @@ class Backbone:
     kind: str  # "keras" or "saved_model"
     image_size: tuple
     input_range: tuple = (0.0, 1.0)
+    mode: str | None = None  # a keras.applications preprocess_input mode applied after input_range
+    input_reason: str = ""  # why this input range (logged; named by the chance-accuracy warning)
     source: Path | None = None
     previous: dict | None = None  # model_info.json of the earlier job, for incremental training
     head: dict = field(default_factory=dict)  # {"kernel": ..., "bias": ...} of the earlier job's dense layer
+
+    def input_describe(self):
+        return InputSpec(self.input_range, self.mode, self.input_reason).describe()
 
 
 def unpack(channel_dir):
@@ -114,8 +123,20 @@ def _info(folder):
             if "image_size" in info:
                 result["image_size"] = _size(info["image_size"], str(candidate))
             if "input_range" in info:
-                low, high = (float(v) for v in info["input_range"])
-                result["input_range"] = (low, high)
+                result["input_range"], problem = preprocessing.valid_range(info["input_range"], str(candidate))
+                if problem:
+                    raise ChannelError(problem)
+            if "preprocessing" in info:
+                mode = info["preprocessing"]
+                if mode not in preprocessing.MODES:
+                    raise ChannelError(f"{candidate}: preprocessing must be one of {list(preprocessing.MODES)}; "
+                                       f"got {mode!r}")
+                if result.get("input_range", (0.0, 1.0)) != (0.0, 1.0):
+                    raise ChannelError(f"{candidate}: preprocessing {mode!r} works on images in [0, 1]; give "
+                                       "either preprocessing or input_range, not both")
+                result["mode"] = mode
+            if "input_range" in result or "mode" in result:
+                result["input_from"] = f"set in {candidate.name}"
             return result
     return {}
 
@@ -150,7 +171,9 @@ def _load_previous(folder):
         backbone_path = folder / previous["backbone"]
         head_path = folder / previous["head"]
         settings = {"image_size": _size(previous["image_size"], MODEL_INFO),
-                    "input_range": tuple(previous.get("input_range", (0.0, 1.0)))}
+                    "input_range": tuple(previous.get("input_range", (0.0, 1.0))),
+                    "mode": previous.get("preprocessing"),
+                    "input_from": "as the earlier job of this algorithm fed it"}
         labels = list(previous["labels"])
     except (KeyError, TypeError) as exc:
         raise ChannelError(f"The model channel's {MODEL_INFO} lacks {exc}; is it from this algorithm?") from None
@@ -167,7 +190,8 @@ def _load_previous(folder):
     return backbone
 
 
-def load_keras(path, image_size=None, input_range=(0.0, 1.0)):
+def load_keras(path, image_size=None, input_range=None, mode=None, input_from=None):
+    """A Keras backbone; without ``input_from`` (backbone.json, model_info.json) its input is inferred."""
     import keras
 
     try:
@@ -184,7 +208,16 @@ def load_keras(path, image_size=None, input_range=(0.0, 1.0)):
         raise ChannelError(f"The Keras model {path.name} must output one feature vector (batch, features) or "
                            f"feature map (batch, h, w, channels); its output shape is {model.output_shape}")
     size = _resolve_size(shape[1:3], image_size, path.name)
-    return Backbone(model, "keras", size, tuple(float(v) for v in input_range), path)
+    inferred = preprocessing.infer(model)
+    if input_from is None:
+        chosen = inferred
+    else:
+        chosen = InputSpec(tuple(float(v) for v in (input_range or (0.0, 1.0))), mode, input_from)
+        if (chosen.input_range, chosen.mode) != (inferred.input_range, inferred.mode):
+            log.warning("The backbone's input is %s, which overrides what %s suggests by itself: %s", input_from,
+                        path.name, inferred.describe())
+    log.info("Backbone %s input: %s", path.name, chosen.describe())
+    return Backbone(model, "keras", size, chosen.input_range, chosen.mode, chosen.reason, path)
 
 
 def _resolve_size(fixed, configured, name):
@@ -220,7 +253,7 @@ def _input_spec(function):
     return None, False
 
 
-def load_saved_model(path, image_size=None, input_range=(0.0, 1.0)):
+def load_saved_model(path, image_size=None, input_range=None, mode=None, input_from=None):
     import tensorflow as tf
 
     try:
@@ -236,7 +269,11 @@ def load_saved_model(path, image_size=None, input_range=(0.0, 1.0)):
                            f"input is {spec}")
     size = _resolve_size(tuple(spec.shape)[1:3], image_size, f"The SavedModel {path.name}")
     layer = saved_model_layer(path, style, endpoint, takes_training)
-    return Backbone(layer, "saved_model", size, tuple(float(v) for v in input_range), path)
+    chosen = (InputSpec(tuple(float(v) for v in (input_range or (0.0, 1.0))), mode, input_from) if input_from else
+              InputSpec((0.0, 1.0), None, f"a SavedModel says nothing about it; [0, 1] is the TF Hub convention "
+                                          f"(set input_range in {BACKBONE_INFO} if it expects another)"))
+    log.info("Backbone %s input: %s", path.name, chosen.describe())
+    return Backbone(layer, "saved_model", size, chosen.input_range, chosen.mode, chosen.reason, path)
 
 
 def saved_model_layer(path, style, endpoint, takes_training):

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from . import preprocessing
 from .data import decode_and_resize
 
 SERVING_INPUT = "image_bytes"
@@ -32,7 +33,8 @@ def augmentation(hp):
 
 
 def build(backbone, num_outputs, hp, train_backbone, augment=()):
-    """``image`` (float, [0, 1]) -> backbone -> [pooling] -> dropout -> dense softmax (or sigmoid) head."""
+    """``image`` (float, [0, 1]) -> [augmentation] -> [rescale to the backbone's input range] -> [its
+    keras.applications preprocessing] -> backbone -> [pooling] -> dropout -> dense softmax (or sigmoid) head."""
     height, width = backbone.image_size
     inputs = keras.Input((height, width, 3), name="image")
     x = inputs
@@ -41,6 +43,8 @@ def build(backbone, num_outputs, hp, train_backbone, augment=()):
     low, high = backbone.input_range
     if (low, high) != (0.0, 1.0):
         x = keras.layers.Rescaling(high - low, offset=low, name="input_range")(x)
+    if backbone.mode:
+        x = preprocessing.apply(x, backbone.mode)
     backbone.layer.trainable = train_backbone
     x = backbone.layer(x, training=False) if not train_backbone else backbone.layer(x)
     if len(x.shape) == 4:

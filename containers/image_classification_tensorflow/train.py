@@ -18,6 +18,8 @@ from . import data  # noqa: E402
 log = logging.getLogger(__name__)
 
 SEED = 7
+CHANCE_EPOCHS = 3  # epochs in a row at chance before the warning
+CHANCE_MARGIN = 0.05  # "at chance": training accuracy at most this (or two standard errors) above chance
 LABELS_FILE = "labels_info.json"
 INDEX_FILE = "class_label_to_prediction_index.json"
 
@@ -79,7 +81,47 @@ def keep_head(hp, loaded, class_names, binary):
     return choice != "True"
 
 
-def callbacks(context, hp, validation_data, num_train, batch_size):
+class ChanceWatch:
+    """Warns once when training accuracy stays at chance (the largest class's share) for CHANCE_EPOCHS epochs.
+
+    "At chance" is at most CHANCE_MARGIN above it, or two standard errors of an epoch's accuracy when guessing
+    (sqrt(p (1 - p) / n) for n images): small training sets make it noisy."""
+
+    def __init__(self, counts, hp, loaded):
+        total = sum(counts)
+        self.chance = max(counts) / total if total else 0.0
+        noise = 2 * math.sqrt(self.chance * (1 - self.chance) / total) if total else 0.0
+        self.limit = self.chance + max(CHANCE_MARGIN, noise)
+        self.hp = hp
+        self.loaded = loaded
+        self.streak = 0
+        self.warned = False
+
+    def update(self, accuracy):
+        """The warning's text when this epoch completes a streak at chance, else None."""
+        if accuracy is None or self.warned:
+            return None
+        self.streak = self.streak + 1 if accuracy <= self.limit else 0
+        if self.streak < CHANCE_EPOCHS:
+            return None
+        self.warned = True
+        hp, loaded = self.hp, self.loaded
+        frozen = hp["train_only_on_top_layer"] == "True"
+        return (
+            f"Training accuracy has stayed at chance ({self.chance:.3f}, the largest class's share) for "
+            f"{self.streak} epochs: the model is not learning. Likely causes: (1) the input range: the backbone "
+            f"gets {loaded.input_describe()}; if it expects another, set \"input_range\" in "
+            f"{backbones.BACKBONE_INFO} next to it; (2) "
+            + ("a frozen backbone (train_only_on_top_layer='True'): only the top layer trains, on features that may "
+               "not tell these classes apart; try 'False'" if frozen else
+               "the backbone trains too (train_only_on_top_layer='False'); a randomly initialised backbone needs "
+               "far more data and epochs than a pretrained one")
+            + f"; (3) the learning rate ({hp['learning_rate']:g} with {hp['optimizer']}): too small to move the "
+              "weights, or so large that training diverges"
+        )
+
+
+def callbacks(context, hp, validation_data, num_train, batch_size, watch=None):
     import keras
 
     class Report(keras.callbacks.Callback):
@@ -115,6 +157,9 @@ def callbacks(context, hp, validation_data, num_train, batch_size):
                     logs[f"val_{name}"] = value
                     metric(f"validation:{name}", value, epoch=epoch + 1)
             log.info("%s", line)
+            warning = watch.update(logs.get("accuracy")) if watch is not None else None
+            if warning:
+                log.warning("%s", warning)
             if context.stop.is_set():
                 self.model.stop_training = True
 
@@ -146,6 +191,7 @@ def save(context, classifier, head, loaded, class_names, binary, hp):
         "binary_mode": binary,
         "image_size": list(loaded.image_size),
         "input_range": list(loaded.input_range),
+        "preprocessing": loaded.mode,
         "image_resize_interpolation": hp["image_resize_interpolation"],
         "backbone": backbone_name,
         "head": "head.npz",
@@ -200,8 +246,9 @@ def train(context):
         loss, metrics = network.loss_and_metrics(hp, binary)
         classifier.compile(optimizer=network.optimizer(hp), loss=loss, metrics=metrics)
     trainable = sum(int(w.shape.num_elements() or 0) for w in classifier.trainable_weights)
-    log.info("Backbone %s (%s) takes %s images in %s; %d trainable parameters (%s)", loaded.source.name,
-             loaded.kind, loaded.image_size, list(loaded.input_range), trainable,
+    log.info("Backbone %s (%s) takes %s images in %s%s; %d trainable parameters (%s)", loaded.source.name,
+             loaded.kind, loaded.image_size, list(loaded.input_range),
+             f" with {loaded.mode!r} preprocessing" if loaded.mode else "", trainable,
              "backbone and top layer" if train_backbone else "top layer only")
 
     method, batch_size = hp["image_resize_interpolation"], hp["batch_size"]
@@ -209,7 +256,8 @@ def train(context):
                               training=True, binary=binary)
     val_data = (data.dataset(val_images, len(class_names), loaded.image_size, method, batch_size,
                              training=False, binary=binary) if len(val_images) else None)
-    chosen = callbacks(context, hp, val_data, len(train_images), batch_size)
+    watch = ChanceWatch(train_images.counts(len(class_names)), hp, loaded)
+    chosen = callbacks(context, hp, val_data, len(train_images), batch_size, watch)
     stop_if_asked(context, "while building the network")
     context.started()  # from here a SIGTERM saves the model of the epochs trained so far
     with context.timings.stage("fit"), warnings.catch_warnings():

@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,15 +77,58 @@ def _extra_column(job):
         f.write("1,2,3,4,5\n")
 
 
+def _png(width, height, rgb, seed):
+    """An RGB PNG of one colour plus noise, written without an imaging library."""
+    rng = random.Random(seed)
+    rows = b"".join(b"\x00" + bytes(max(0, min(255, c + rng.randint(-30, 30))) for _ in range(width) for c in rgb)
+                    for _ in range(height))
+
+    def chunk(kind, payload):
+        return len(payload).to_bytes(4, "big") + kind + payload + zlib.crc32(kind + payload).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+IMAGE_CLASSES = {"blue": (40, 60, 220), "red": (220, 40, 40)}
+IMAGE_CHANNELS = {"training": {"ContentType": "application/x-image", "TrainingInputMode": "File"},
+                  "model": {"ContentType": "application/x-sagemaker-model", "TrainingInputMode": "File"}}
+TF_BACKBONE = ROOT / "tests/fixtures/image_classification_tensorflow/backbone.keras"  # make_backbone.py there
+
+
+def _image_files():
+    files = {f"training/{name}/{i:02d}.png": _png(20, 20, rgb, seed=i) for name, rgb in IMAGE_CLASSES.items()
+             for i in range(8)}
+    files["model/backbone.keras"] = TF_BACKBONE.read_bytes()
+    return files
+
+
+def _without_channel(name):
+    def mutate(job):
+        path = job / "input/config/inputdataconfig.json"
+        channels = json.loads(path.read_text())
+        del channels[name]
+        path.write_text(json.dumps(channels))
+    return mutate
+
+
+def _with(key, value):
+    def mutate(job):
+        path = job / "input/config/hyperparameters.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
+    return mutate
+
+
 @dataclass
 class Sample:
     hyperparameters: dict
-    train_files: dict                      # path under input/data/ -> text
+    train_files: dict                      # path under input/data/ -> text (or bytes)
     request: tuple                         # (content type, body)
     check: object                          # function(response JSON) -> None, asserts
     bad_jobs: list = field(default_factory=list)  # (id, mutate(job dir), [substrings of output/failure])
     channels: dict = field(default_factory=lambda: dict(CSV_CHANNELS))
     max_image_bytes: dict = field(default_factory=dict)  # variant -> limit
+    model_file: str = "model_algo-1"       # a file training writes under /opt/ml/model
 
 
 def _check_kmeans(body):
@@ -101,6 +145,11 @@ def _check_pca(body):
 def _check_randomcutforest(body):
     score = body["scores"][0]["score"]
     assert score > 0, body
+
+
+def _check_image_classification(body):
+    probabilities = body["probabilities"]
+    assert len(probabilities) == 2 and abs(sum(probabilities) - 1) < 1e-4, body
 
 
 SAMPLES = {
@@ -137,6 +186,18 @@ SAMPLES = {
             ("wrong-column-count", _extra_column, ["columns"]),
         ],
         max_image_bytes={"cpu": 1 * GB},
+    ),
+    "image_classification_tensorflow": Sample(
+        hyperparameters={"epochs": "2", "batch_size": "8"},
+        train_files=_image_files(),
+        request=("image/png", _png(20, 20, IMAGE_CLASSES["red"], seed=99)),
+        check=_check_image_classification,
+        bad_jobs=[
+            ("no-model-channel", _without_channel("model"), ["model channel is required", "pack_backbone.py"]),
+            ("bad-optimizer", _with("optimizer", "adamw"), ["optimizer", "adamw"]),
+        ],
+        channels=IMAGE_CHANNELS,
+        model_file="saved_model.pb",
     ),
 }
 
@@ -175,7 +236,10 @@ def write_job(root, sample):
     for name, text in sample.train_files.items():
         path = root / "input/data" / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text)
     return root
 
 
@@ -250,7 +314,7 @@ def test_train_writes_model(algorithm, image, tmp_path):
     job = write_job(tmp_path / "opt_ml", sample)
     result = run_train(image, job)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert (job / "model/model_algo-1").is_file(), sorted(p.name for p in (job / "model").glob("*"))
+    assert (job / "model" / sample.model_file).is_file(), sorted(p.name for p in (job / "model").glob("*"))
     assert not (job / "output/failure").exists()
 
 
