@@ -7,12 +7,17 @@
 #
 # Tags: ${IMAGE_PREFIX:-algobox-}<algorithm, _ -> ->:<version>-<variant>, version from pyproject.toml
 # (e.g. algobox-image-classification-tensorflow:0.1.0-gpu). --print-tags lists them without building.
+# Every algorithm's image is the shared runtime image plus one layer of its own: first (once per variant)
+# algobox-runtime-build:<version>-<variant> (Python, pip, requirements-runtime.txt's pins; build only) and
+# algobox-runtime:<version>-<variant> (the same venv without pip: the base of every algorithm's image) are
+# built from the same Dockerfile (--target runtime-build / runtime), then the algorithms on top of them.
 #
 # Options:
 #   --variant cpu|gpu|all   (default cpu)          --version V     (default: pyproject.toml's version)
 #   --network MODE          build network, e.g. host (podman behind a proxy / without a bridge)
 #   --no-pip-config         do not hand this machine's pip settings to the build (see below)
 #   --print-tags            only print the tags that would be built
+#   --no-runtime            do not rebuild the runtime images: build on the ones this engine has
 #   --dry-run               print the build commands without running them
 #   -- ARGS...              passed to `<engine> build` as is
 # Environment:
@@ -70,6 +75,7 @@ variants=(cpu)
 network=""
 use_pip_config=1
 print_only=0
+build_runtime=1
 dry_run=0
 VERSION="${VERSION:-}"
 algorithms=()
@@ -84,6 +90,7 @@ while [ $# -gt 0 ]; do
         --network) shift; network="${1:?--network MODE}";;
         --no-pip-config) use_pip_config=0;;
         --print-tags) print_only=1;;
+        --no-runtime) build_runtime=0;;
         --dry-run) dry_run=1;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
         --) shift; extra=("$@"); break;;
@@ -205,10 +212,30 @@ for v in "${variants[@]}"; do [ "$v" = cpu ] && torch_index_cpu="$(cpu_torch_ind
 net=()
 [ -n "$network" ] && net=(--network "$network")
 status=0
+runtime_args() {  # variant -> the build args naming the runtime images
+    echo "--build-arg" "RUNTIME_BUILD_IMAGE=$(image_tag runtime-build "$1")" \
+         "--build-arg" "RUNTIME_IMAGE=$(image_tag runtime "$1")"
+}
+for v in "${variants[@]}"; do
+    read -r -a rt <<< "$(runtime_args "$v")"
+    if [ "$build_runtime" = 1 ]; then
+        for target in runtime-build runtime; do
+            tag="$(image_tag "$target" "$v")"
+            start=$SECONDS
+            if run "$ENGINE" build "${net[@]}" -f "Dockerfile.$v" --target "$target" "${rt[@]}" "${build_args[@]}" \
+                    --label "org.opencontainers.image.version=$VERSION" -t "$tag" "${extra[@]}" .; then
+                [ "$dry_run" = 1 ] || note "built $tag in $((SECONDS - start)) s"
+            else
+                note "FAILED: $tag (no algorithm image of variant $v can be built without it)"; exit 1
+            fi
+        done
+    fi
+done
 for alg in "${algorithms[@]}"; do
     for v in "${variants[@]}"; do
         tag="$(image_tag "$alg" "$v")"
-        args=("${build_args[@]}")
+        read -r -a rt <<< "$(runtime_args "$v")"
+        args=("${build_args[@]}" "${rt[@]}")
         if [ "$v" = cpu ]; then args+=(--build-arg "TORCH_INDEX_URL=$torch_index_cpu"); fi
         start=$SECONDS
         if run "$ENGINE" build "${net[@]}" -f "Dockerfile.$v" --build-arg "ALGORITHM=$alg" "${args[@]}" \
