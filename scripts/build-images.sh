@@ -11,6 +11,9 @@
 # algobox-runtime-build:<version>-<variant> (Python, pip, requirements-runtime.txt's pins; build only) and
 # algobox-runtime:<version>-<variant> (the same venv without pip: the base of every algorithm's image) are
 # built from the same Dockerfile (--target runtime-build / runtime), then the algorithms on top of them.
+# An algorithm whose requirements include `-r ../../requirements-<family>.txt` (torch) builds on that
+# family's images instead, algobox-runtime-<family>-build / algobox-runtime-<family> (--target family-build /
+# family), built once per run on top of the runtime's, so the family's packages are installed once.
 #
 # Options:
 #   --variant cpu|gpu|all   (default cpu)          --version V     (default: pyproject.toml's version)
@@ -212,29 +215,52 @@ for v in "${variants[@]}"; do [ "$v" = cpu ] && torch_index_cpu="$(cpu_torch_ind
 net=()
 [ -n "$network" ] && net=(--network "$network")
 status=0
-runtime_args() {  # variant -> the build args naming the runtime images
-    echo "--build-arg" "RUNTIME_BUILD_IMAGE=$(image_tag runtime-build "$1")" \
-         "--build-arg" "RUNTIME_IMAGE=$(image_tag runtime "$1")"
+family_of() {  # algorithm variant -> its family (requirements-<family>.txt it includes), or "" for the runtime
+    local req="containers/$1/requirements-$2.txt"
+    [ -f "$req" ] || req="containers/$1/requirements.txt"
+    sed -n 's|^[[:space:]]*-r[[:space:]]*\.\./\.\./requirements-\([A-Za-z0-9_-]*\)\.txt[[:space:]]*$|\1|p' "$req" \
+        | grep -v '^runtime$' | head -n1 || true
+}
+base_tag() {  # family (or "") kind(build|"") variant -> the tag of the image an algorithm builds on
+    local name="runtime${1:+-$1}${2:+-$2}"
+    image_tag "$name" "$3"
+}
+base_args() {  # family variant -> the build args naming the images to build on
+    echo "--build-arg" "RUNTIME_BUILD_IMAGE=$(base_tag "$1" build "$2")" \
+         "--build-arg" "RUNTIME_IMAGE=$(base_tag "$1" "" "$2")"
+}
+build_base() {  # variant target tag args...
+    local v="$1" target="$2" tag="$3" start=$SECONDS
+    shift 3
+    if run "$ENGINE" build "${net[@]}" -f "Dockerfile.$v" --target "$target" "$@" "${build_args[@]}" \
+            --label "org.opencontainers.image.version=$VERSION" -t "$tag" "${extra[@]}" .; then
+        [ "$dry_run" = 1 ] || note "built $tag in $((SECONDS - start)) s"
+    else
+        note "FAILED: $tag (the images built on it cannot be built)"; exit 1
+    fi
 }
 for v in "${variants[@]}"; do
-    read -r -a rt <<< "$(runtime_args "$v")"
-    if [ "$build_runtime" = 1 ]; then
-        for target in runtime-build runtime; do
-            tag="$(image_tag "$target" "$v")"
-            start=$SECONDS
-            if run "$ENGINE" build "${net[@]}" -f "Dockerfile.$v" --target "$target" "${rt[@]}" "${build_args[@]}" \
-                    --label "org.opencontainers.image.version=$VERSION" -t "$tag" "${extra[@]}" .; then
-                [ "$dry_run" = 1 ] || note "built $tag in $((SECONDS - start)) s"
-            else
-                note "FAILED: $tag (no algorithm image of variant $v can be built without it)"; exit 1
-            fi
-        done
-    fi
+    [ "$build_runtime" = 1 ] || break
+    read -r -a rt <<< "$(base_args "" "$v")"
+    build_base "$v" runtime-build "$(base_tag "" build "$v")" "${rt[@]}"
+    build_base "$v" runtime "$(base_tag "" "" "$v")" "${rt[@]}"
+    families=" "
+    for alg in "${algorithms[@]}"; do
+        family="$(family_of "$alg" "$v")"
+        [ -n "$family" ] || continue
+        case "$families" in *" $family "*) continue;; esac
+        families="$families$family "
+        [ -f "requirements-$family.txt" ] || die "containers/$alg: requirements-$family.txt not found"
+        fam=("${rt[@]}" --build-arg "FAMILY=$family" --build-arg "FAMILY_BUILD_IMAGE=$(base_tag "$family" build "$v")")
+        if [ "$v" = cpu ]; then fam+=(--build-arg "TORCH_INDEX_URL=$torch_index_cpu"); fi
+        build_base "$v" family-build "$(base_tag "$family" build "$v")" "${fam[@]}"
+        build_base "$v" family "$(base_tag "$family" "" "$v")" "${fam[@]}"
+    done
 done
 for alg in "${algorithms[@]}"; do
     for v in "${variants[@]}"; do
         tag="$(image_tag "$alg" "$v")"
-        read -r -a rt <<< "$(runtime_args "$v")"
+        read -r -a rt <<< "$(base_args "$(family_of "$alg" "$v")" "$v")"
         args=("${build_args[@]}" "${rt[@]}")
         if [ "$v" = cpu ]; then args+=(--build-arg "TORCH_INDEX_URL=$torch_index_cpu"); fi
         start=$SECONDS

@@ -3,7 +3,8 @@
 Used inside the image builds (Dockerfile.cpu / Dockerfile.gpu), with the venv's own Python:
 
     python venv_layer.py manifest /opt/algobox /opt/algobox/runtime-manifest.json
-        records every path of the runtime venv (file content hash, symlink target, directory)
+        records every path of the runtime venv (file content hash and mode, symlink target, directory);
+        a family layer (requirements-<family>.txt) writes the manifest of runtime + family into its layer
     python venv_layer.py layer /opt/algobox /opt/algobox/runtime-manifest.json /tmp/layer
         copies what is new or changed since the manifest to /tmp/layer/<same path>, so the algorithm's
         image is `FROM algobox-runtime` + `COPY --from=builder /tmp/layer/ /`. A runtime path that is gone
@@ -17,14 +18,16 @@ import os
 import shutil
 import sys
 
+MANIFEST = "runtime-manifest.json"  # at the venv's root; never an entry of itself
 
-def scan(root, skip=()):
+
+def scan(root):
     entries = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             path = os.path.join(dirpath, name)
             relative = os.path.relpath(path, root)
-            if relative in skip:
+            if relative == MANIFEST:
                 continue
             if os.path.islink(path):
                 entries[relative] = "link:" + os.readlink(path)
@@ -40,7 +43,8 @@ def scan(root, skip=()):
 
 
 def write_manifest(root, manifest):
-    entries = scan(root, skip={os.path.relpath(manifest, root)})
+    entries = scan(root)
+    os.makedirs(os.path.dirname(os.path.abspath(manifest)), exist_ok=True)
     with open(manifest, "w", encoding="utf-8") as f:
         json.dump(entries, f, sort_keys=True, separators=(",", ":"))
     print(f"venv_layer: {len(entries)} paths of {root} recorded in {manifest}")
@@ -60,7 +64,7 @@ def copy_entry(source, target):
 def write_layer(root, manifest, destination):
     with open(manifest, encoding="utf-8") as f:
         before = json.load(f)
-    now = scan(root, skip={os.path.relpath(manifest, root)})
+    now = scan(root)
     removed = sorted(path for path in before if path not in now)
     if removed:
         sys.exit(f"venv_layer: {len(removed)} paths of the shared runtime are gone from {root}, which an image "
