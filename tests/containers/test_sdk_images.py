@@ -119,9 +119,19 @@ def local_session(tmp_path_factory):
     docker = bin_dir / "docker"
     docker.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{SHIM}" "$@"\n')
     docker.chmod(0o755)
-    saved_path = os.environ["PATH"]
-    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{saved_path}"
+    saved_env = {key: os.environ.get(key) for key in ("PATH", "CONTAINERS_STORAGE_CONF")}
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{saved_env['PATH']}"
     assert shutil.which("docker") == str(docker), shutil.which("docker")
+    if not saved_env["CONTAINERS_STORAGE_CONF"]:
+        # The same storage, named by CONTAINERS_STORAGE_CONF: containers that exit on their own then keep
+        # their CNI port forwards (podman's exit cleanup does not see the variable), the case the shim's
+        # `podman rm` covers. deploy -> delete_endpoint -> transform reuse one serving port.
+        store = json.loads(subprocess.run(["podman", "info", "--format", "json"], capture_output=True,
+                                          text=True, check=True).stdout)["store"]
+        storage_conf = bin_dir / "storage.conf"
+        storage_conf.write_text(f'[storage]\ndriver = "{store["graphDriverName"]}"\n'
+                                f'graphroot = "{store["graphRoot"]}"\nrunroot = "{store["runRoot"]}"\n')
+        os.environ["CONTAINERS_STORAGE_CONF"] = str(storage_conf)
 
     fast_time = types.SimpleNamespace(**{name: getattr(time, name) for name in dir(time)
                                          if not name.startswith("__")})
@@ -139,7 +149,11 @@ def local_session(tmp_path_factory):
     try:
         yield session
     finally:
-        os.environ["PATH"] = saved_path
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         sagemaker.session.time, sagemaker.local.entities.time = saved_time
 
 
