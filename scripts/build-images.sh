@@ -60,11 +60,12 @@ print(match.group(1) if match else "0.0.0")
 EOF
 }
 
-all_algorithms() {
-    local dir
+all_algorithms() {  # the one rule (common/spec.py): a folder of containers/ with a spec.py is an algorithm
+    local dir name
     for dir in containers/*/; do
-        dir="${dir%/}"
-        [ -f "$dir/requirements.txt" ] && echo "${dir#containers/}"
+        dir="${dir%/}"; name="${dir#containers/}"
+        case "$name" in _*|.*) continue;; esac
+        [ -f "$dir/spec.py" ] && echo "$name"
     done
     return 0
 }
@@ -106,9 +107,10 @@ done
 if [ ${#algorithms[@]} -eq 0 ] || [ "${algorithms[0]}" = all ]; then
     mapfile -t algorithms < <(all_algorithms)
 fi
-[ ${#algorithms[@]} -gt 0 ] || die "no algorithm folders with a requirements.txt in containers/"
+[ ${#algorithms[@]} -gt 0 ] || die "no algorithm folders (with a spec.py) in containers/"
 for alg in "${algorithms[@]}"; do
-    [ -f "containers/$alg/requirements.txt" ] || die "containers/$alg/requirements.txt not found (algorithms: $(all_algorithms | xargs))"
+    [ -f "containers/$alg/spec.py" ] || die "containers/$alg is not an algorithm (no spec.py; algorithms: $(all_algorithms | xargs))"
+    [ -f "containers/$alg/requirements.txt" ] || die "containers/$alg/requirements.txt not found: an image installs only what it lists"
 done
 
 if [ "$print_only" = 1 ]; then

@@ -2,7 +2,7 @@
 # CI for the container images, on a fresh Debian/Ubuntu machine with only Python, apt and pip registries
 # (no Docker engine, no container registry): podman builds and runs the CPU images.
 #
-#   scripts/ci-images.sh                       # every containers/<alg>/ with a requirements.txt
+#   scripts/ci-images.sh                       # every algorithm (containers/<alg>/ with a spec.py)
 #   scripts/ci-images.sh --algorithms kmeans   # or "kmeans pca"; env ALGOBOX_CI_ALGORITHMS does the same
 #   scripts/ci-images.sh --skip-tests --skip-lint --skip-sdk
 #
@@ -38,9 +38,10 @@ while [ $# -gt 0 ]; do
 done
 if [ "$algorithms" = all ]; then
     algorithms=""
-    for d in containers/*/; do
+    for d in containers/*/; do  # the one rule (common/spec.py): a folder with a spec.py is an algorithm
         d="${d%/}"
-        if [ -f "$d/requirements.txt" ]; then algorithms="$algorithms ${d#containers/}"; fi
+        case "${d#containers/}" in _*|.*) continue;; esac
+        if [ -f "$d/spec.py" ]; then algorithms="$algorithms ${d#containers/}"; fi
     done
 fi
 algorithms="$(echo $algorithms)"  # squeeze spaces

@@ -127,7 +127,7 @@ def _algorithms():
     listed = os.environ.get("ALGOBOX_IMAGE_ALGORITHMS", "").split()
     if listed:
         return listed
-    return sorted(p.parent.name for p in (ROOT / "containers").glob("*/requirements.txt")
+    return sorted(p.parent.name for p in (ROOT / "containers").glob("*/spec.py")
                   if p.parent.name in SAMPLES)
 
 
