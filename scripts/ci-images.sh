@@ -82,6 +82,7 @@ install_tools() {
     # the SDK local-mode test: compose, and names (algo-1-xxxxx) resolved on the compose network
     command -v podman-compose >/dev/null || missing+=(podman-compose)
     [ -x /usr/lib/cni/dnsname ] || missing+=(golang-github-containernetworking-plugin-dnsname)
+    command -v pgrep >/dev/null || missing+=(procps)  # the SDK stops local endpoints with pgrep -P
     if [ ${#missing[@]} -eq 0 ]; then echo "present: podman runc debootstrap iptables podman-compose dnsname"; return; fi
     echo "installing: ${missing[*]}"
     $SUDO apt-get update -qq
