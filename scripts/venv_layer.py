@@ -3,16 +3,17 @@
 Used inside the image builds (Dockerfile.cpu / Dockerfile.gpu), with the venv's own Python:
 
     python venv_layer.py manifest /opt/algobox /opt/algobox/runtime-manifest.json
-        records every path of the runtime venv (file content hash and mode, symlink target, directory);
+        records every path of the runtime venv (a file's size, mtime and mode; a symlink's target; directories):
+        the algorithm's build starts from the very layers the manifest was taken on, so an untouched file
+        keeps its mtime and anything pip writes gets a new one (no file is read, which matters for 2 GB venvs);
         a family layer (requirements-<family>.txt) writes the manifest of runtime + family into its layer
     python venv_layer.py layer /opt/algobox /opt/algobox/runtime-manifest.json /tmp/layer
-        copies what is new or changed since the manifest to /tmp/layer/<same path>, so the algorithm's
+        hard-links what is new or changed since the manifest to /tmp/layer/<same path>, so the algorithm's
         image is `FROM algobox-runtime` + `COPY --from=builder /tmp/layer/ /`. A runtime path that is gone
         is an error: a later layer cannot delete it (the runtime's pinned versions are pip constraints
         of the algorithm's install, so this only happens when something else removed files).
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -34,11 +35,8 @@ def scan(root):
             elif os.path.isdir(path):
                 entries[relative] = "dir"
             elif os.path.isfile(path):
-                digest = hashlib.sha256()
-                with open(path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
-                entries[relative] = f"sha256:{digest.hexdigest()}:{os.stat(path).st_mode & 0o7777:o}"
+                info = os.stat(path)
+                entries[relative] = f"file:{info.st_size}:{info.st_mtime_ns}:{info.st_mode & 0o7777:o}"
     return entries
 
 
@@ -58,7 +56,10 @@ def copy_entry(source, target):
         os.makedirs(target, exist_ok=True)
         shutil.copystat(source, target)
     else:
-        shutil.copy2(source, target)
+        try:
+            os.link(source, target)  # same file system in the build container: no copy
+        except OSError:
+            shutil.copy2(source, target)
 
 
 def write_layer(root, manifest, destination):
