@@ -5,6 +5,8 @@
 #   scripts/ci-images.sh                       # every algorithm (containers/<alg>/ with a spec.py)
 #   scripts/ci-images.sh --algorithms kmeans   # or "kmeans pca"; env ALGOBOX_CI_ALGORITHMS does the same
 #   scripts/ci-images.sh --skip-tests --skip-lint --skip-sdk
+#   scripts/ci-images.sh --algorithms pca --reuse-runtime   # build on the runtime/family images already here
+#                                                           # (developers; CI always rebuilds them)
 #
 # Steps (each timed; the ones already done on this machine are skipped):
 #   1. apt: podman, runc, debootstrap, iptables, podman-compose, the CNI dnsname plugin (only when missing)
@@ -23,7 +25,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 algorithms="${ALGOBOX_CI_ALGORITHMS:-all}"
-skip_build=0 skip_tests=0 skip_lint=0 skip_sdk=0
+skip_build=0 skip_tests=0 skip_lint=0 skip_sdk=0 reuse_runtime=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --algorithms) shift; algorithms="${1:?--algorithms \"ALG ...\"|all}";;
@@ -31,6 +33,7 @@ while [ $# -gt 0 ]; do
         --skip-tests) skip_tests=1;;
         --skip-lint) skip_lint=1;;
         --skip-sdk) skip_sdk=1;;
+        --reuse-runtime) reuse_runtime=1;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
         *) echo "ci-images: unknown argument $1 (see --help)" >&2; exit 2;;
     esac
@@ -188,7 +191,9 @@ build() {
     # shellcheck disable=SC2086
     # --layers=false: nothing is cached across CI machines, and committing every intermediate layer
     # costs about a minute per image
-    scripts/build-images.sh --network host --variant cpu $algorithms -- --layers=false
+    local runtime=()
+    [ "$reuse_runtime" = 1 ] && runtime=(--no-runtime)
+    scripts/build-images.sh --network host --variant cpu "${runtime[@]}" $algorithms -- --layers=false
 }
 
 container_tests() {
