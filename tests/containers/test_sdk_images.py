@@ -273,8 +273,9 @@ def test_fit_two_hosts_matches_one_host(algorithm, trained, local_session, data,
     estimator = first_party(algorithm, local_session, tmp_path, 2)
     log = fit(estimator, data["records"])
     two_hosts = logged_metrics(log, CASES[algorithm].metric)
-    hosts = set(re.findall(r"#quality_metric: host=(\S+),", log))
-    assert len(hosts) >= 1 and Path(estimator.model_data[len("file://"):]).is_file()
+    hosts = set(re.findall(r"^(algo-\d+-\w+)\s+\|", log, re.M))  # the shim prefixes each container's lines
+    assert len(hosts) == 2, f"log lines of {sorted(hosts)}, expected two hosts"
+    assert Path(estimator.model_data[len("file://"):]).is_file()
     print(f"[sdk] {algorithm} test {CASES[algorithm].metric}: 1 host {one_host[0]:.6g}, "
           f"2 hosts {two_hosts[0]:.6g}")
     assert abs(two_hosts[0] - one_host[0]) <= 0.01 * abs(one_host[0]), (one_host, two_hosts)
