@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-REQUIREMENTS := pyproject.toml requirements-runtime.txt requirements-dev.txt constraints-cpu.txt $(wildcard containers/*/requirements*.txt)
+REQUIREMENTS := pyproject.toml $(wildcard requirements-*.txt) requirements-dev.txt constraints-cpu.txt $(wildcard containers/*/requirements*.txt)
 
 .PHONY: install test demo bench lint clean
 

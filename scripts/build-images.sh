@@ -7,12 +7,20 @@
 #
 # Tags: ${IMAGE_PREFIX:-algobox-}<algorithm, _ -> ->:<version>-<variant>, version from pyproject.toml
 # (e.g. algobox-image-classification-tensorflow:0.1.0-gpu). --print-tags lists them without building.
+# Every algorithm's image is the shared runtime image plus one layer of its own: first (once per variant)
+# algobox-runtime-build:<version>-<variant> (Python, pip, requirements-runtime.txt's pins; build only) and
+# algobox-runtime:<version>-<variant> (the same venv without pip: the base of every algorithm's image) are
+# built from the same Dockerfile (--target runtime-build / runtime), then the algorithms on top of them.
+# An algorithm whose requirements include `-r ../../requirements-<family>.txt` (torch) builds on that
+# family's images instead, algobox-runtime-<family>-build / algobox-runtime-<family> (--target family-build /
+# family), built once per run on top of the runtime's, so the family's packages are installed once.
 #
 # Options:
 #   --variant cpu|gpu|all   (default cpu)          --version V     (default: pyproject.toml's version)
 #   --network MODE          build network, e.g. host (podman behind a proxy / without a bridge)
 #   --no-pip-config         do not hand this machine's pip settings to the build (see below)
 #   --print-tags            only print the tags that would be built
+#   --no-runtime            do not rebuild the runtime images: build on the ones this engine has
 #   --dry-run               print the build commands without running them
 #   -- ARGS...              passed to `<engine> build` as is
 # Environment:
@@ -52,11 +60,12 @@ print(match.group(1) if match else "0.0.0")
 EOF
 }
 
-all_algorithms() {
-    local dir
+all_algorithms() {  # the one rule (common/spec.py): a folder of containers/ with a spec.py is an algorithm
+    local dir name
     for dir in containers/*/; do
-        dir="${dir%/}"
-        [ -f "$dir/requirements.txt" ] && echo "${dir#containers/}"
+        dir="${dir%/}"; name="${dir#containers/}"
+        case "$name" in _*|.*) continue;; esac
+        [ -f "$dir/spec.py" ] && echo "$name"
     done
     return 0
 }
@@ -70,6 +79,7 @@ variants=(cpu)
 network=""
 use_pip_config=1
 print_only=0
+build_runtime=1
 dry_run=0
 VERSION="${VERSION:-}"
 algorithms=()
@@ -84,6 +94,7 @@ while [ $# -gt 0 ]; do
         --network) shift; network="${1:?--network MODE}";;
         --no-pip-config) use_pip_config=0;;
         --print-tags) print_only=1;;
+        --no-runtime) build_runtime=0;;
         --dry-run) dry_run=1;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
         --) shift; extra=("$@"); break;;
@@ -96,9 +107,10 @@ done
 if [ ${#algorithms[@]} -eq 0 ] || [ "${algorithms[0]}" = all ]; then
     mapfile -t algorithms < <(all_algorithms)
 fi
-[ ${#algorithms[@]} -gt 0 ] || die "no algorithm folders with a requirements.txt in containers/"
+[ ${#algorithms[@]} -gt 0 ] || die "no algorithm folders (with a spec.py) in containers/"
 for alg in "${algorithms[@]}"; do
-    [ -f "containers/$alg/requirements.txt" ] || die "containers/$alg/requirements.txt not found (algorithms: $(all_algorithms | xargs))"
+    [ -f "containers/$alg/spec.py" ] || die "containers/$alg is not an algorithm (no spec.py; algorithms: $(all_algorithms | xargs))"
+    [ -f "containers/$alg/requirements.txt" ] || die "containers/$alg/requirements.txt not found: an image installs only what it lists"
 done
 
 if [ "$print_only" = 1 ]; then
@@ -205,10 +217,53 @@ for v in "${variants[@]}"; do [ "$v" = cpu ] && torch_index_cpu="$(cpu_torch_ind
 net=()
 [ -n "$network" ] && net=(--network "$network")
 status=0
+family_of() {  # algorithm variant -> its family (requirements-<family>.txt it includes), or "" for the runtime
+    local req="containers/$1/requirements-$2.txt"
+    [ -f "$req" ] || req="containers/$1/requirements.txt"
+    sed -n 's|^[[:space:]]*-r[[:space:]]*\.\./\.\./requirements-\([A-Za-z0-9_-]*\)\.txt[[:space:]]*$|\1|p' "$req" \
+        | grep -v '^runtime$' | head -n1 || true
+}
+base_tag() {  # family (or "") kind(build|"") variant -> the tag of the image an algorithm builds on
+    local name="runtime${1:+-$1}${2:+-$2}"
+    image_tag "$name" "$3"
+}
+base_args() {  # family variant -> the build args naming the images to build on
+    echo "--build-arg" "RUNTIME_BUILD_IMAGE=$(base_tag "$1" build "$2")" \
+         "--build-arg" "RUNTIME_IMAGE=$(base_tag "$1" "" "$2")"
+}
+build_base() {  # variant target tag args...
+    local v="$1" target="$2" tag="$3" start=$SECONDS
+    shift 3
+    if run "$ENGINE" build "${net[@]}" -f "Dockerfile.$v" --target "$target" "$@" "${build_args[@]}" \
+            --label "org.opencontainers.image.version=$VERSION" -t "$tag" "${extra[@]}" .; then
+        [ "$dry_run" = 1 ] || note "built $tag in $((SECONDS - start)) s"
+    else
+        note "FAILED: $tag (the images built on it cannot be built)"; exit 1
+    fi
+}
+for v in "${variants[@]}"; do
+    [ "$build_runtime" = 1 ] || break
+    read -r -a rt <<< "$(base_args "" "$v")"
+    build_base "$v" runtime-build "$(base_tag "" build "$v")" "${rt[@]}"
+    build_base "$v" runtime "$(base_tag "" "" "$v")" "${rt[@]}"
+    families=" "
+    for alg in "${algorithms[@]}"; do
+        family="$(family_of "$alg" "$v")"
+        [ -n "$family" ] || continue
+        case "$families" in *" $family "*) continue;; esac
+        families="$families$family "
+        [ -f "requirements-$family.txt" ] || die "containers/$alg: requirements-$family.txt not found"
+        fam=("${rt[@]}" --build-arg "FAMILY=$family" --build-arg "FAMILY_BUILD_IMAGE=$(base_tag "$family" build "$v")")
+        if [ "$v" = cpu ]; then fam+=(--build-arg "TORCH_INDEX_URL=$torch_index_cpu"); fi
+        build_base "$v" family-build "$(base_tag "$family" build "$v")" "${fam[@]}"
+        build_base "$v" family "$(base_tag "$family" "" "$v")" "${fam[@]}"
+    done
+done
 for alg in "${algorithms[@]}"; do
     for v in "${variants[@]}"; do
         tag="$(image_tag "$alg" "$v")"
-        args=("${build_args[@]}")
+        read -r -a rt <<< "$(base_args "$(family_of "$alg" "$v")" "$v")"
+        args=("${build_args[@]}" "${rt[@]}")
         if [ "$v" = cpu ]; then args+=(--build-arg "TORCH_INDEX_URL=$torch_index_cpu"); fi
         start=$SECONDS
         if run "$ENGINE" build "${net[@]}" -f "Dockerfile.$v" --build-arg "ALGORITHM=$alg" "${args[@]}" \

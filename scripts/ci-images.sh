@@ -2,31 +2,38 @@
 # CI for the container images, on a fresh Debian/Ubuntu machine with only Python, apt and pip registries
 # (no Docker engine, no container registry): podman builds and runs the CPU images.
 #
-#   scripts/ci-images.sh                       # every containers/<alg>/ with a requirements.txt
+#   scripts/ci-images.sh                       # every algorithm (containers/<alg>/ with a spec.py)
 #   scripts/ci-images.sh --algorithms kmeans   # or "kmeans pca"; env ALGOBOX_CI_ALGORITHMS does the same
-#   scripts/ci-images.sh --skip-tests --skip-lint
+#   scripts/ci-images.sh --skip-tests --skip-lint --skip-sdk
+#   scripts/ci-images.sh --algorithms pca --reuse-runtime   # build on the runtime/family images already here
+#                                                           # (developers; CI always rebuilds them)
 #
 # Steps (each timed; the ones already done on this machine are skipped):
-#   1. apt: podman, runc, debootstrap, iptables (only when a command is missing)
+#   1. apt: podman, runc, debootstrap, iptables, podman-compose, the CNI dnsname plugin (only when missing)
 #   2. podman config: runc (crun fails on hybrid cgroup hosts), cgroupfs, file ulimits, docker.io search
 #   3. base image localhost/algobox-base:bookworm: debootstrap --variant=minbase from apt's own Debian
 #      mirror, trimmed like debian:bookworm-slim, `podman import`ed (no container registry needed)
 #   4. hadolint Dockerfile.cpu Dockerfile.gpu
-#   5. scripts/build-images.sh --variant cpu <algorithms> (pip settings of this machine passed through)
+#   5. scripts/build-images.sh --variant cpu <algorithms> (pip settings of this machine passed through):
+#      the shared runtime images once, then each algorithm's image on top of them
 #   6. pytest tests/containers/test_images.py with ALGOBOX_IMAGE_TESTS=1
+#   7. pytest tests/containers/test_sdk_images.py: the SageMaker Python SDK's own estimators in local mode
+#      (docker compose -> podman-compose through tests/containers/docker_shim.py) against the images
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 algorithms="${ALGOBOX_CI_ALGORITHMS:-all}"
-skip_build=0 skip_tests=0 skip_lint=0
+skip_build=0 skip_tests=0 skip_lint=0 skip_sdk=0 reuse_runtime=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --algorithms) shift; algorithms="${1:?--algorithms \"ALG ...\"|all}";;
         --skip-build) skip_build=1;;
         --skip-tests) skip_tests=1;;
         --skip-lint) skip_lint=1;;
+        --skip-sdk) skip_sdk=1;;
+        --reuse-runtime) reuse_runtime=1;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
         *) echo "ci-images: unknown argument $1 (see --help)" >&2; exit 2;;
     esac
@@ -34,9 +41,10 @@ while [ $# -gt 0 ]; do
 done
 if [ "$algorithms" = all ]; then
     algorithms=""
-    for d in containers/*/; do
+    for d in containers/*/; do  # the one rule (common/spec.py): a folder with a spec.py is an algorithm
         d="${d%/}"
-        if [ -f "$d/requirements.txt" ]; then algorithms="$algorithms ${d#containers/}"; fi
+        case "${d#containers/}" in _*|.*) continue;; esac
+        if [ -f "$d/spec.py" ]; then algorithms="$algorithms ${d#containers/}"; fi
     done
 fi
 algorithms="$(echo $algorithms)"  # squeeze spaces
@@ -74,7 +82,11 @@ install_tools() {
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing+=(iptables)
     [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
-    if [ ${#missing[@]} -eq 0 ]; then echo "present: podman runc debootstrap iptables"; return; fi
+    # the SDK local-mode test: compose, and names (algo-1-xxxxx) resolved on the compose network
+    command -v podman-compose >/dev/null || missing+=(podman-compose)
+    [ -x /usr/lib/cni/dnsname ] || missing+=(golang-github-containernetworking-plugin-dnsname)
+    command -v pgrep >/dev/null || missing+=(procps)  # the SDK stops local endpoints with pgrep -P
+    if [ ${#missing[@]} -eq 0 ]; then echo "present: podman runc debootstrap iptables podman-compose dnsname"; return; fi
     echo "installing: ${missing[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
@@ -179,7 +191,9 @@ build() {
     # shellcheck disable=SC2086
     # --layers=false: nothing is cached across CI machines, and committing every intermediate layer
     # costs about a minute per image
-    scripts/build-images.sh --network host --variant cpu $algorithms -- --layers=false
+    local runtime=()
+    [ "$reuse_runtime" = 1 ] && runtime=(--no-runtime)
+    scripts/build-images.sh --network host --variant cpu "${runtime[@]}" $algorithms -- --layers=false
 }
 
 container_tests() {
@@ -188,9 +202,16 @@ container_tests() {
         "$PY" -m pytest -v -s -p no:cacheprovider tests/containers/test_images.py
 }
 
+sdk_tests() {
+    python_with "sagemaker, pytest, yaml" "pytest>=8,<10" "requests>=2.31,<3" "sagemaker>=2.257,<3"
+    ALGOBOX_IMAGE_TESTS=1 ALGOBOX_IMAGE_ALGORITHMS="$algorithms" ALGOBOX_IMAGE_VARIANT=cpu \
+        "$PY" -m pytest -v -s -p no:cacheprovider tests/containers/test_sdk_images.py
+}
+
 step "install podman, runc, debootstrap" install_tools
 step "configure podman" configure_podman
 [ "$skip_lint" = 1 ] || step "hadolint" lint
 step "base image $BASE_IMAGE" make_base_image
 [ "$skip_build" = 1 ] || step "build cpu images: $algorithms" build
 [ "$skip_tests" = 1 ] || step "container tests" container_tests
+[ "$skip_tests" = 1 ] || [ "$skip_sdk" = 1 ] || step "SDK local-mode tests" sdk_tests

@@ -206,7 +206,7 @@ def _algorithms():
     listed = os.environ.get("ALGOBOX_IMAGE_ALGORITHMS", "").split()
     if listed:
         return listed
-    return sorted(p.parent.name for p in (ROOT / "containers").glob("*/requirements.txt")
+    return sorted(p.parent.name for p in (ROOT / "containers").glob("*/spec.py")
                   if p.parent.name in SAMPLES)
 
 
@@ -395,6 +395,49 @@ def test_serve_execution_parameters(server):
     parameters = response.json()
     for key in ("MaxConcurrentTransforms", "BatchStrategy", "MaxPayloadInMB"):
         assert key in parameters, parameters
+
+
+def test_serve_model_tar_gz_mounted_as_model_dir(algorithm, image, tmp_path):
+    """`run -v <dir holding only model.tar.gz>:/opt/ml/model IMAGE serve`, as the SDK's local mode mounts it.
+
+    The unpacking runs on the image's own Python (Debian's 3.11.2, older than the development venv's),
+    where `TarFile.extract(filter=...)` does not exist.
+    """
+    import tarfile
+
+    sample = sample_for(algorithm)
+    job = write_job(tmp_path / "opt_ml", sample)
+    trained = run_train(image, job)
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    with tarfile.open(model_dir / "model.tar.gz", "w:gz") as archive:
+        for path in sorted((job / "model").iterdir()):
+            archive.add(path, arcname=path.name)
+    version = engine("run", "--rm", "--entrypoint", "python3", image, "--version").stdout.strip()
+    print(f"\n[{image}] {version}; serving {model_dir}/model.tar.gz mounted at /opt/ml/model")
+    assert version.startswith("Python 3.11"), version
+    port = free_port()
+    name = f"algobox-test-tgz-{algorithm.replace('_', '-')}-{os.getpid()}"
+    result = engine("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080",
+                    "-v", f"{model_dir}:/opt/ml/model", image, "serve")
+    assert result.returncode == 0, result.stderr
+    try:
+        started, healthy = time.monotonic(), False
+        while time.monotonic() - started < PING_DEADLINE_S and not healthy:
+            try:
+                healthy = requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200
+            except requests.RequestException:
+                time.sleep(0.2)
+        logs = engine("logs", name)
+        assert healthy, f"no 200 from /ping within {PING_DEADLINE_S} s\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}"
+        content_type, body = sample.request
+        response = requests.post(f"http://127.0.0.1:{port}/invocations", data=body, timeout=30,
+                                 headers={"Content-Type": content_type, "Accept": "application/json"})
+        assert response.status_code == 200, response.text[:2000]
+        sample.check(response.json())
+    finally:
+        engine("rm", "-f", name)
 
 
 def test_serve_stops_on_sigterm(server):
