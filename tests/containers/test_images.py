@@ -59,8 +59,18 @@ def _clustered_csv(rows_per_cluster, centers, seed=0):
     return "\n".join(rows) + "\n"
 
 
+def _labelled_csv(rows_per_cluster, centers, seed=0):
+    """Label (the cluster's index, 0/1 for two clusters) first, as supervised algorithms read CSV."""
+    rng = random.Random(seed)
+    rows = [",".join([str(label)] + [f"{x + rng.gauss(0, 0.5):.4f}" for x in center])
+            for label, center in enumerate(centers) for _ in range(rows_per_cluster)]
+    rng.shuffle(rows)
+    return "\n".join(rows) + "\n"
+
+
 CSV_CHANNELS = {"train": {"ContentType": "text/csv", "TrainingInputMode": "File"}}
 FOUR_D = [(0, 0, 0, 0), (5, 5, 5, 5), (10, 0, 10, 0)]
+TWO_4D = [(0, 0, 0, 0), (5, 5, 5, 5)]
 
 
 def _without(key):
@@ -75,6 +85,11 @@ def _without(key):
 def _extra_column(job):
     with open(job / "input/data/train/train.csv", "a") as f:
         f.write("1,2,3,4,5\n")
+
+
+def _extra_labelled_column(job):
+    with open(job / "input/data/train/train.csv", "a") as f:
+        f.write("1,1,2,3,4,5\n")
 
 
 def _png(width, height, rgb, seed):
@@ -147,6 +162,20 @@ def _check_randomcutforest(body):
     assert score > 0, body
 
 
+def _check_xgboost(body):
+    score = body["predictions"][0]["score"]
+    assert 0 <= score <= 1, body
+
+
+def _check_knn(body):
+    assert body["predictions"][0]["predicted_label"] in (0.0, 1.0), body
+
+
+def _check_linear_learner(body):
+    first = body["predictions"][0]
+    assert 0 <= first["score"] <= 1 and first["predicted_label"] in (0, 1), body
+
+
 def _check_image_classification(body):
     probabilities = body["probabilities"]
     assert len(probabilities) == 2 and abs(sum(probabilities) - 1) < 1e-4, body
@@ -186,6 +215,38 @@ SAMPLES = {
             ("wrong-column-count", _extra_column, ["columns"]),
         ],
         max_image_bytes={"cpu": 1 * GB},
+    ),
+    "xgboost": Sample(
+        hyperparameters={"num_round": "5", "objective": "binary:logistic", "max_depth": "2"},
+        train_files={"train/train.csv": _labelled_csv(50, TWO_4D)},
+        request=("text/csv", "5,5,5,5"),
+        check=_check_xgboost,
+        bad_jobs=[
+            ("missing-num_round", _without("num_round"), ["num_round"]),
+            ("multiclass-without-num_class", _with("objective", "multi:softmax"), ["num_class"]),
+        ],
+        model_file="xgboost-model",
+    ),
+    "knn": Sample(
+        hyperparameters={"feature_dim": "4", "k": "3", "predictor_type": "classifier", "sample_size": "100"},
+        train_files={"train/train.csv": _labelled_csv(50, TWO_4D)},
+        request=("text/csv", "5,5,5,5"),
+        check=_check_knn,
+        bad_jobs=[
+            ("missing-k", _without("k"), ["k"]),
+            ("wrong-column-count", _extra_labelled_column, ["columns"]),
+        ],
+    ),
+    "linear_learner": Sample(
+        hyperparameters={"feature_dim": "4", "predictor_type": "binary_classifier", "epochs": "2",
+                         "num_models": "2", "mini_batch_size": "20"},
+        train_files={"train/train.csv": _labelled_csv(50, TWO_4D)},
+        request=("text/csv", "5,5,5,5"),
+        check=_check_linear_learner,
+        bad_jobs=[
+            ("missing-predictor_type", _without("predictor_type"), ["predictor_type"]),
+            ("wrong-column-count", _extra_labelled_column, ["columns"]),
+        ],
     ),
     "image_classification_tensorflow": Sample(
         hyperparameters={"epochs": "2", "batch_size": "8"},
