@@ -34,11 +34,12 @@ def symbol_json(predictor_type):
     return (SYMBOLS / f"{predictor_type}.json").read_text(encoding="utf-8")
 
 
-def save(path, w0, w, v, predictor_type):
+def save(target, w0, w, v, predictor_type):
+    """Write the zip to a path or a seekable binary file."""
     w0 = np.asarray(w0, np.float32).reshape(1)
     v = np.ascontiguousarray(v, np.float32)
     w = np.asarray(w, np.float32).reshape(v.shape[0], 1)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         archive.writestr(zipfile.ZipInfo(SYMBOL_MEMBER, _ZIP_TIME), symbol_json(predictor_type))
         with archive.open(zipfile.ZipInfo(PARAMS_MEMBER, _ZIP_TIME), "w", force_zip64=True) as params:
             ndarray.save(params, {"arg:w0_weight": w0, "arg:w1_weight": w, "arg:v": v})

@@ -346,6 +346,10 @@ class Trainer:
     def apply(self, grads):
         self.optimizer.step(self.params, grads)
 
+    def finish(self):
+        """Bring lazily applied state up to date (the end of training)."""
+        self.optimizer.finish(self.params)
+
     def train_batch(self, features, labels, weights=None):
         loss, grads = self.gradients(features, labels, weights)
         self.apply(grads)

@@ -19,6 +19,11 @@ class FMModel:
         self.w = np.ascontiguousarray(w, np.float32).reshape(-1, 1)
         self.w0 = np.asarray(w0, np.float32).reshape(1)
         self.predictor_type = predictor_type
+        if self.v.ndim != 2 or self.w.shape[0] != self.v.shape[0]:
+            raise ClientError(f"Factorization Machines model has w {self.w.shape} and v {self.v.shape}; expected "
+                              "(feature_dim, 1) and (feature_dim, num_factors)")
+        if not (np.isfinite(self.v).all() and np.isfinite(self.w).all() and np.isfinite(self.w0).all()):
+            raise ClientError("Factorization Machines model holds NaN or infinite parameters; it cannot serve")
         self.v_squared = self.v * self.v
 
     @property
@@ -45,7 +50,11 @@ class FMModel:
         return cls(*artifact.load(path))
 
     def save(self, model_dir):
-        artifact.save(model_dir / artifact.MODEL_FILE, self.w0, self.w, self.v, self.predictor_type)
+        self.save_to(model_dir / artifact.MODEL_FILE)
+
+    def save_to(self, target):
+        """Write ``model_algo-1`` to a path or a seekable binary file."""
+        artifact.save(target, self.w0, self.w, self.v, self.predictor_type)
 
     def raw_scores(self, features):
         """y = w0 + x w + 1/2 sum_f ((x V)_f^2 - (x^2 V^2)_f), float64, one per row; sparse rows stay sparse."""
