@@ -73,4 +73,4 @@ class FMModel:
         if not self.binary:
             return {"score": y.astype(np.float32)}
         score = 1.0 / (1.0 + np.exp(-np.clip(y, -80, 80)))
-        return {"score": score.astype(np.float32), "predicted_label": (score >= 0.5).astype(np.float32)}
+        return {"score": score.astype(np.float32), "predicted_label": (score >= 0.5).astype(np.int64)}
