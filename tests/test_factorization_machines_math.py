@@ -205,3 +205,24 @@ def test_unreadable_models_are_client_errors(mutate, message, tmp_path):
             mutate(z, tmp_path)
     with pytest.raises(ClientError, match=message):
         artifact.load(path)
+
+
+@pytest.mark.parametrize("kind", ["sgdw", "adamw"])
+def test_decoupled_decay_is_applied_to_every_row_every_step(kind):
+    """The lazy catch-up equals decaying all rows by (1 - lr wd) at every step, touched or not."""
+    d, lr, wd = 5, 0.1, 0.5
+    hp = hyperparameters(d, 2, "regressor", linear_lr=lr, linear_wd=wd)
+    params = random_params(d, 2, seed=9)
+    eager = params.w.clone()
+    opt = fm.Optimizer(params, hp, kind)
+    group = opt.groups["linear"]
+    for step, rows in enumerate([[0], [0, 1], [0], [3], [0]], start=1):
+        rows = torch.tensor(rows)
+        before = params.w.clone()
+        group.step(params.w, rows, torch.zeros(len(rows), 1), n=1)  # zero gradient: only the decay acts
+        eager *= 1 - lr * wd
+        np.testing.assert_allclose(params.w[rows].numpy(), eager[rows].numpy(), rtol=1e-5)
+        untouched = [i for i in range(d) if i not in rows.tolist()]
+        assert torch.equal(params.w[untouched], before[untouched])  # nothing done to them yet
+    group.finish(params.w)
+    np.testing.assert_allclose(params.w.numpy(), eager.numpy(), rtol=1e-5)

@@ -24,9 +24,9 @@ import scipy.sparse as sp
 import torch
 
 GROUPS = ("bias", "linear", "factors")
-OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
+OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd", "sgdw")
 DEFAULT_OPTIMIZER = "adam"
-DEFAULT_EPS = {"adam": 1e-8, "adamw": 1e-8, "adagrad": 1e-7, "sgd": 0.0}
+DEFAULT_EPS = {"adam": 1e-8, "adamw": 1e-8, "adagrad": 1e-7, "sgd": 0.0, "sgdw": 0.0}
 ADAM_BETAS = (0.9, 0.999)
 SEED = 0  # no seed hyperparameter in the guide: every host starts from the same parameters
 
@@ -202,7 +202,8 @@ class RowOptimizer:
         self.second = torch.zeros_like(param) if kind in ("adam", "adamw", "adagrad") else None
         # adamw: decoupled decay w *= (1 - lr wd) every step for every row, applied lazily: each row keeps the
         # step it was last brought up to date, and catches up when touched (and all rows at the end)
-        self.stamp = torch.zeros(param.shape[0], dtype=torch.int64, device=param.device) if kind == "adamw" else None
+        self.stamp = (torch.zeros(param.shape[0], dtype=torch.int64, device=param.device)
+                      if kind in ("adamw", "sgdw") else None)
 
     def _clip(self, grad):
         return grad.clamp_(-self.clip, self.clip) if self.clip is not None else grad
@@ -230,8 +231,10 @@ class RowOptimizer:
             history = self._rows(self.second, rows).addcmul_(grad, grad)
             weight = weight - self.lr * (grad / (history + self.eps).sqrt() + self.wd * weight)
             self._store(self.second, rows, history)
-        else:  # MXNet sgd_update without momentum
+        elif self.kind == "sgd":  # MXNet sgd_update without momentum
             weight = weight - self.lr * (self._clip(grad * rescale) + self.wd * weight)
+        else:  # sgdw: decoupled decay of every row every step (applied lazily), then the plain gradient step
+            weight = weight * self._decay(rows) - self.lr * self._clip(grad * rescale)
         self._store(param, rows, weight)
 
     def _decay(self, rows, upto=None):
@@ -328,8 +331,9 @@ def combine(cluster, grads, feature_dim, k, device="cpu"):
 class Trainer:
     """Parameters, optimizer and the loss; one call per mini-batch."""
 
-    def __init__(self, hp, device="cpu", optimizer=DEFAULT_OPTIMIZER, seed=SEED):
+    def __init__(self, hp, device="cpu", optimizer=None, seed=SEED):
         self.hp = hp
+        optimizer = optimizer or hp.get("optimizer", DEFAULT_OPTIMIZER)
         self.device = torch.device(device)
         self.binary = hp["predictor_type"] == "binary_classifier"
         self.params = Parameters.initial(hp, self.device, seed)

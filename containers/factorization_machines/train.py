@@ -126,7 +126,7 @@ def train(context):
     device = choose_device(peek(context, hp) if context.channels["train"].input_mode == "File" else None)
     log.info("Factorization Machines: predictor_type=%s, feature_dim=%d, num_factors=%d, optimizer=%s, epochs=%d, "
              "mini_batch_size=%d, device=%s", hp["predictor_type"], hp["feature_dim"], hp["num_factors"],
-             fm.DEFAULT_OPTIMIZER, hp["epochs"], hp["mini_batch_size"], device)
+             hp["optimizer"], hp["epochs"], hp["mini_batch_size"], device)
     trainer = fm.Trainer(hp, device)
     with context.cluster("cpu") as cluster:
         if cluster.world_size > 1:
