@@ -4,8 +4,8 @@
         [--skip-myfm] [--skip-rss] [--skip-dna] [--optimizers] [--optimizer-epochs 10]
 
 (a) The planted benchmark (containers/factorization_machines/planted.py): --rows rows of 8 categorical fields
-    (50,000 users, 20,000 items, six fields of 1,000 values, popularity ~ 1/(rank + 10)) one-hot encoded (72,000
-    features, 8 non-zeros per row); labels drawn from a known FM with k=8 (logistic noise). Test log loss on
+    (50,000 users, 20,000 items, six fields of 1,000 to 100 values, popularity ~ 1/(rank + 10)) one-hot encoded
+    (72,800 features, 8 non-zeros per row); labels drawn from a known FM with k=8 (logistic noise). Test log loss on
     200,000 fresh rows of: the oracle (the generating FM), scikit-learn LogisticRegression on the same one-hot
     features (it cannot see interactions), ``algobox factorization-machines train`` (the real entrypoint, sparse
     recordIO in File mode, its logged test metric) and myfm (Bayesian FM, Gibbs sampling, PyPI) with its time.
@@ -15,7 +15,7 @@
 (c) mlbench DNA (3,186 x 180 binary indicators; class "n" vs rest), 5 seeded 2:1 splits: FM against logistic
     regression (test log loss and accuracy). The Debian package is fetched into --cache when missing.
 (d) --optimizers: the optimizer behind the per-group learning rates, measured in-process on the planted data:
-    test log loss after 1 and --optimizer-epochs epochs for adam, adagrad, sgd and sgdw (--kinds), at the
+    test log loss after 1 and --optimizer-epochs epochs for adam, adagrad, sgd and sgdw (--runs), at the
     guide's default learning rates and at tuned rates (scaled per optimizer, see README).
 """
 
@@ -46,13 +46,14 @@ DEFAULTS = {name: prop["default"] for name, prop in json.loads(
     (REPO / "containers/factorization_machines/hyperparameters.json").read_text())["properties"].items()
     if "default" in prop}
 # The benchmark's hyperparameters (the guide's defaults learn far too slowly on one-hot data; see README)
-BENCH = {"num_factors": 8, "predictor_type": "binary_classifier", "mini_batch_size": 1000,
-         "bias_lr": 0.1, "linear_lr": 0.05, "factors_lr": 0.05, "factors_init_sigma": 0.01}
+BENCH = {"num_factors": 8, "predictor_type": "binary_classifier", "mini_batch_size": 1000, "optimizer": "sgdw",
+         "bias_lr": 1.0, "linear_lr": 20.0, "factors_lr": 20.0, "linear_wd": 2e-5, "factors_wd": 2e-5,
+         "factors_init_sigma": 0.01}
 # the same step sizes for the other optimizers (sgd's gradient is the batch mean: scale by the batch size)
 TUNED = {"adam": {"linear_lr": 0.01, "factors_lr": 0.01}, "adagrad": {"linear_lr": 0.05, "factors_lr": 0.05},
          "sgd": {"linear_lr": 20.0, "factors_lr": 20.0, "bias_lr": 1.0},
          "adamw": {"linear_lr": 0.01, "factors_lr": 0.01, "linear_wd": 0.3, "factors_wd": 0.3},
-         "sgdw": {"linear_lr": 20.0, "factors_lr": 20.0, "bias_lr": 1.0, "linear_wd": 3e-5, "factors_wd": 3e-5}}
+         "sgdw": {"linear_lr": 20.0, "factors_lr": 20.0, "bias_lr": 1.0, "linear_wd": 2e-5, "factors_wd": 2e-5}}
 
 
 def log(*args):
@@ -195,7 +196,8 @@ def dna_benchmark(args):
 
     x, y = mlbench_dna(args.cache)
     results = {"fm": [], "lr": []}
-    hp = {**DEFAULTS, **BENCH, "feature_dim": x.shape[1], "num_factors": 8, "mini_batch_size": 100}
+    hp = {**DEFAULTS, **BENCH, "feature_dim": x.shape[1], "num_factors": 8, "mini_batch_size": 100,
+          "linear_lr": 2.0, "factors_lr": 2.0}  # sgd steps scale with the batch: 20 at 1000 rows, 2 at 100
     for seed in range(5):
         order = np.random.default_rng(seed).permutation(len(y))
         train, test = order[: 2 * len(y) // 3], order[2 * len(y) // 3:]
@@ -228,11 +230,12 @@ def optimizer_benchmark(args, data=None):
         x, y, xt, yt, d = data
     log(f"(d) optimizers, in-process, test log loss after 1 and {args.optimizer_epochs} epochs "
         f"(mini_batch_size 1000):")
-    for setting in ("defaults", "tuned"):
-        for kind in args.kinds.split(","):
+    for setting, kind in (item.split(":") for item in args.runs.split(",")):
+        if True:
             hp = {**DEFAULTS, **BENCH, "feature_dim": d}
             if setting == "defaults":
-                hp.update({k: DEFAULTS[k] for k in ("bias_lr", "linear_lr", "factors_lr", "factors_init_sigma")})
+                hp.update({k: DEFAULTS[k] for k in ("bias_lr", "linear_lr", "factors_lr", "factors_init_sigma",
+                                                     "bias_wd", "linear_wd", "factors_wd")})
             else:
                 hp.update(TUNED[kind])
             hp["optimizer"] = kind
@@ -245,7 +248,7 @@ def optimizer_benchmark(args, data=None):
                     trainer.finish()  # lazily applied decay brought up to date (a no-op but for *w)
                     model = FMModel(*trainer.params.numpy(), "binary_classifier")
                     losses.append(planted.log_loss(model.predict(xt)["score"], yt))
-            rates = {k: hp[k] for k in ("bias_lr", "linear_lr", "factors_lr")}
+            rates = {k: hp[k] for k in ("bias_lr", "linear_lr", "factors_lr", "linear_wd", "factors_wd")}
             log(f"    {setting:8s} {kind:8s} {json.dumps(rates)}: {losses[0]:.4f} after 1, {losses[-1]:.4f} after "
                 f"{args.optimizer_epochs}  ({time.perf_counter() - start:.0f} s)")
 
@@ -262,7 +265,8 @@ def main():
     parser.add_argument("--skip-planted", action="store_true")
     parser.add_argument("--optimizers", action="store_true")
     parser.add_argument("--optimizer-epochs", type=int, default=10)
-    parser.add_argument("--kinds", default="adam,adagrad,sgd,sgdw", help="optimizers for --optimizers")
+    parser.add_argument("--runs", default="defaults:adam,defaults:adagrad,defaults:sgd,tuned:adam,tuned:adagrad,"
+                                          "tuned:sgdw", help="setting:optimizer pairs for --optimizers")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "algobox-mlbench"))
     args = parser.parse_args()
     import torch

@@ -7,7 +7,7 @@ one-hot column ``offsets[f] + value``; every row has exactly one non-zero per fi
 import numpy as np
 import scipy.sparse as sp
 
-FIELDS = (50_000, 20_000, 1000, 1000, 1000, 1000, 1000, 1000)  # users, items, six small fields: 72,000 columns
+FIELDS = (50_000, 20_000, 1000, 700, 500, 300, 200, 100)  # users, items, six fields of up to 1,000: 72,800 columns
 # Per field: the standard deviations of the planted linear terms and factors. The users' and items' are small, so
 # the oracle's edge over logistic regression lies in interactions the data can teach (see README.md).
 LINEAR_SCALES = (0.1, 0.1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5)
