@@ -17,8 +17,18 @@ The layout (all integers little-endian; checked byte for byte against real MXNet
     record (V1, MXNet 0.11):  u32 magic 0xF993FAC8 | i32 ndim | i64 dim * ndim | ctx | type | data
     record (legacy, <= 0.10): u32 ndim (no magic) | u32 dim * ndim | ctx | type | data
 
-Note ndim is 32 bits even though the dims are 64 bits. Sparse records (storage type 1
-row_sparse, 2 csr) carry a storage shape and index arrays as well; they are rejected.
+Note ndim is 32 bits even though the dims are 64 bits. Sparse records (V2/V3 only) carry more::
+
+    sparse record := u32 magic | i32 storage type (1 row_sparse, 2 csr)
+               | i32 ndim | i64 dim * ndim                  # storage shape: of the values
+               | i32 ndim | i64 dim * ndim                  # shape: of the dense array
+               | i32 dev_type | i32 dev_id | i32 type flag
+               | (i32 aux type flag | i32 ndim | i64 dim * ndim) * naux
+               | values, C order | aux data * naux
+    row_sparse: naux 1, the row indices (int64); values (rows, *shape[1:])
+    csr:        naux 2, indptr then column indices (int64); values (nnz,)
+
+:func:`load` returns them dense (as ``.asnumpy()`` does in MXNet); :func:`save` writes dense only.
 
 Type flags (mshadow): 0 float32, 1 float64, 2 float16, 3 uint8, 4 int32, 5 int8, 6 int64,
 7 bool; 8-11 (int16, uint16, uint32, uint64) are read but not written because MXNet 1.9.1's
@@ -191,11 +201,11 @@ def _read_record(r: _Reader, index: int) -> np.ndarray:
     if magic in (V2_MAGIC, V3_MAGIC):
         stype = r.i32(f"the storage type of {label}")
         if stype != STORAGE_DEFAULT:
-            kind = _STORAGE_NAMES.get(stype)
-            if kind is None:
-                raise r.fail(f"{label} has unknown storage type {stype}", start)
-            raise r.fail(f"{label} has {kind} storage; only dense (default) storage is supported "
-                         f"(convert it with .tostype('default') before mx.nd.save)", start)
+            if stype not in _SPARSE_AUX:
+                kind = _STORAGE_NAMES.get(stype)
+                what = f"unknown storage type {stype}" if kind is None else f"{kind} storage"
+                raise r.fail(f"{label} has {what} (only default, row_sparse and csr can be read)", start)
+            return _read_sparse(r, label, start, stype)
         dims = _read_dims(r, r.i32(f"the ndim of {label}"), "q", label)
         if any(d < 0 for d in dims):
             # MXNet marks an unknown dim with -1; such an array has no data in the file.
@@ -226,6 +236,63 @@ def _read_record(r: _Reader, index: int) -> np.ndarray:
         return data.reshape(dims)
     except ValueError as e:
         raise r.fail(f"{label} has an unusable shape {tuple(dims)}: {e}", start) from None
+
+
+_SPARSE_AUX = {1: 1, 2: 2}  # storage type -> number of index arrays
+MAX_DENSE_BYTES = 1 << 36  # a sparse record is returned dense: refuse absurd dense sizes (64 GiB)
+
+
+def _read_shape(r: _Reader, label: str, what: str, start: int) -> list[int]:
+    dims = _read_dims(r, r.i32(f"the {what} ndim of {label}"), "q", f"the {what} of {label}")
+    if any(d < 0 for d in dims):
+        raise r.fail(f"{label} has unknown or negative {what} dims {tuple(dims)}", start)
+    return dims
+
+
+def _read_sparse(r: _Reader, label: str, start: int, stype: int) -> np.ndarray:
+    """A row_sparse or csr record, returned as the dense array it stands for."""
+    kind = _STORAGE_NAMES[stype]
+    storage = _read_shape(r, label, "storage shape", start)
+    shape = _read_shape(r, label, "shape", start)
+    if not shape:
+        raise r.fail(f"{label} ({kind}) has no shape (an empty MXNet array)", start)
+    r.unpack("<ii", f"the context of {label}")
+    dtype = _FLAG_TO_DTYPE.get(r.i32(f"the type flag of {label}"))
+    if dtype is None:
+        raise r.fail(f"{label} ({kind}) has an unknown type flag", start)
+    aux = []
+    for i in range(_SPARSE_AUX[stype]):
+        aux_dtype = _FLAG_TO_DTYPE.get(r.i32(f"the type flag of index array {i} of {label}"))
+        aux_shape = _read_shape(r, label, f"index array {i} shape", start)
+        if aux_dtype is None or aux_dtype.kind not in "iu" or len(aux_shape) != 1:
+            raise r.fail(f"{label} ({kind}) has an unusable index array {i} "
+                         f"({aux_dtype}, shape {tuple(aux_shape)})", start)
+        aux.append((aux_dtype, aux_shape[0]))
+    if math.prod(shape) * dtype.itemsize > MAX_DENSE_BYTES:
+        raise r.fail(f"{label} ({kind}) stands for a dense array of shape {tuple(shape)}, "
+                     f"over {MAX_DENSE_BYTES >> 30} GiB", start)
+    values = r.array(dtype, math.prod(storage), f"the values of {label} ({kind}) {tuple(storage)}")
+    index = [r.array(t, n, f"index array {i} of {label} ({kind})").astype(np.int64)
+             for i, (t, n) in enumerate(aux)]
+    if not dtype.isnative:
+        values = values.astype(dtype.newbyteorder("="))
+    out = np.zeros(shape, dtype.newbyteorder("="))
+    if stype == 1:  # row_sparse: values (len(rows), *shape[1:]) for the listed rows
+        rows = index[0]
+        if storage[:1] != [rows.size] or storage[1:] != shape[1:]:
+            raise r.fail(f"{label} (row_sparse): values {tuple(storage)} do not fit {rows.size} rows "
+                         f"of shape {tuple(shape)}", start)
+        if rows.size and (rows.min() < 0 or rows.max() >= shape[0]):
+            raise r.fail(f"{label} (row_sparse): a row index is outside 0..{shape[0] - 1}", start)
+        out[rows] = values.reshape([rows.size, *shape[1:]])
+        return out
+    indptr, columns = index  # csr
+    if len(shape) != 2 or indptr.size != shape[0] + 1 or columns.size != values.size \
+            or indptr[0] != 0 or indptr[-1] != values.size or np.any(np.diff(indptr) < 0) \
+            or (columns.size and (columns.min() < 0 or columns.max() >= shape[1])):
+        raise r.fail(f"{label} (csr) has inconsistent indptr/indices for shape {tuple(shape)}", start)
+    out[np.repeat(np.arange(shape[0]), np.diff(indptr)), columns] = values
+    return out
 
 
 def load(source) -> list[np.ndarray] | dict[str, np.ndarray]:

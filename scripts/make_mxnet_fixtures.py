@@ -18,7 +18,8 @@ What it does:
    ``common.ndarray.load`` of every fixture gives the recorded values.
 3. Round trips: many dtypes/shapes/names written by our ``save`` are read back by
    ``mx.nd.load``, and written by ``mx.nd.save`` are read back by our ``load``, byte-compared.
-4. Records MXNet's own behaviour on the odd cases (0-d arrays, sparse storage).
+4. Records MXNet's own behaviour on the odd cases (0-d arrays); sparse (row_sparse, csr) files
+   are read back dense, as MXNet's ``asnumpy()`` gives them.
 
 Without ``--old-wheels`` the legacy and V1 fixtures already in the folder are kept.
 """
@@ -175,25 +176,39 @@ def write_v2_fixtures(mx, expected):
         check(same(mx_load(mx, path, np_shape), contents), f"{name}: mx.nd.load reads it back")
 
 
-def write_rejected_fixtures(mx, expected):
-    """Sparse files, and MXNet's 0-d V2 file that MXNet itself cannot load."""
-    nd = mx.nd
-    rsp = nd.sparse.row_sparse_array((np.array([[1.0, 2.0]], np.float32), np.array([1])),
-                                     shape=(3, 2))
-    nd.save(str(OUT / "row_sparse"), [rsp])
-    csr = nd.sparse.csr_matrix((np.array([1.0, 2.0], np.float32), np.array([0, 1]),
-                                np.array([0, 1, 2])), shape=(2, 2))
-    nd.save(str(OUT / "csr"), {"c": csr})
-    for name, stype in (("row_sparse", "row_sparse"), ("csr", "csr")):
-        expected[name] = {"writer": f"mxnet {mx.__version__} mx.nd.save", "format": "V2",
-                          "storage": stype, "kind": "error"}
-        try:
-            ours.load(OUT / name)
-        except ours.NDArrayFormatError as e:
-            check(stype in str(e), f"{name}: common.ndarray.load refuses it: {e}")
-        else:
-            check(False, f"{name}: common.ndarray.load must refuse sparse storage")
+def sparse_fixtures(nd):
+    """name -> MXNet sparse NDArrays to save (row_sparse and csr storage), as a list or a dict."""
+    return {
+        "row_sparse": [nd.sparse.row_sparse_array((np.array([[1.0, 2.0]], np.float32), np.array([1])),
+                                                  shape=(3, 2))],
+        "csr": {"c": nd.sparse.csr_matrix((np.array([1.0, 2.0], np.float32), np.array([0, 1]),
+                                           np.array([0, 1, 2])), shape=(2, 2))},
+        "sparse_mixed": {  # what a sparse-trained model's params could hold: dense and row_sparse together
+            "dense": nd.array(np.array([0.5], np.float32)),
+            "rsp64": nd.sparse.row_sparse_array(
+                (np.arange(12, dtype=np.float64).reshape(2, 3, 2) - 5.5, np.array([0, 3])), shape=(5, 3, 2),
+                dtype=np.float64),
+            "rsp_empty": nd.sparse.zeros("row_sparse", (4, 2)),
+            "csr_wide": nd.sparse.csr_matrix((np.array([-1.5, 2.0, 3.25], np.float32), np.array([6, 0, 6]),
+                                              np.array([0, 1, 1, 3])), shape=(3, 7)),
+        },
+    }
 
+
+def write_sparse_fixtures(mx, expected):
+    """Sparse storage: common.ndarray.load returns the dense arrays MXNet's asnumpy() gives."""
+    for name, contents in sparse_fixtures(mx.nd).items():
+        mx.nd.save(str(OUT / name), contents)
+        dense = ({k: v.asnumpy() for k, v in contents.items()} if isinstance(contents, dict)
+                 else [v.asnumpy() for v in contents])
+        stypes = sorted({v.stype for v in (contents.values() if isinstance(contents, dict) else contents)})
+        expected[name] = {"writer": f"mxnet {mx.__version__} mx.nd.save", "format": "V2",
+                          "storage": stypes, "byte_identical_save": False, **describe(dense)}
+        check(same(ours.load(OUT / name), dense), f"{name}: common.ndarray.load gives asnumpy() of {stypes}")
+
+
+def write_rejected_fixtures(mx, expected):
+    """MXNet's 0-d V2 file that MXNet itself cannot load."""
     scalar = [np.array(3.0, np.float32)]
     mx_save(mx, OUT / "scalar_v2", scalar)
     try:
@@ -319,6 +334,7 @@ def main():
     old = json.loads(expected_path.read_text())["fixtures"] if expected_path.exists() else {}
     expected = {}
     write_v2_fixtures(mx, expected)
+    write_sparse_fixtures(mx, expected)
     write_rejected_fixtures(mx, expected)
     if args.old_wheels:
         write_old_fixtures(mx, args.old_wheels, expected)

@@ -176,6 +176,11 @@ def _check_linear_learner(body):
     assert 0 <= first["score"] <= 1 and first["predicted_label"] in (0, 1), body
 
 
+def _check_factorization_machines(body):
+    first = body["predictions"][0]
+    assert 0 <= first["score"] <= 1 and first["predicted_label"] in (0, 1), body
+
+
 def _check_image_classification(body):
     probabilities = body["probabilities"]
     assert len(probabilities) == 2 and abs(sum(probabilities) - 1) < 1e-4, body
@@ -245,6 +250,17 @@ SAMPLES = {
         check=_check_linear_learner,
         bad_jobs=[
             ("missing-predictor_type", _without("predictor_type"), ["predictor_type"]),
+            ("wrong-column-count", _extra_labelled_column, ["columns"]),
+        ],
+    ),
+    "factorization_machines": Sample(
+        hyperparameters={"feature_dim": "4", "num_factors": "2", "predictor_type": "binary_classifier",
+                         "epochs": "2", "mini_batch_size": "20"},
+        train_files={"train/train.csv": _labelled_csv(50, TWO_4D)},
+        request=("text/csv", "5,5,5,5"),
+        check=_check_factorization_machines,
+        bad_jobs=[
+            ("missing-num_factors", _without("num_factors"), ["num_factors"]),
             ("wrong-column-count", _extra_labelled_column, ["columns"]),
         ],
     ),

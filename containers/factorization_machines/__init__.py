@@ -1,0 +1,1 @@
+"""Factorization Machines (factorization-machines): sparse pairwise-interaction models in PyTorch."""
