@@ -16,7 +16,9 @@ def column_list(values, name):
     if isinstance(values, list) and values and not isinstance(values[0], (int, float, np.number, list, np.ndarray)):
         return values
     array = np.asarray(values)
-    if array.dtype.kind in "biuf":
+    if array.dtype.kind in "iu":  # integer columns (class labels) stay integers: {"predicted_label": 1}
+        return array.tolist()
+    if array.dtype.kind in "bf":
         array = array.astype(np.float64)
         if not np.isfinite(array).all():
             bad = int(np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))[0])
