@@ -219,7 +219,7 @@ SAMPLES = {
             ("missing-feature_dim", _without("feature_dim"), ["feature_dim"]),
             ("wrong-column-count", _extra_column, ["columns"]),
         ],
-        max_image_bytes={"cpu": 1 * GB},
+        max_image_bytes={"cpu": int(1.25 * GB)},  # torch (multi-host gather) + numba: 1.13 GB measured
     ),
     "xgboost": Sample(
         hyperparameters={"num_round": "5", "objective": "binary:logistic", "max_depth": "2"},
