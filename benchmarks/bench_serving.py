@@ -1,6 +1,10 @@
 """Serving throughput: single-record JSON requests through ``algobox kmeans serve`` against a trivial
 Flask app returning a constant, under the same gunicorn settings and the same load generator, in one run.
 
+The ratio is measured with gunicorn serving the port itself on both sides (``ALGOBOX_NGINX=off``): it is the
+cost of our protocol (decode, checks, predict, encode). A third row shows ours with nginx in front (as the
+images run), when nginx is installed, so the cost of that hop is visible too.
+
     .venv/bin/python benchmarks/bench_serving.py [--seconds 10] [--clients 8]
 
 Prints requests/s, p50/p99 latency for both and the ratio (goal: ours >= 0.85 of the trivial app).
@@ -11,6 +15,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -91,15 +96,24 @@ def main():
     with tempfile.TemporaryDirectory() as root:
         Path(root, "model").mkdir()
         ndarray.save(Path(root, "model", "model_algo-1"), [centroids])
+        fronted = []
+        nginx = shutil.which("nginx") is not None
         for _ in range(args.rounds):  # interleaved, so background load hits both alike
             trivial.append(run_trivial(args.workers, body, args.seconds, args.clients))
-            with serve("kmeans", root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": str(args.workers)}) as server:
+            env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(args.workers), "ALGOBOX_NGINX": "off"}
+            with serve("kmeans", root, env=env) as server:
                 ours.append(load(int(server.url.rsplit(":", 1)[1]), body, args.seconds, args.clients))
+            if nginx:
+                with serve("kmeans", root, env={**env, "ALGOBOX_NGINX": "auto"}) as server:
+                    fronted.append(load(int(server.url.rsplit(":", 1)[1]), body, args.seconds, args.clients))
     trivial, ours = np.mean(trivial, axis=0), np.mean(ours, axis=0)
     print(f"workers={args.workers} clients={args.clients} seconds={args.seconds} x {args.rounds} rounds, "
           f"feature_dim={args.feature_dim}")
     print(f"{'server':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    for name, (rps, p50, p99) in (("trivial Flask", trivial), ("algobox kmeans", ours)):
+    rows = [("trivial Flask", trivial), ("algobox kmeans", ours)]
+    if fronted:
+        rows.append(("algobox, nginx front", np.mean(fronted, axis=0)))
+    for name, (rps, p50, p99) in rows:
         print(f"{name:<22}{rps:>10.0f}{p50:>10.2f}{p99:>10.2f}")
     print(f"throughput ratio algobox/trivial = {ours[0] / trivial[0]:.2f} (goal >= 0.85)")
 
