@@ -20,12 +20,37 @@ BLOCK_BYTES = 16 << 20
 MAX_COLUMNS = 1_000_000  # no algorithm takes wider rows; past this a row is refused before parsing
 
 
+def _read_block(stream):
+    """Up to BLOCK_BYTES, and the error that cut the read short (a stop request during a stalled Pipe read),
+    so the whole lines read before it are still parsed."""
+    read1 = getattr(stream, "read1", None)
+    if read1 is None:
+        return stream.read(BLOCK_BYTES), None
+    parts, size = [], 0
+    try:
+        while size < BLOCK_BYTES:
+            chunk = read1(BLOCK_BYTES - size)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+    except Exception as exc:  # noqa: BLE001 - re-raised once the lines before it are yielded
+        return b"".join(parts), exc
+    return b"".join(parts), None
+
+
 def _blocks(stream):
     """Chunks of whole lines, each with the number of lines before it."""
     rest = b""
     lines_before = 0
     while True:
-        data = stream.read(BLOCK_BYTES)
+        data, error = _read_block(stream)
+        if error is not None:
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield data[:cut], lines_before
+            raise error
         if not data:
             break
         data = rest + data
