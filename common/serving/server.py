@@ -118,6 +118,7 @@ def run(spec, paths=None, settings=None):
     settings = settings or ServingSettings.from_env()
     scratch = Path(tempfile.mkdtemp(prefix="algobox-serve-"))
     frontend = None
+    master = os.getpid()  # workers are forked inside _Gunicorn.run(): their exit unwinds through here too
     try:
         try:
             model_dir = resolve_model_dir(paths.model_dir, scratch / "model")
@@ -168,6 +169,8 @@ def run(spec, paths=None, settings=None):
             log.error("Server stopped: %s", exc.reason)
             return EXIT_BOOT_FAILED if exc.exit_status == EXIT_BOOT_FAILED else 1
         except SystemExit as exc:
+            if os.getpid() != master:
+                raise  # a worker exiting: nothing of the master's is its to report or remove
             code = exc.code if isinstance(exc.code, int) else 1
             if frontend is not None and frontend.failed:
                 log.error("Server stopped: %s", frontend.failed)
@@ -178,7 +181,8 @@ def run(spec, paths=None, settings=None):
             return code
         return 0
     finally:
-        if frontend is not None:
-            frontend.on_exit(None)
-        shutil.rmtree(scratch, ignore_errors=True)
+        if os.getpid() == master:
+            if frontend is not None:
+                frontend.on_exit(None)
+            shutil.rmtree(scratch, ignore_errors=True)
         sys.stdout.flush()
