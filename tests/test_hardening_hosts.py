@@ -111,6 +111,8 @@ def test_host_failing_before_joining_is_named_by_its_peer(tmp_path):
     one, two = start_hosts(tmp_path, hp2={**HP, "k": "abc"})
     assert two.finish(EXIT_BOUND_S) == 1, two.output
     assert one.finish(EXIT_BOUND_S) == 1, one.output
+    print(f"#2: both exited {max(one.exited_at, two.exited_at) - start:.1f} s after the start; "
+          f"host 1: {first_line(one.failure)[:120]}")
     assert max(one.exited_at, two.exited_at) - start < EXIT_BOUND_S
     assert first_line(two.failure).startswith("ClientError: Invalid hyperparameter k='abc'")
     assert first_line(one.failure).startswith("ClientError: host algo-2 failed: ClientError: Invalid hyperparameter k")
@@ -123,6 +125,8 @@ def test_host_with_bad_data_after_joining_is_named_by_its_peer(tmp_path):
     one, two = start_hosts(tmp_path, data2=bad)
     assert two.finish(EXIT_BOUND_S) == 1, two.output
     assert one.finish(EXIT_BOUND_S) == 1, one.output
+    print(f"#2c NaN: both exited {max(one.exited_at, two.exited_at) - start:.1f} s after the start; "
+          f"host 1: {first_line(one.failure)[:160]}")
     assert max(one.exited_at, two.exited_at) - start < EXIT_BOUND_S
     assert "Joining 2 hosts as rank 1" in two.output
     assert first_line(two.failure).startswith("ClientError: record has a NaN or infinite feature value")
@@ -144,6 +148,7 @@ def test_host_killed_or_frozen_after_joining_is_named_by_its_peer(tmp_path, how)
         assert one.finish(EXIT_BOUND_S) == 2, one.output
         assert one.exited_at - struck < EXIT_BOUND_S
         line = first_line(one.failure)
+        print(f"#2b/2c {how}: host 1 exited {one.exited_at - struck:.1f} s after it; {line[:160]}")
         assert line.startswith("AlgorithmError: host algo-2 failed: "), line
         assert "Connection closed" not in line and "GLHF" not in one.failure
         if how == "SIGSTOP":
@@ -170,6 +175,7 @@ def test_host_that_never_joins_is_named_within_the_join_timeout(tmp_path):
     one.wait_for(r"Joining 2 hosts as rank 0 .*join timeout 8 s")
     joining = time.monotonic()
     assert one.finish(60) == 2, one.output
+    print(f"never joins: host 1 exited {one.exited_at - joining:.1f} s after joining (timeout 8 s)")
     assert one.exited_at - joining < 8 + 5
     assert first_line(one.failure) == ("PlatformError: host algo-2 did not join within 8 s "
                                        "(ALGOBOX_DIST_JOIN_TIMEOUT sets the wait)")
