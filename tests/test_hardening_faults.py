@@ -171,3 +171,25 @@ def test_model_tar_is_unpacked_once_and_removed_on_stop(tmp_path):
     assert len(sockets) == 2 and len(set(sockets)) == 2, sockets  # both shared $HOME/.gunicorn before
     assert server.process.returncode == 0
     assert list(scratch.iterdir()) == []  # 2.1 GB stayed behind for a 1 GB model before
+
+
+# --- #9: an unreadable subdirectory is an error, not silently skipped data ---
+
+def test_unreadable_subdirectory_is_a_client_error(tmp_path, monkeypatch):
+    """As root every directory reads, so the permission error is injected where os.walk lists ``sub``."""
+    from common.errors import ChannelError
+    from common.sources import list_files
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.pbr").write_bytes(b"x")
+    (tmp_path / "sub" / "c.pbr").write_bytes(b"x")
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("sub"):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(ChannelError, match=r"Cannot read directory .*sub in the channel: Permission denied"):
+        list_files(tmp_path)
