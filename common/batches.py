@@ -117,6 +117,8 @@ def read_batches(channel, paths, batch_size, *, epoch=0, feature_dim=None, shard
     if allow_nonfinite is not None:
         options = ReadOptions(**{**options.__dict__, "missing_values": allow_nonfinite})
     reader = reader_for(channel.media_type.mime)
+    if stop is not None and hasattr(stop, "started"):
+        stop.started()  # from now on SIGTERM means: stop at a batch boundary and save what was read
     rebatcher = _Rebatcher(batch_size)
     records = 0
 

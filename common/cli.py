@@ -62,7 +62,10 @@ def main(argv=None):
     if command == "train":
         from .training import run
 
-        return run(spec)
+        code = run(spec)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # everything is written (model files are fsynced): skip the frameworks' slow teardown
     if command == "serve":
         from .serving.server import run
 

@@ -1,6 +1,7 @@
 """MIME type parsing, lenient the way SageMaker users write content types."""
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -23,6 +24,8 @@ def register_alias(alias, canonical):
     if taken is not None and taken != canonical:
         raise ValueError(f"content type alias {alias!r} already means {taken!r}, not {canonical!r}")
     ALIASES[alias] = canonical
+    if "parse" in globals():
+        parse.cache_clear()  # an earlier parse of this alias is stale now
 
 
 for _canonical, _aliases in {
@@ -68,8 +71,11 @@ class MediaType:
         return value is not None and value.lower() in ("", "true", "1", "yes")
 
 
+@lru_cache(maxsize=256)
 def parse(value, default=None):
-    """Parse ``' Text/CSV ; Label-Size = 1 '`` into ``MediaType('text/csv', {'label_size': '1'})``."""
+    """Parse ``' Text/CSV ; Label-Size = 1 '`` into ``MediaType('text/csv', {'label_size': '1'})``.
+
+    Results are cached (headers repeat); treat the returned MediaType as read-only."""
     if value is None or not value.strip():
         return parse(default) if default else None
     parts = value.split(";")
@@ -85,6 +91,7 @@ def parse(value, default=None):
     return MediaType(mime, params)
 
 
+@lru_cache(maxsize=256)
 def parse_accept(header):
     """The media ranges of an Accept header, best first (by q, then by order)."""
     if header is None or not header.strip():
@@ -103,7 +110,7 @@ def parse_accept(header):
             quality = 0.0
         if quality > 0:
             ranges.append((-quality, index, media))
-    return [media for _, _, media in sorted(ranges, key=lambda r: (r[0], r[1]))]
+    return tuple(media for _, _, media in sorted(ranges, key=lambda r: (r[0], r[1])))
 
 
 def matches(media_range, mime):

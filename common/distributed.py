@@ -3,7 +3,7 @@
 The protocol an algorithm's training code relies on is small, so that any engine can satisfy it:
 
 ``rank``, ``world_size``, ``is_master``
-``all_reduce_sum(tensor)``, ``all_gather(tensor)``, ``barrier()``
+``all_reduce_sum(tensor)``, ``all_gather(tensor)``, ``all_gather_bytes(data) -> [bytes per host]``, ``barrier()``
 ``stop()`` (also ``with cluster: ...``, which always stops it)
 
 ``common/torch_cluster.py`` implements it with torch.distributed (gloo on CPU, NCCL on GPU); ``SingleHost``
@@ -106,6 +106,9 @@ class SingleHost:
 
     def all_gather(self, tensor):
         return tensor
+
+    def all_gather_bytes(self, data):
+        return [bytes(data)]
 
     def broadcast(self, tensor, source=0):
         return tensor

@@ -87,7 +87,7 @@ def parse_block(block, source=None, lines_before=0, one_based=None):
         _find_bad_line(lines, source, lines_before)
         bad = int(np.flatnonzero((indices != np.floor(indices)) | (indices < 0) | (indices > MAX_INDEX))[0])
         row = int(np.searchsorted(np.cumsum(counts), bad, side="right"))
-        raise DataError(f"libsvm index {indices[bad]!r} is not a whole number in [0, {MAX_INDEX}]", source=source,
+        raise DataError(f"libsvm index {float(indices[bad]):g} is not a whole number in [0, {MAX_INDEX}]", source=source,
                         record=lines_before + lines[row][0])
     indices = indices.astype(np.int64)
     if one_based is None:

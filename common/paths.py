@@ -41,8 +41,8 @@ class MLPaths:
 
     @property
     def default_checkpoint_dir(self):
-        """Where SageMaker syncs checkpoints with S3 (``CheckpointConfig.LocalPath``'s default)."""
-        return self.root.parent / "checkpoints" if self.root.name == "ml" else self.root / "checkpoints"
+        """Where SageMaker syncs checkpoints with S3 (``CheckpointConfig.LocalPath``'s default: /opt/ml/checkpoints)."""
+        return self.root / "checkpoints"
 
     @property
     def data_dir(self):

@@ -175,9 +175,12 @@ class AlgorithmSpec:
         return registry
 
     def encode_options(self):
-        from .serving.codecs import EncodeOptions
+        options = self.__dict__.get("_encode_options")
+        if options is None:
+            from .serving.codecs import EncodeOptions
 
-        return EncodeOptions(response_key=self.response_key, csv_columns=self.csv_columns)
+            options = self.__dict__["_encode_options"] = EncodeOptions(self.response_key, self.csv_columns)
+        return options
 
     def parse_media(self, mime):
         return contenttypes.parse(mime)

@@ -248,6 +248,20 @@ class TorchCluster:
         self._collective(dist.all_gather, parts, tensor.contiguous())
         return torch.cat(parts)
 
+    def all_gather_bytes(self, data):
+        """Every host's bytes (of any length), in rank order: lengths first, then one padded all_gather."""
+        if self.world_size == 1:
+            return [bytes(data)]
+        import numpy as np
+        import torch
+
+        lengths = self.all_gather(torch.tensor([len(data)], dtype=torch.int64)).tolist()
+        block = torch.zeros(max(lengths), dtype=torch.uint8)
+        if data:
+            block[:len(data)] = torch.from_numpy(np.frombuffer(bytes(data), dtype=np.uint8).copy())
+        gathered = self.all_gather(block.reshape(1, -1)).numpy()
+        return [gathered[rank, :length].tobytes() for rank, length in enumerate(lengths)]
+
     def broadcast(self, tensor, source=0):
         if self.world_size > 1:
             import torch.distributed as dist

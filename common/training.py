@@ -104,6 +104,12 @@ class TrainingContext:
     def has_channel(self, name):
         return name in self.channels
 
+    def started(self):
+        """Mark the start of work worth saving on SIGTERM (reading a channel marks it too); before it, SIGTERM
+        ends the job at once."""
+        if hasattr(self.stop, "started"):
+            self.stop.started()
+
     def shard(self, name):
         """``(rank, world_size)`` when this host must take a disjoint slice of a replicated channel."""
         resource = self.config.resource

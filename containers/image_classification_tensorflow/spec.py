@@ -5,9 +5,9 @@ Training is in train.py (data.py, backbone.py, network.py); serving in model.py 
 
 from common import contenttypes as ct
 from common.channels import ChannelSpec
-from common.serving.codecs.image import IMAGE_TYPES
 from common.spec import AlgorithmSpec, Metric
 
+IMAGE_TYPES = (ct.IMAGE, "image/jpeg", "image/png")  # common/'s image codec also knows bmp and gif
 MODEL_TYPES = ("application/x-sagemaker-model",)
 
 SPEC = AlgorithmSpec(

@@ -10,7 +10,7 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from common.logs import metric  # noqa: E402
-from common.errors import ChannelError, HyperparameterError  # noqa: E402
+from common.errors import AlgorithmError, ChannelError, HyperparameterError  # noqa: E402
 
 from . import backbone as backbones  # noqa: E402
 from . import data  # noqa: E402
@@ -154,6 +154,13 @@ def save(context, classifier, head, loaded, class_names, binary, hp):
     log.info("Saved the serving SavedModel, %s, %s and %s to %s", backbone_name, LABELS_FILE, INDEX_FILE, model_dir)
 
 
+def stop_if_asked(context, stage):
+    """SIGTERM before any training step: nothing to save, so end now rather than after the next stage."""
+    if context.stop.is_set():
+        raise AlgorithmError(f"Training was stopped (SIGTERM) {stage}, before the first training step; "
+                             "no model was saved")
+
+
 def train(context):
     hp = context.hyperparameters
     check_hyperparameters(hp)
@@ -172,10 +179,12 @@ def train(context):
         raise HyperparameterError(f"binary_mode='True' needs exactly 2 classes; the training channel has "
                                   f"{len(class_names)}: {class_names}")
 
+    stop_if_asked(context, "while reading the images")
     import keras
 
     from . import network
 
+    stop_if_asked(context, "while importing TensorFlow")
     keras.utils.set_random_seed(SEED)
     distribution = strategy()
     with context.timings.stage("build"), distribution.scope():
@@ -201,6 +210,8 @@ def train(context):
     val_data = (data.dataset(val_images, len(class_names), loaded.image_size, method, batch_size,
                              training=False, binary=binary) if len(val_images) else None)
     chosen = callbacks(context, hp, val_data, len(train_images), batch_size)
+    stop_if_asked(context, "while building the network")
+    context.started()  # from here a SIGTERM saves the model of the epochs trained so far
     with context.timings.stage("fit"), warnings.catch_warnings():
         # The pipeline's length is unknown until its first pass (corrupt files are skipped); Keras says so.
         warnings.filterwarnings("ignore", message="Your input ran out of data")

@@ -65,8 +65,10 @@ class Registry:
     def __init__(self, parent=None):
         self.parent = parent
         self.codecs = {}
+        self._found = {}
 
     def register(self, codec):
+        self._found = {}
         """Register a Codec class (or instance) under its content type and aliases; returns it (decorator)."""
         instance = codec() if isinstance(codec, type) else codec
         if not instance.content_type:
@@ -77,9 +79,15 @@ class Registry:
         return codec
 
     def find(self, mime):
+        try:
+            return self._found[mime]
+        except KeyError:
+            pass
         codec = self.codecs.get(mime)
         if codec is None and self.parent is not None:
-            return self.parent.find(mime)
+            codec = self.parent.find(mime)
+        if len(self._found) < 256:
+            self._found[mime] = codec
         return codec
 
     def content_types(self):

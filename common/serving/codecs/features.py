@@ -79,8 +79,15 @@ def instance_features(instance, where, hints):
 
 
 def dense_rows(instances, hints):
-    """Fast path: a list of equal-length number lists as one float32 matrix (None when not that shape)."""
-    if not instances or not all(type(row) is list for row in instances[:64]):
+    """Fast path: a list of equal-length number lists (or of ``{"features": [...]}`` objects holding them) as
+    one float32 matrix; None when the instances have another shape (the general path then says why)."""
+    if not instances:
+        return None
+    if type(instances[0]) is dict:
+        if not all(type(row) is dict and len(row) == 1 and type(row.get("features")) is list for row in instances):
+            return None
+        instances = [row["features"] for row in instances]
+    elif not all(type(row) is list for row in instances[:64]):
         return None
     _check_width(len(instances[0]), hints)  # before converting millions of rows of the wrong width
     try:
