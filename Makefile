@@ -4,9 +4,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 REQUIREMENTS := pyproject.toml $(wildcard requirements-*.txt) requirements-dev.txt constraints-cpu.txt $(wildcard containers/*/requirements*.txt)
 
-.PHONY: install test demo bench lint clean
+.PHONY: install nginx test demo bench lint clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed nginx
+
+# nginx fronts gunicorn in the images (slow clients, payload limit); the serving tests use it when present.
+# Installed with apt where that is possible (root or passwordless sudo); otherwise those tests say so and skip.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx) >/dev/null; \
+	  elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	    (sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx) >/dev/null; \
+	  else echo "nginx not installed and apt-get not usable: the nginx serving tests will skip"; fi; }
 
 $(VENV)/.installed: $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)

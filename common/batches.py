@@ -123,12 +123,13 @@ def read_batches(channel, paths, batch_size, *, epoch=0, feature_dim=None, shard
     records = 0
 
     def keep(batches, counter):
+        """Yield this host's batches; after a stop request, the one in hand still goes (it was read), then none."""
         for batch in batches:
-            if stop is not None and stop.is_set():
-                return False
             if shard is None or counter[0] % shard[1] == shard[0]:
                 yield batch
             counter[0] += 1
+            if stop is not None and stop.is_set():
+                return False
         return True
 
     counter = [0]
@@ -142,7 +143,9 @@ def read_batches(channel, paths, batch_size, *, epoch=0, feature_dim=None, shard
                     records += len(piece)
                     if (yield from keep(rebatcher.take(), counter)) is False:
                         return
-        except Stopped:
+        except Stopped:  # a stalled Pipe read: what was read before it still counts
+            if records:
+                yield from keep(rebatcher.take(final=True), counter)
             return
     if not records:
         if stop is not None and stop.is_set():

@@ -10,6 +10,7 @@ field count alone (a 6 MB row of 3 million fields costs microseconds, not a minu
 """
 
 import io
+import re
 
 import numpy as np
 
@@ -19,12 +20,37 @@ BLOCK_BYTES = 16 << 20
 MAX_COLUMNS = 1_000_000  # no algorithm takes wider rows; past this a row is refused before parsing
 
 
+def _read_block(stream):
+    """Up to BLOCK_BYTES, and the error that cut the read short (a stop request during a stalled Pipe read),
+    so the whole lines read before it are still parsed."""
+    read1 = getattr(stream, "read1", None)
+    if read1 is None:
+        return stream.read(BLOCK_BYTES), None
+    parts, size = [], 0
+    try:
+        while size < BLOCK_BYTES:
+            chunk = read1(BLOCK_BYTES - size)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+    except Exception as exc:  # noqa: BLE001 - re-raised once the lines before it are yielded
+        return b"".join(parts), exc
+    return b"".join(parts), None
+
+
 def _blocks(stream):
     """Chunks of whole lines, each with the number of lines before it."""
     rest = b""
     lines_before = 0
     while True:
-        data = stream.read(BLOCK_BYTES)
+        data, error = _read_block(stream)
+        if error is not None:
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield data[:cut], lines_before
+            raise error
         if not data:
             break
         data = rest + data
@@ -39,19 +65,25 @@ def _blocks(stream):
         yield rest, lines_before
 
 
+_NONBLANK = re.compile(rb"[^ \t\r\n\v\f]")
+
+
 def _first_line_fields(block):
-    """Fields of the first non-blank line, counted without parsing."""
-    start = 0
-    while True:
-        end = block.find(b"\n", start)
-        line = block[start:] if end < 0 else block[start:end]
-        if line.strip() or end < 0:
-            return line.count(b",") + 1, block.count(b"\n", 0, start) + 1
-        start = end + 1
+    """Fields of the first non-blank line and its number, counted without parsing (None for a blank block)."""
+    found = _NONBLANK.search(block)
+    if found is None:
+        return None
+    start = block.rfind(b"\n", 0, found.start()) + 1
+    end = block.find(b"\n", found.start())
+    line = block[start:] if end < 0 else block[start:end]
+    return line.count(b",") + 1, block.count(b"\n", 0, start) + 1
 
 
 def _check_width(block, lines_before, columns, source):
-    fields, line = _first_line_fields(block)
+    first = _first_line_fields(block)
+    if first is None:
+        return
+    fields, line = first
     limit = columns if columns is not None else MAX_COLUMNS
     if (columns is not None and fields != columns) or fields > MAX_COLUMNS:
         raise DataError(f"CSV line has {fields} columns, expected {limit if columns is not None else f'at most {limit}'}",

@@ -25,6 +25,7 @@ from .errors import AlgoboxError, PeerError, PlatformError
 log = logging.getLogger(__name__)
 BEAT_SECONDS = 1.0
 POLL_SECONDS = 0.2
+REPORT_SECONDS = 20.0  # how long a failing host tries to tell the others (the first host keeps the store up)
 
 
 def _summary(exc):
@@ -45,6 +46,7 @@ class TorchCluster:
         self.on_peer_failure = on_peer_failure  # called with a PeerError from the watchdog thread
         self._stopping = threading.Event()
         self._threads = []
+        self._only_joined = False
 
     @property
     def is_master(self):
@@ -95,9 +97,11 @@ class TorchCluster:
         while not self.store.check(keys):
             failed = self._failed_peer()
             if failed is not None:
+                self._mark_seen()
                 raise failed
             if time.monotonic() > deadline:
                 missing = [h for r, h in enumerate(self.hosts) if not self.store.check([f"joined/{r}"])]
+                self._only_joined = True  # no point waiting for hosts that never came to read the reason
                 raise PlatformError(f"host {', '.join(missing)} did not join within {timeout:.0f} s "
                                     f"({distributed.JOIN_TIMEOUT_ENV} sets the wait)")
             time.sleep(POLL_SECONDS)
@@ -126,7 +130,9 @@ class TorchCluster:
                     for rank in list(last):
                         host = self.hosts[rank]
                         if watch_store.check([f"failed/{rank}"]):
-                            category, _, message = watch_store.get(f"failed/{rank}").decode().partition(": ")
+                            category, _, message = watch_store.get(f"failed/{rank}").decode(
+                                "utf-8", "replace").partition(": ")
+                            self._mark_seen(watch_store)
                             return self._peer_failed(PeerError(host, category, message))
                         if watch_store.check([f"done/{rank}"]):
                             del last[rank]
@@ -137,7 +143,8 @@ class TorchCluster:
                         elif time.monotonic() - last[rank][1] > peer_timeout:
                             return self._peer_failed(PeerError(
                                 host, "AlgorithmError",
-                                f"it stopped responding for {peer_timeout:.0f} s ({distributed.PEER_TIMEOUT_ENV})"))
+                                f"it stopped responding for {peer_timeout:.0f} s ({distributed.PEER_TIMEOUT_ENV}): "
+                                "frozen, killed (out of memory?) or its machine failed"))
                 except Exception as exc:  # noqa: BLE001 - the store itself is gone: the first host died
                     if self._stopping.is_set():
                         return None
@@ -157,39 +164,63 @@ class TorchCluster:
         if self.on_peer_failure is not None:
             self.on_peer_failure(error)
 
+    def _mark_seen(self, store=None):
+        """Tell a failing first host that this one has read its reason (it keeps the store up until then)."""
+        try:
+            (store or self.store).set(f"seen/{self.rank}", "1")
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
     def report_failure(self, exc):
         """Tell the other hosts why this one fails (best effort, never raises)."""
         if self.world_size == 1:
             return
         try:
-            if self.store is None:
-                self.store = self._connect(min(10.0, distributed.join_timeout()))
+            wait = min(REPORT_SECONDS, distributed.join_timeout())
+            if self.store is None:  # failed before joining: the first host may still be starting
+                self.store = self._connect(wait)
             self.store.set(f"failed/{self.rank}", _summary(exc)[:900])
             if self.is_master:  # the store lives here: keep it up until the others have read the reason
-                deadline = time.monotonic() + 10
+                deadline = time.monotonic() + wait
+                waiting = [r for r in range(1, self.world_size)
+                           if not self._only_joined or self.store.check([f"joined/{r}"])]
                 while time.monotonic() < deadline and not all(
-                        self.store.check([f"failed/{r}"]) or self.store.check([f"seen/{r}"])
-                        for r in range(1, self.world_size)):
+                        self.store.check([f"failed/{r}"]) or self.store.check([f"seen/{r}"]) for r in waiting):
                     time.sleep(POLL_SECONDS)
         except Exception as err:  # noqa: BLE001
             log.warning("Could not tell the other hosts about this failure: %s", err)
 
+    def _beats(self):
+        return {rank: self.store.add(f"beat/{rank}", 0) for rank in range(self.world_size)
+                if rank != self.rank and not self.store.check([f"done/{rank}"])}
+
     def _translate(self, exc):
-        """A collective broken by a peer: the peer's own reason, as a PeerError."""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        """A collective broken by a peer: the peer's own reason, as a PeerError; a peer that reported none
+        and whose heartbeat stopped is named as having exited without a reason."""
+        start = time.monotonic()
+        beats = None
+        while True:
             try:
                 failed = self._failed_peer()
+                if failed is not None:
+                    self._mark_seen()
+                    return failed
+                now_beats = self._beats()
             except Exception:  # noqa: BLE001 - the store died with the first host
-                return PeerError(self.hosts[0], "AlgorithmError", f"the connection to it was lost ({exc})")
-            if failed is not None:
-                try:
-                    self.store.set(f"seen/{self.rank}", "1")
-                except Exception:  # noqa: BLE001
-                    pass
-                return failed
+                return PeerError(self.hosts[0], "AlgorithmError",
+                                 f"it exited without reporting a reason; the connection to it was lost ({exc})")
+            if beats is None:
+                beats = now_beats
+            elapsed = time.monotonic() - start
+            if elapsed > 4 * BEAT_SECONDS:  # a living peer beats every second
+                silent = [self.hosts[r] for r, count in now_beats.items() if count == beats.get(r)]
+                if silent:
+                    return PeerError(", ".join(silent), "AlgorithmError",
+                                     "it exited without reporting a reason (killed, out of memory?) during a "
+                                     "collective operation")
+            if elapsed > 10:
+                return PeerError("(another host)", "AlgorithmError", f"a collective operation failed: {exc}")
             time.sleep(POLL_SECONDS)
-        return PeerError("(another host)", "AlgorithmError", f"a collective operation failed: {exc}")
 
     def _collective(self, function, *args):
         try:

@@ -33,6 +33,51 @@ def image_format(body):
     return None
 
 
+MAX_PIXELS_ENV = "ALGOBOX_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 25_000_000  # 5000 x 5000: 75 MB decoded as RGB; a 243 KB PNG can declare 16000 x 16000
+
+
+def max_pixels(environ=None):
+    value = (os.environ if environ is None else environ).get(MAX_PIXELS_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise ClientError(f"{MAX_PIXELS_ENV}={value!r} must be a positive whole number of pixels")
+    return int(value)
+
+
+def image_size(body):
+    """(width, height) from the image's header, without decoding it (None when the header does not say)."""
+    kind = image_format(body)
+    if kind == "PNG" and len(body) >= 24 and body[12:16] == b"IHDR":
+        return int.from_bytes(body[16:20], "big"), int.from_bytes(body[20:24], "big")
+    if kind == "GIF" and len(body) >= 10:
+        return int.from_bytes(body[6:8], "little"), int.from_bytes(body[8:10], "little")
+    if kind == "BMP" and len(body) >= 26:
+        return abs(int.from_bytes(body[18:22], "little", signed=True)), abs(int.from_bytes(body[22:26], "little", signed=True))
+    if kind == "JPEG":
+        at = 2
+        while at + 9 <= len(body):
+            if body[at] != 0xFF:
+                return None
+            marker = body[at + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                at += 1 if marker == 0xFF else 2
+                continue
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+                return int.from_bytes(body[at + 7:at + 9], "big"), int.from_bytes(body[at + 5:at + 7], "big")
+            at += 2 + int.from_bytes(body[at + 2:at + 4], "big")
+    return None
+
+
+def check_image_size(body, limit, where=""):
+    """400 before decoding an image whose header declares more than ``limit`` pixels (a decompression bomb)."""
+    size = image_size(body)
+    if size is not None and size[0] * size[1] > limit:
+        raise CodecError(f"Image{where} is {size[0]} x {size[1]} = {size[0] * size[1]} pixels, over the limit of "
+                         f"{limit} ({MAX_PIXELS_ENV})")
+
+
 def _reason(error):
     """The decoder's own words from a TensorFlow error, without the graph-execution framing."""
     skip = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ", "Traceback")
@@ -62,6 +107,7 @@ class ImageClassifier:
         self.function = loaded.signatures["serving_default"]
         self.labels = list(labels)
         self.output_name = next(iter(self.function.structured_outputs))
+        self.max_pixels = max_pixels()
 
     @classmethod
     def load(cls, model_dir):
@@ -88,6 +134,7 @@ class ImageClassifier:
                 where = f" (image {index})" if len(images) > 1 else ""
                 raise CodecError(f"Request body{where} is not a JPEG, PNG, GIF or BMP image "
                                  f"(it starts with {body[:8]!r})")
+            check_image_size(body, self.max_pixels, f" {index}" if len(images) > 1 else "")
         try:
             outputs = self.function(tf.constant(images, dtype=tf.string))
         except tf.errors.InvalidArgumentError as exc:

@@ -36,13 +36,23 @@ def assign(points, centers, center_norms=None, with_distances=True):
     return labels, distances[0] if len(distances) == 1 else torch.cat(distances)
 
 
-def kmeans_plus_plus(points, n_centers, generator, weights=None):
-    """Indices of ``n_centers`` rows picked by k-means++ (D^2 sampling, optionally weighted)."""
+def kmeans_plus_plus(points, n_centers, generator, weights=None, stop=None):
+    """Indices of ``n_centers`` rows picked by k-means++ (D^2 sampling, optionally weighted); after a stop
+    request (SIGTERM) the rest are drawn at once by weight alone."""
     n = points.shape[0]
     weights = torch.ones(n, dtype=points.dtype, device=points.device) if weights is None else weights
     chosen = [int(torch.multinomial(weights, 1, generator=generator))]
     closest = ((points - points[chosen[0]]) ** 2).sum(dim=1)
-    for _ in range(1, n_centers):
+    for done in range(1, n_centers):
+        if stop is not None and stop.is_set():
+            rest = weights.clone()
+            rest[chosen] = 0
+            if float(rest.sum()) <= 0 or int((rest > 0).sum()) < n_centers - done:
+                rest = torch.ones_like(weights)
+            more = torch.multinomial(rest, n_centers - done, replacement=int((rest > 0).sum()) < n_centers - done,
+                                     generator=generator)
+            chosen.extend(int(i) for i in more)
+            break
         probabilities = weights * closest
         if float(probabilities.sum()) <= 0:  # every remaining point sits on a chosen center
             probabilities = weights.clone()
@@ -145,11 +155,12 @@ class StreamingKMeans:
         self.points_seen += points.shape[0]
 
 
-def weighted_lloyd(points, weights, k, init_method, max_iter, tol, trials, generator):
+def weighted_lloyd(points, weights, k, init_method, max_iter, tol, trials, generator, stop=None):
     """Weighted Lloyd's from ``points`` (K x d, weights = cluster counts) down to k centers.
 
     Runs ``trials`` times from different initial centers and keeps the lowest weighted loss. Clusters
     that lose every point are moved to the point contributing most to the loss, so no NaN can appear.
+    A set ``stop`` event (SIGTERM) ends the iterations: the best centers so far are returned.
     """
     points = points.double()
     weights = weights.double()
@@ -162,11 +173,13 @@ def weighted_lloyd(points, weights, k, init_method, max_iter, tol, trials, gener
         if n <= k:
             centers = torch.cat([points, points[:1].expand(k - n, -1)]) if n < k else points.clone()
         elif init_method == "kmeans++":
-            centers = points[kmeans_plus_plus(points, k, generator, weights)].clone()
+            centers = points[kmeans_plus_plus(points, k, generator, weights, stop)].clone()
         else:
             centers = points[random_rows(n, k, generator, points.device, weights)].clone()
         previous = math.inf
         for _ in range(max_iter):
+            if stop is not None and stop.is_set():
+                break
             labels, distances = assign(points, centers)
             loss = float((weights * distances).sum())
             if math.isfinite(previous) and previous - loss <= tol * previous:
@@ -184,4 +197,6 @@ def weighted_lloyd(points, weights, k, init_method, max_iter, tol, trials, gener
         loss = float((weights * distances).sum())
         if loss < best_loss:
             best_centers, best_loss = centers.clone(), loss
+        if stop is not None and stop.is_set():
+            break
     return best_centers.float(), best_loss

@@ -94,7 +94,10 @@ def train_on(context, hp, cluster, device, k, factor, trials, feature_dim, batch
     with context.timings.stage("reduce"):
         generator = torch.Generator().manual_seed(SEED)
         final, loss = weighted_lloyd(centers, counts, k, hp["local_lloyd_init_method"],
-                                     hp["local_lloyd_max_iter"], hp["local_lloyd_tol"], trials, generator)
+                                     hp["local_lloyd_max_iter"], hp["local_lloyd_tol"], trials, generator,
+                                     stop=context.stop)
+        if context.stop.is_set():
+            log.warning("The reduction was stopped by a signal; saving the best centers it had")
         log.info("Reduced %d weighted centers to k=%d; weighted loss %.6g", int((counts > 0).sum()), k, loss)
 
     if cluster.is_master:

@@ -89,6 +89,7 @@ def dense_rows(instances, hints):
         instances = [row["features"] for row in instances]
     elif not all(type(row) is list for row in instances[:64]):
         return None
+    _check_width(len(instances[0]), hints)  # before converting millions of rows of the wrong width
     try:
         array = np.asarray(instances)
     except ValueError:  # ragged
@@ -120,9 +121,51 @@ def stack(rows, where, hints):
     return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), np.asarray(indptr)), shape=(len(rows), dim))
 
 
+def sparse_rows(instances, hints):
+    """Fast path: ``{"features": {"keys", "values", "shape": [d]}}`` instances gathered with list operations and
+    converted once (None when not exactly that shape; the general path then says what is wrong where)."""
+    if not instances or type(instances[0]) is not dict:
+        return None
+    values, keys, lengths, dim = [], [], [], None
+    for instance in instances:
+        tensor = instance.get("features") if type(instance) is dict else None
+        if type(tensor) is not dict:
+            return None
+        row_values, row_keys, shape = tensor.get("values"), tensor.get("keys"), tensor.get("shape")
+        if (type(row_values) is not list or type(row_keys) is not list or type(shape) is not list or len(shape) != 1
+                or type(shape[0]) is not int or len(row_keys) != len(row_values) or (dim is not None and shape[0] != dim)):
+            return None
+        if dim is None:
+            dim = shape[0]
+            if not 1 <= dim <= MAX_DIM:
+                return None
+            _check_width(dim, hints)
+        values.extend(row_values)
+        keys.extend(row_keys)
+        lengths.append(len(row_values))
+    data = np.asarray(values) if values else np.zeros(0, np.float32)
+    indices = np.asarray(keys) if keys else np.zeros(0, np.int64)
+    if data.ndim != 1 or indices.ndim != 1 or data.dtype.kind not in "iuf" or indices.dtype.kind not in "iu":
+        return None
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= dim):
+        return None
+    indptr = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    matrix = sp.csr_matrix((data.astype(np.float32), indices.astype(np.int64), indptr), shape=(len(lengths), dim))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _check_width(width, hints):
+    if hints.feature_dim is not None and width != hints.feature_dim:
+        raise CodecError(f"Each record must have {hints.feature_dim} features; got {width}")
+
+
 def features_of(instances, where, hints):
     """A feature matrix from a list of instances, refusing a wrong width at the first row that shows it."""
     fast = dense_rows(instances, hints)
+    if fast is None:
+        fast = sparse_rows(instances, hints)
     if fast is not None:
         return fast
     rows = [instance_features(instance, f"{where} {index}", hints) for index, instance in enumerate(instances)]

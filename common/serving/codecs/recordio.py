@@ -3,12 +3,16 @@
 import io
 
 import numpy as np
+import scipy.sparse as sp
 
 from ... import protobuf, recordio
 from ...contenttypes import RECORDIO_PROTOBUF
 from ...errors import DataError
 from . import Codec, CodecError, register_codec
 from .rows import column_list
+
+
+MAX_RECORDS = 1 << 22  # per batch: runs of same-length records are framed and decoded as arrays
 
 
 @register_codec
@@ -18,10 +22,16 @@ class RecordIOProtobufCodec(Codec):
 
     def decode(self, body, media, hints):
         try:
-            payloads = list(recordio.iter_records(io.BytesIO(body), source="request"))
-            if not payloads:
+            parts, first = [], 0
+            for batch in recordio.iter_record_batches(io.BytesIO(body), MAX_RECORDS, source="request"):
+                features, _labels = protobuf.decode_batch(batch, hints.feature_dim, source="request",
+                                                          first_record=first)
+                parts.append(features)
+                first += len(batch)
+            if not parts:
                 raise CodecError("recordIO-protobuf request holds no records")
-            features, _labels = protobuf.decode_batch(payloads, hints.feature_dim, source="request")
+            features = parts[0] if len(parts) == 1 else (
+                sp.vstack(parts, format="csr") if any(sp.issparse(p) for p in parts) else np.concatenate(parts))
         except DataError as exc:
             raise CodecError(f"Malformed recordIO-protobuf: {exc}") from None
         except (OverflowError, ValueError, MemoryError) as exc:

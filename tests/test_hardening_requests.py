@@ -1,0 +1,202 @@
+"""The worst-shaped requests up to SAGEMAKER_MAX_PAYLOAD_IN_MB, over every request codec k-means takes
+(CSV, JSON, JSON Lines, recordIO-protobuf), through the real server (findings #1, #5, #11, #12), for
+k-means and PCA.
+
+Each answers in bounded time with bounded extra worker memory that returns afterwards; client errors are
+4xx (never 500) and leave no traceback in the log. Algorithm-agnostic: the bodies depend only on the
+model's feature count (20 here), so the contract suite can run the same cases against any tabular model.
+libsvm and image bodies are covered in-process below (k-means does not take them).
+"""
+
+import json
+import struct
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+import sdk
+from common import ndarray
+from emulator import serve
+
+FEATURES = 20
+CENTROIDS = np.random.default_rng(0).normal(size=(5, FEATURES)).astype(np.float32)
+LIMIT = 6 << 20
+SECONDS_BOUND = 2.0  # on a quiet machine; scaled by REFERENCE_RATIO x a valid request's time when slower
+REFERENCE_RATIO = 8  # shared CI boxes run 8x slower at times: no request may cost over 8 valid 6 MB CSV ones
+EXTRA_MB_BOUND = 200
+RETURNED_MB_BOUND = 60  # RSS a few requests later, over the level before them
+
+
+def recordio_sparse(shape, keys, values):
+    import scipy.sparse as sp
+
+    matrix = sp.csr_matrix((np.asarray(values, np.float32), np.asarray(keys), [0, len(keys)]), shape=(1, shape))
+    return sdk.sparse_recordio(matrix)
+
+
+def _reference_body():
+    dense = np.random.default_rng(1).normal(size=(40000, FEATURES)).astype(np.float32)
+    return "\n".join(",".join(f"{v:.4f}" for v in r) for r in dense).encode()[:LIMIT].rsplit(b"\n", 1)[0]
+
+
+def row(values):
+    return ",".join(values)
+
+
+def cases():
+    """(name, body, content type, statuses allowed)."""
+    ok = (200,)
+    bad = (400,)
+    yield "csv 3,000,000 columns", (",".join(["1"] * 2_900_000) + "\n").encode(), "text/csv", bad
+    yield "csv 100,000 columns x 25 rows", ("\n".join([",".join(["1"] * 100_000)] * 25)).encode(), "text/csv", bad
+    yield "csv 5 MB of newlines", b"\n" * (5 << 20), "text/csv", bad
+    yield "csv 5 MB single field", b"1" * (5 << 20), "text/csv", bad
+    yield "csv valid, 40,000 rows", _reference_body(), "text/csv", ok
+    finite_or_400 = (200, 400)  # finite distances, or a 400 saying they would not be: never NaN in a 200
+    yield "csv 3e38 features", row(["3e38"] * FEATURES).encode(), "text/csv", finite_or_400
+    yield "json 2,000,000 empty instances", ("[" + ",".join(["[]"] * 1_900_000) + "]").encode(), "application/json", bad
+    yield "json 1,500,000 one-element rows", ("[" + ",".join(["[1]"] * 1_400_000) + "]").encode(), "application/json", bad
+    rows = ",".join("[" + ",".join(["1.5"] * FEATURES) + "]" for _ in range(75_000))
+    yield "json valid, 75,000 dense rows", f"[{rows}]".encode(), "application/json", ok
+    lines = "\n".join("[" + ",".join(["1.5"] * FEATURES) + "]" for _ in range(75_000))
+    yield "jsonlines valid, 75,000 lines", lines.encode(), "application/jsonlines", ok
+    sparse = ",".join('{"features":{"keys":[3],"values":[1],"shape":[20]}}' for _ in range(110_000))
+    yield "json valid, 110,000 sparse instances", f'{{"instances":[{sparse}]}}'.encode(), "application/json", ok
+    yield "json one instance of 1e6 features", json.dumps([[1.0] * 1_000_000]).encode(), "application/json", bad
+    yield "json nested 100,000 deep", b"[" * 100_000 + b"]" * 100_000, "application/json", bad
+    yield "json nested 5,000 deep", b"[" * 5000 + b"]" * 5000, "application/json", bad
+    yield "json 10**400", ("[[1" + "0" * 400 + "]]").encode(), "application/json", bad
+    yield "json 5000-digit int", ("[[" + "9" * 5000 + "]]").encode(), "application/json", bad
+    yield "json 1e400", b"[[1e400" + b", 1" * (FEATURES - 1) + b"]]", "application/json", bad
+    yield "json row of one-element lists", json.dumps({"instances": [[[1.0]] * FEATURES]}).encode(), "application/json", bad
+    yield "json 3e38 features", json.dumps([[3e38] * FEATURES]).encode(), "application/json", finite_or_400
+    for name, sparse in [("key 2**70", {"keys": [2**70], "shape": [FEATURES], "values": [1.0]}),
+                         ("shape 2**70", {"keys": [1], "shape": [2**70], "values": [1.0]}),
+                         ("shape 1e30", {"keys": [1], "shape": [1e30], "values": [1.0]}),
+                         ("key 0.5", {"keys": [0.5], "shape": [FEATURES], "values": [1.0]}),
+                         ("keys scalar", {"keys": 3, "shape": [FEATURES], "values": [1.0]})]:
+        body = json.dumps({"instances": [{"features": sparse}]}).replace("1e+30", "1e30").encode()
+        yield f"json sparse {name}", body, "application/json", bad
+    yield "json sparse shape 1e999", b'{"instances": [{"features": {"keys": [1], "shape": [1e999], "values": [1]}}]}', \
+        "application/json", bad
+    yield "jsonlines 2,000,000 empty lines", b"[]\n" * 1_900_000, "application/jsonlines", bad
+    yield "jsonlines 700,000 valid short lines", b"[1]\n" * 1_400_000, "application/jsonlines", bad
+    yield "jsonlines nested 100,000 deep", b"[" * 100_000 + b"]" * 100_000, "application/jsonlines", bad
+    record = sdk.dense_recordio(np.ones((1, FEATURES), np.float32))
+    yield "recordio 700,000 zero-length records", struct.pack("<II", 0xCED7230A, 0) * 700_000, \
+        "application/x-recordio-protobuf", bad
+    yield "recordio 150,000 sparse 1-nnz records", recordio_sparse(FEATURES, [3], [1.0]) * 150_000, \
+        "application/x-recordio-protobuf", ok
+    yield "recordio sparse shape 2**63", _shape_record(2**63), "application/x-recordio-protobuf", bad
+    yield "recordio sparse shape 2**64-1", _shape_record(2**64 - 1), "application/x-recordio-protobuf", bad
+    yield "recordio valid, 70,000 records", record * 50_000, "application/x-recordio-protobuf", ok
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _shape_record(dim):
+    """A record whose sparse 'values' tensor declares shape [dim] (Record{features: {"values": Value{
+    float32_tensor: {values: [1], keys: [1], shape: [dim]}}}}), wrapped in recordIO."""
+    tensor = b"\x0a\x04" + struct.pack("<f", 1.0)            # values (packed float)
+    tensor += b"\x12\x01\x01"                                # keys [1] (packed uint64)
+    shape = _varint(dim)
+    tensor += b"\x1a" + _varint(len(shape)) + shape          # shape (packed uint64)
+    value = b"\x12" + _varint(len(tensor)) + tensor          # Value.float32_tensor = 2
+    entry = b"\x0a\x06values" + b"\x12" + _varint(len(value)) + value
+    payload = b"\x0a" + _varint(len(entry)) + entry          # Record.features map entry = 1
+    pad = (-len(payload)) % 4
+    return struct.pack("<II", 0xCED7230A, len(payload)) + payload + b"\x00" * pad
+
+
+class RSSSampler(threading.Thread):
+    def __init__(self, process):
+        super().__init__(daemon=True)
+        self.process = process
+        self.peak = 0
+        self.running = True
+
+    def run(self):
+        while self.running:
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.005)
+
+
+def write_model(algorithm, model_dir):
+    rng = np.random.default_rng(0)
+    if algorithm == "kmeans":
+        ndarray.save(model_dir / "model_algo-1", [CENTROIDS])
+    else:  # PCA: 3 components of 20 features
+        ndarray.save(model_dir / "model_algo-1", {"v": rng.normal(size=(FEATURES, 3)).astype(np.float32),
+                                                  "s": np.ones(3, np.float32),
+                                                  "mean": np.zeros((1, FEATURES), np.float32)})
+
+
+@pytest.fixture(scope="module", params=["kmeans", "pca"])
+def server(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"worst-{request.param}")
+    (root / "model").mkdir()
+    write_model(request.param, root / "model")
+    with serve(request.param, root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}) as running:
+        running.post(b"1," * 19 + b"1", "text/csv")
+        workers = [p for p in psutil.Process(running.process.pid).children() if "nginx" not in " ".join(p.cmdline())]
+        assert len(workers) == 1
+        running.worker = workers[0]
+        reference = _reference_body()
+        timings = []
+        for _ in range(3):
+            start = time.perf_counter()
+            assert running.post(reference, "text/csv").status_code == 200
+            timings.append(time.perf_counter() - start)
+        running.reference_s = min(timings)
+        yield running
+
+
+CASES = list(cases())
+
+
+@pytest.mark.parametrize("name,body,content_type,statuses", CASES, ids=[c[0] for c in CASES])
+def test_worst_shaped_request_is_bounded(server, name, body, content_type, statuses):
+    assert len(body) <= LIMIT, len(body)
+    before = server.worker.memory_info().rss
+    sampler = RSSSampler(server.worker)
+    sampler.start()
+    start = time.perf_counter()
+    answer = server.post(body, content_type, accept="application/json")
+    seconds = time.perf_counter() - start
+    sampler.running = False
+    sampler.join()
+    assert answer.status_code in statuses, (answer.status_code, answer.text[:300])
+    if answer.status_code == 200:
+        document = json.loads(answer.text, parse_constant=lambda c: pytest.fail(f"{c} in a 200 answer"))
+        assert document["predictions"] if "predictions" in document else document["projections"]
+    else:
+        assert answer.json()["error"]
+    extra_mb = (sampler.peak - before) / 1e6
+    after_mb = (server.worker.memory_info().rss - before) / 1e6
+    bound = max(SECONDS_BOUND, REFERENCE_RATIO * server.reference_s)
+    print(f"{name}: {answer.status_code} in {seconds:.2f} s (bound {bound:.2f} s), +{extra_mb:.0f} MB peak, "
+          f"+{after_mb:.0f} MB after")
+    assert seconds < bound, f"{name}: {seconds:.2f} s; a valid 6 MB CSV request took {server.reference_s:.2f} s"
+    assert extra_mb < EXTRA_MB_BOUND, f"{name}: +{extra_mb:.0f} MB"
+    assert after_mb < RETURNED_MB_BOUND, f"{name}: +{after_mb:.0f} MB still held after the answer"
+    assert server.get("/ping").status_code == 200
+
+
+def test_no_traceback_for_client_errors(server):
+    """Runs after the cases above (same server): none of them left a traceback in the log."""
+    server.stop()
+    assert "Traceback" not in server.output, server.output[-3000:]
