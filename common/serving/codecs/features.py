@@ -89,7 +89,8 @@ def dense_rows(instances, hints):
         instances = [row["features"] for row in instances]
     elif not all(type(row) is list for row in instances[:64]):
         return None
-    _check_width(len(instances[0]), hints)  # before converting millions of rows of the wrong width
+    if len(instances) < 2 or len(instances[1]) == len(instances[0]):  # (ragged ones: the general path says so)
+        _check_width(len(instances[0]), hints)  # before converting millions of rows of the wrong width
     try:
         array = np.asarray(instances)
     except ValueError:  # ragged
