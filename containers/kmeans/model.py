@@ -63,7 +63,7 @@ class KMeansModel:
     def predict(self, features):
         distances = self.squared_distances(features)
         closest = distances.argmin(axis=1)
-        nearest = np.take_along_axis(distances, closest[:, None], axis=1)[:, 0]
+        nearest = distances.min(axis=1)
         return {
             "closest_cluster": closest.astype(np.float32),
             "distance_to_cluster": np.sqrt(nearest).astype(np.float32),
