@@ -93,7 +93,12 @@ def test_keep_alive_clients_spread_over_workers(model_root):
     body = ("\n".join(",".join(["1.5"] * 20) for _ in range(2000))).encode()
     with serve("kmeans", model_root) as server:
         master = psutil.Process(server.process.pid)
-        workers = [p for p in master.children() if "nginx" not in " ".join(p.cmdline())]
+        deadline = time.monotonic() + 60  # /ping answers once one worker is up; the second may still be loading
+        while True:
+            workers = [p for p in master.children() if "nginx" not in " ".join(p.cmdline())]
+            if len(workers) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert len(workers) == 2, [p.cmdline() for p in master.children()]
         before = [sum(w.cpu_times()[:2]) for w in workers]
         sessions = [requests.Session() for _ in range(2)]
