@@ -22,10 +22,15 @@ log = logging.getLogger(__name__)
 
 def read_body(limit_bytes):
     """The request body, refusing (413) anything over the payload limit before reading it all."""
-    length = request.content_length
+    environ = request.environ
+    declared = environ.get("CONTENT_LENGTH")
+    length = int(declared) if declared and declared.isdigit() else None
     if length is not None and length > limit_bytes:
         raise PayloadTooLarge(f"Request body of {length} bytes exceeds MaxPayloadInMB ({limit_bytes} bytes)")
-    body = request.get_data(cache=False) if length is not None else request.stream.read(limit_bytes + 1)
+    if length is not None:  # the server's input stream, read once (werkzeug's wrappers cost more than the model)
+        body = environ["wsgi.input"].read(length)
+    else:
+        body = request.stream.read(limit_bytes + 1)
     if len(body) > limit_bytes:
         raise PayloadTooLarge(f"Request body exceeds MaxPayloadInMB ({limit_bytes} bytes)")
     return body
@@ -84,7 +89,8 @@ def create_app(spec, model_dir, settings=None, model=None):
     @app.post("/invocations")
     def invocations():
         body = read_body(settings.max_payload_bytes)
-        answer = invoke(model, spec, body, request.headers.get("Content-Type"), request.headers.get("Accept"))
+        environ = request.environ
+        answer = invoke(model, spec, body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"))
         return Response(answer.body, mimetype=answer.content_type)
 
     @app.errorhandler(RequestError)
