@@ -134,7 +134,11 @@ def soak(algorithm, model_root, duration, clients, warmup, malformed_share=0.1):
     spec = load_spec(algorithm)
     stats = Stats()
     with serve(algorithm, model_root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}) as server:
+        boot_deadline = time.monotonic() + 60  # /ping answers once the first worker is up; wait for the second
         workers = workers_of(server)
+        while len(workers) < 2 and time.monotonic() < boot_deadline:
+            time.sleep(0.2)
+            workers = workers_of(server)
         deadline = time.monotonic() + duration
         threads = [threading.Thread(target=client, args=(server.url, spec, deadline, stats, seed, malformed_share),
                                     daemon=True) for seed in range(clients)]
