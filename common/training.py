@@ -265,6 +265,8 @@ def run(spec, paths=None):
         train = spec.load_train()
         with timings.stage("train"):
             train(context)
+            if context.cluster_in_use is not None:
+                context.cluster_in_use.finish()  # the other hosts wait for the first one's last steps
         timings.report()
         if stop.is_set():
             log.warning("Training stopped early by a signal; the model saved reflects the data read so far")
