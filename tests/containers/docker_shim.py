@@ -27,6 +27,7 @@ Every other command goes to podman as is (`docker images -q IMAGE`, `docker pull
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -147,11 +148,26 @@ class Project:
         return done
 
     def wait_first_exit(self):
+        """One long-lived ``podman wait`` child per container, no polling: the SDK's ``delete_endpoint`` lists this
+        process's children (pgrep) and then signals each, and raises if one has exited in between (a short-lived
+        ``podman inspect`` every half second often had, under load)."""
+        exits = queue.Queue()
+
+        def wait(name):
+            result = subprocess.run([PODMAN, "wait", name], capture_output=True, text=True)
+            if result.returncode == 0:  # killed by a signal (the SDK stops every child first) is not an exit
+                exits.put(name)
+
+        for name in self.names:
+            threading.Thread(target=wait, args=(name,), daemon=True).start()
         while not self.stopping.is_set():
+            try:
+                exits.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
             done = self.exited()
             if done:
                 return done
-            self.stopping.wait(POLL_S)
         return {}
 
     def stop_and_remove(self):

@@ -90,7 +90,7 @@ CASES = {
                            {"predictor_type": "multiclass_classifier", "num_classes": 3, "epochs": 5},
                            "multiclass_accuracy", "predicted_label", 1, "predicted_label", labels="class"),
     "factorization_machines": Case("FactorizationMachines", "factorization-machines",
-                                   {"num_factors": 4, "predictor_type": "binary_classifier", "epochs": 5},
+                                   {"num_factors": 4, "predictor_type": "binary_classifier", "epochs": 20},
                                    "binary_classification_accuracy", "score", 1, "score", labels="binary"),
     "knn": Case("KNN", "knn", {"k": 5, "sample_size": 3000, "predictor_type": "classifier"},
                 "accuracy", "predicted_label", 1, "predicted_label", labels="class"),
