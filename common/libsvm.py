@@ -174,6 +174,12 @@ def _numbers_part(raw):
     # digits: mantissa digits weigh 10**(mantissa digits after them), exponent digits 10**(digits after them)
     at = np.flatnonzero(_NONZERO_DIGIT[raw])
     del cls
+    if not at.size:  # zeros only (label-only lines, say)
+        number = np.zeros(fields)
+        if numeric is None:
+            return number, integers
+        values[numeric] = number[numeric]
+        return values, integers
     digit = raw[at].astype(np.float64)
     digit -= ord("0")
     if field_of is None:
@@ -224,7 +230,11 @@ def _field_ids(n, starts):
     return ids
 
 
-_NAMES = {b"nan": np.nan, b"inf": np.inf, b"infinity": np.inf}
+def _packed(name):
+    return np.frombuffer(name.ljust(8, b"\0"), np.uint64)[0]
+
+
+_NAMES = {3: ((_packed(b"nan"), np.nan), (_packed(b"inf"), np.inf)), 8: ((_packed(b"infinity"), np.inf),)}
 
 
 def _named_numbers(raw, starts, lengths, named, values):
@@ -233,16 +243,17 @@ def _named_numbers(raw, starts, lengths, named, values):
     signed = _CLASS[raw[at]] == SIGN
     negative = signed & (raw[at] == ord("-"))
     body, size = at + signed, length - signed
-    text = raw[np.minimum(body[:, None] + np.arange(8), raw.size - 1)] | 0x20  # lower case
+    padded = np.concatenate((raw, np.zeros(8, np.uint8)))
+    text = np.lib.stride_tricks.sliding_window_view(padded, 8)[body] | 0x20  # 8 bytes from each, lower case
     text[np.arange(8) >= size[:, None]] = 0
+    words = text.view(np.uint64)[:, 0]
     found = np.zeros(at.size, bool)
     result = np.zeros(at.size)
-    for name, value in _NAMES.items():
-        pattern = np.zeros(8, np.uint8)
-        pattern[:len(name)] = np.frombuffer(name, np.uint8)
-        match = (size == len(name)) & np.all(text == pattern, axis=1)
-        found |= match
-        result[match] = value
+    for width, names in _NAMES.items():
+        for word, value in names:
+            match = (size == width) & (words == word)
+            found |= match
+            result[match] = value
     if not found.all():
         raise _Malformed
     result[negative] = -result[negative]
