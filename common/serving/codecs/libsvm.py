@@ -32,4 +32,6 @@ class LibSVMCodec(Codec):
         dim = hints.feature_dim if hints.feature_dim is not None else width
         if width > dim:
             raise CodecError(f"libsvm feature index {width - 1} is outside the model's {dim} features")
-        return sp.csr_matrix((values, indices.astype(np.int32), indptr), shape=(parsed.rows, dim), dtype=np.float32)
+        matrix = sp.csr_matrix((values, indices.astype(np.int32), indptr), shape=(parsed.rows, dim), dtype=np.float32)
+        matrix.sum_duplicates()  # a feature given twice in a row counts once, summed (as training reads it)
+        return matrix
