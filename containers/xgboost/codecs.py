@@ -132,5 +132,6 @@ class LibSVMCodec(Codec):
         width = int(parsed.indices.max()) + 1 if parsed.indices.size else 0
         rows = LibSVMRows((parsed.values, parsed.indices.astype(np.int32), parsed.indptr),
                           shape=(parsed.rows, width))
+        rows.sum_duplicates()  # a feature given twice in a row counts once, summed (as training reads it)
         rows.smallest = int(parsed.indices.min()) if parsed.indices.size else None
         return rows
