@@ -58,6 +58,15 @@ def feature_dim(model):
     return int(value) if value is not None else None
 
 
+def dense_width(model):
+    """The width a dense request row must have: ``feature_dim``, or for a model that takes narrower sparse rows
+    (feature_dim None) its ``dense_width`` when it declares one; used to bound a request's cost before parsing."""
+    value = feature_dim(model)
+    if value is None:
+        value = getattr(model, "dense_width", None)
+    return int(value) if value is not None else None
+
+
 def allows_missing(model):
     return bool(getattr(model, "allows_missing", False))
 

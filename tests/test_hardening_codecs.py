@@ -12,9 +12,11 @@ import pytest
 
 from common import contenttypes
 from common.serving.codecs import COMMON, CodecError, DecodeHints
+from test_hardening_requests import EXTRA_MB_BOUND, REFERENCE_RATIO, SECONDS_BOUND, _reference_body
 
 LIMIT = 6 << 20
 FEATURES = 20
+REFERENCE_BODY = _reference_body()
 
 
 def _outcome(function, *args):
@@ -25,10 +27,13 @@ def _outcome(function, *args):
 
 
 def measured(function, *args):
-    """(outcome, seconds, peak MB): timed on its own, then run again under tracemalloc (10x slower) for memory."""
-    start = time.perf_counter()
-    outcome = _outcome(function, *args)
-    seconds = time.perf_counter() - start
+    """(outcome, seconds, peak MB): timed on its own (best of 2), then run again under tracemalloc (10x slower)
+    for memory."""
+    seconds = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        outcome = _outcome(function, *args)
+        seconds = min(seconds, time.perf_counter() - start)
     tracemalloc.start()
     _outcome(function, *args)
     _, peak = tracemalloc.get_traced_memory()
@@ -38,6 +43,11 @@ def measured(function, *args):
 
 LIBSVM_CASES = {
     "one line of 1,000,000 tokens": b"1 " + b" ".join(b"%d:1" % (i % 9) for i in range(1_000_000)),
+    "3,000,000 label-only lines": b"0\n" * 3_000_000,
+    "1,500,000 one-feature lines": b"1:1\n" * 1_500_000,
+    "3,000,000 lines, the last malformed": b"0\n" * 2_999_999 + b"0 1:x\n",
+    "800,000 nan values": b"1 " + b" ".join(b"%d:nan" % (i % 9) for i in range(800_000)),
+    "a 1 MB number": b"1 1:" + b"1" * (1 << 20) + b".5\n",
     "300,000 label-only lines": b"0\n" * 300_000,
     "5 MB of newlines": b"\n" * (5 << 20),
     "index 2**40": b"1 1099511627776:1\n",
@@ -47,8 +57,21 @@ LIBSVM_CASES = {
 }
 
 
-# Not met, so not here: libsvm requests are split line by line in Python, and 3,000,000 label-only lines
-# (3 million rows of zeros, a valid 6 MB request) took 15.8 s and ~680 MB on the loaded 2-core box.
+def reference_s():
+    """The in-process decode of a valid 6 MB CSV request (40,000 rows of 20), best of 2, measured next to each
+    case: the time bound is max(2 s, REFERENCE_RATIO x this), as in the server test (a shared box's load
+    changes by the minute)."""
+    body, codec = REFERENCE_BODY, COMMON.find(contenttypes.CSV)
+    timings = []
+    for _ in range(2):
+        start = time.perf_counter()
+        codec.decode(body, contenttypes.parse(contenttypes.CSV), DecodeHints(feature_dim=FEATURES))
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
+# libsvm requests were split line by line in Python: 3,000,000 label-only lines (3 million rows of zeros, a
+# valid 6 MB request) took 15.8 s and ~680 MB on the loaded 2-core box; common/libsvm.py is vectorised now.
 @pytest.mark.parametrize("name", list(LIBSVM_CASES))
 def test_libsvm_worst_shapes_are_bounded(name):
     body = LIBSVM_CASES[name]
@@ -56,8 +79,9 @@ def test_libsvm_worst_shapes_are_bounded(name):
     codec = COMMON.find(contenttypes.LIBSVM)
     outcome, seconds, peak_mb = measured(codec.decode, body, contenttypes.parse(contenttypes.LIBSVM),
                                          DecodeHints(feature_dim=FEATURES))
-    print(f"libsvm {name}: {type(outcome).__name__} in {seconds:.2f} s, {peak_mb:.0f} MB peak")
-    assert seconds < 10 and peak_mb < 200
+    bound = max(SECONDS_BOUND, REFERENCE_RATIO * reference_s())
+    print(f"libsvm {name}: {type(outcome).__name__} in {seconds:.2f} s (bound {bound:.2f} s), {peak_mb:.0f} MB peak")
+    assert seconds < bound and peak_mb < EXTRA_MB_BOUND
     if not isinstance(outcome, CodecError):
         assert outcome.shape[1] == FEATURES
 

@@ -1,11 +1,11 @@
-"""The worst-shaped requests up to SAGEMAKER_MAX_PAYLOAD_IN_MB, over every request codec k-means takes
-(CSV, JSON, JSON Lines, recordIO-protobuf), through the real server (findings #1, #5, #11, #12), for
-k-means and PCA.
+"""The worst-shaped requests up to SAGEMAKER_MAX_PAYLOAD_IN_MB, over every request codec on main, through the
+real server (findings #1, #5, #11, #12): common's CSV, JSON, JSON Lines and recordIO-protobuf (k-means, PCA),
+common's libsvm (Factorization Machines) and XGBoost's own codecs (CSV/JSON/JSON Lines/recordIO with missing
+values allowed and no fixed width, and its libsvm). Images: tests/test_hardening_images.py.
 
 Each answers in bounded time with bounded extra worker memory that returns afterwards; client errors are
 4xx (never 500) and leave no traceback in the log. Algorithm-agnostic: the bodies depend only on the
-model's feature count (20 here), so the contract suite can run the same cases against any tabular model.
-libsvm and image bodies are covered in-process below (k-means does not take them).
+model's feature count (20 here); each server gets the cases of the content types its spec accepts.
 """
 
 import json
@@ -19,6 +19,7 @@ import pytest
 
 import sdk
 from common import ndarray
+from common.spec import load_spec
 from emulator import serve
 
 FEATURES = 20
@@ -93,6 +94,37 @@ def cases():
     yield "recordio sparse shape 2**63", _shape_record(2**63), "application/x-recordio-protobuf", bad
     yield "recordio sparse shape 2**64-1", _shape_record(2**64 - 1), "application/x-recordio-protobuf", bad
     yield "recordio valid, 70,000 records", record * 50_000, "application/x-recordio-protobuf", ok
+    yield from libsvm_cases()
+
+
+LIBSVM = "text/libsvm"
+# A valid request of millions of empty rows: parsed in ~0.5 s now (15.8 s and ~680 MB before), but the answer
+# holds one prediction per row (3,000,000 rows: a 150 MB JSON body; 25-50 s and ~900 MB to build through
+# Factorization Machines), which no response encoder bounds yet. Kept as a strict xfail, once (Factorization
+# Machines: common's libsvm codec and JSON encoder; XGBoost's encoders build the same per-row objects), so the
+# bar stays visible and the day it is met shows.
+NOT_MET = "the response to millions of rows is not bounded yet (issue 11: the response encoders)"
+XFAIL = ("factorization-machines", "libsvm valid, 3,000,000 label-only lines")
+MANY_ROWS = "libsvm valid, 3,000,000 label-only lines"
+
+
+def libsvm_cases():
+    ok, bad = (200,), (400,)
+    yield "libsvm one line of 1,000,000 tokens", b"1 " + b" ".join(b"%d:1" % (i % 9) for i in range(1_000_000)), \
+        LIBSVM, ok
+    yield "libsvm 5 MB of newlines", b"\n" * (5 << 20), LIBSVM, bad
+    yield "libsvm 3,000,000 lines, the last malformed", b"0\n" * 2_999_999 + b"0 1:x\n", LIBSVM, bad
+    yield "libsvm 1,000,000 lines, index past the features", b"0 3:1\n" * 999_999 + b"0 25:1\n", LIBSVM, bad
+    yield "libsvm index 2**40", b"1 1099511627776:1\n", LIBSVM, bad
+    yield "libsvm 1,000,000 values 1e400", b"1 " + b" ".join(b"%d:1e400" % (i % 19 + 1) for i in range(600_000)), \
+        LIBSVM, (200, 400)  # inf: a missing value for XGBoost, a 400 where values must be finite
+    yield "libsvm 5000-digit value", b"1 1:" + b"9" * 5000 + b"\n", LIBSVM, (200, 400)
+    yield "libsvm index -1", b"1 -1:1\n", LIBSVM, bad
+    yield "libsvm garbage", b"\x00\xff" * (1 << 20), LIBSVM, bad
+    yield "libsvm tokens of 1 MB", b"1 1:" + b"1" * (1 << 20) + b".5\n", LIBSVM, (200, 400)
+    rows = b"".join(b"%d 1:0.5 7:1.25 19:-2\n" % (i % 2) for i in range(150_000))
+    yield "libsvm valid, 150,000 rows", rows, LIBSVM, ok
+    yield "libsvm valid, 3,000,000 label-only lines", b"0\n" * 3_000_000, LIBSVM, ok  # see NOT_MET
 
 
 def _varint(n):
@@ -139,37 +171,106 @@ def write_model(algorithm, model_dir):
     rng = np.random.default_rng(0)
     if algorithm == "kmeans":
         ndarray.save(model_dir / "model_algo-1", [CENTROIDS])
+    elif algorithm == "factorization-machines":
+        from containers.factorization_machines.model import FMModel
+
+        FMModel(np.array([-0.25], np.float32), rng.normal(size=(FEATURES, 1)).astype(np.float32),
+                rng.normal(size=(FEATURES, 2)).astype(np.float32), "binary_classifier").save(model_dir)
+    elif algorithm == "xgboost":
+        xgb = pytest.importorskip("xgboost")
+        x = rng.normal(size=(500, FEATURES)).astype(np.float32)
+        booster = xgb.train({"objective": "binary:logistic", "max_depth": 3}, xgb.DMatrix(x, x[:, 0] > 0), 5)
+        (model_dir / "xgboost-model").write_bytes(bytes(booster.save_raw("ubj")))
     else:  # PCA: 3 components of 20 features
         ndarray.save(model_dir / "model_algo-1", {"v": rng.normal(size=(FEATURES, 3)).astype(np.float32),
                                                   "s": np.ones(3, np.float32),
                                                   "mean": np.zeros((1, FEATURES), np.float32)})
 
 
-@pytest.fixture(scope="module", params=["kmeans", "pca"])
-def server(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp(f"worst-{request.param}")
+ALGORITHMS = ["kmeans", "pca", "factorization-machines", "xgboost"]
+ALL_TABULAR = ALGORITHMS + ["knn", "linear_learner", "randomcutforest"]
+
+
+def _start(algorithm, root):
     (root / "model").mkdir()
-    write_model(request.param, root / "model")
-    with serve(request.param, root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}) as running:
-        running.post(b"1," * 19 + b"1", "text/csv")
-        workers = [p for p in psutil.Process(running.process.pid).children() if "nginx" not in " ".join(p.cmdline())]
-        assert len(workers) == 1
-        running.worker = workers[0]
-        reference = _reference_body()
-        timings = []
-        for _ in range(3):
-            start = time.perf_counter()
-            assert running.post(reference, "text/csv").status_code == 200
-            timings.append(time.perf_counter() - start)
-        running.reference_s = min(timings)
-        yield running
+    write_model(algorithm, root / "model")
+    running = serve(algorithm, root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1"})
+    server = running.__enter__()
+    server.stop_context = running
+    server.post(b"1," * 19 + b"1", "text/csv")
+    workers = [p for p in psutil.Process(server.process.pid).children() if "nginx" not in " ".join(p.cmdline())]
+    assert len(workers) == 1
+    server.worker = workers[0]
+    reference = _reference_body()
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        assert server.post(reference, "text/csv").status_code == 200
+        timings.append(time.perf_counter() - start)
+    server.reference_s = min(timings)
+    return server
 
 
-CASES = list(cases())
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """One server per algorithm, started when its first case runs and stopped when the next algorithm's
+    starts (cases come grouped by algorithm); ``outputs`` keeps each stopped server's log."""
+    class Servers:
+        def __init__(self):
+            self.current = None
+            self.outputs = {}
+
+        def get(self, algorithm):
+            if self.current is not None and self.current.algorithm != algorithm:
+                self.stop()
+            if self.current is None:
+                self.current = _start(algorithm, tmp_path_factory.mktemp(f"worst-{algorithm}"))
+                self.current.algorithm = algorithm
+            return self.current
+
+        def stop(self):
+            if self.current is not None:
+                self.current.stop_context.__exit__(None, None, None)
+                self.outputs[self.current.algorithm] = self.current.output
+                self.current = None
+
+    running = Servers()
+    yield running
+    running.stop()
 
 
-@pytest.mark.parametrize("name,body,content_type,statuses", CASES, ids=[c[0] for c in CASES])
-def test_worst_shaped_request_is_bounded(server, name, body, content_type, statuses):
+def _params():
+    bodies = list(cases())
+    for algorithm in ALGORITHMS:
+        accepts = load_spec(algorithm).request_types
+        for case in bodies:
+            if case[2] not in accepts or (case[0] == MANY_ROWS and (algorithm, case[0]) != XFAIL):
+                continue
+            marks = pytest.mark.xfail(reason=NOT_MET, strict=True) if (algorithm, case[0]) == XFAIL else ()
+            yield pytest.param(algorithm, *case, id=f"{algorithm}-{case[0]}", marks=marks)
+
+
+CASES = list(_params())
+
+
+def test_every_request_codec_on_main_is_covered():
+    """Every request content type some algorithm's spec declares has worst-shaped cases here, and every codec
+    class that decodes requests is served by one of the servers above (images: test_hardening_images.py)."""
+    covered = {case.values[3] for case in CASES}
+    decoders = {}
+    for algorithm in ALL_TABULAR:
+        spec = load_spec(algorithm)
+        missing = set(spec.request_types) - covered
+        assert not missing, (algorithm, missing)
+        for mime in spec.request_types:
+            decoders.setdefault(type(spec.codecs_registry().find(mime)).decode, set()).add(algorithm)
+    for decode, algorithms in decoders.items():  # each decoder is served by one of the servers here
+        assert algorithms & set(ALGORITHMS), (decode.__qualname__, algorithms)
+
+
+@pytest.mark.parametrize("algorithm,name,body,content_type,statuses", CASES)
+def test_worst_shaped_request_is_bounded(servers, algorithm, name, body, content_type, statuses):
+    server = servers.get(algorithm)
     assert len(body) <= LIMIT, len(body)
     before = server.worker.memory_info().rss
     sampler = RSSSampler(server.worker)
@@ -196,7 +297,11 @@ def test_worst_shaped_request_is_bounded(server, name, body, content_type, statu
     assert server.get("/ping").status_code == 200
 
 
-def test_no_traceback_for_client_errors(server):
-    """Runs after the cases above (same server): none of them left a traceback in the log."""
-    server.stop()
-    assert "Traceback" not in server.output, server.output[-3000:]
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_no_traceback_for_client_errors(servers, algorithm):
+    """Runs after the cases above (same servers): none of them left a traceback in the log."""
+    if servers.current is not None and servers.current.algorithm == algorithm:
+        servers.stop()
+    output = servers.outputs.get(algorithm)
+    assert output is not None, f"no worst-shape case ran against {algorithm}"
+    assert "Traceback" not in output, output[-3000:]

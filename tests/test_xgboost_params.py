@@ -8,9 +8,10 @@ import pickle
 import numpy as np
 import pytest
 
+from common import libsvm
 from common.errors import DataError, HyperparameterError
 from common.spec import load_spec
-from containers.xgboost import checks, legacy, libsvm, params
+from containers.xgboost import checks, legacy, params
 
 SPEC = load_spec("xgboost")
 
@@ -92,13 +93,14 @@ def test_valid_settings_pass_the_library():
 
 
 def test_libsvm_parser_edges():
-    parsed = libsvm.parse(b"1:2 0:1.5 3:nan # a comment\n0:1 2:-1e-3\n")
+    """common's parser with this image's options (data.py's _parse_strictly)."""
+    parsed = libsvm.parse(b"1:2 0:1.5 3:nan # a comment\n0:1 2:-1e-3\n", weights="all", qid="refuse")
     assert parsed.labels.tolist() == [1, 0] and parsed.weights.tolist() == [2, 1]
     assert np.isnan(parsed.values[1]) and parsed.indptr.tolist() == [0, 2, 3]
     with pytest.raises(DataError, match="record 2"):
-        libsvm.parse(b"1 1:2\n0 1:2:3\n", source="f")
+        libsvm.parse(b"1 1:2\n0 1:2:3\n", source="f", weights="all", qid="refuse")
     with pytest.raises(DataError, match="not a number"):
-        libsvm.parse(b"x 1:2\n", source="f")
+        libsvm.parse(b"x 1:2\n", source="f", weights="all", qid="refuse")
 
 
 def test_legacy_converter_refuses_foreign_bytes():
@@ -107,4 +109,4 @@ def test_legacy_converter_refuses_foreign_bytes():
     with pytest.raises(Exception, match="may not reference"):
         legacy.unpickle_state(pickle.dumps(os.system))
     with pytest.raises(DataError, match="weight"):
-        libsvm.parse(b"1:2 0:1\n0 1:1\n")
+        libsvm.parse(b"1:2 0:1\n0 1:1\n", weights="all")

@@ -280,7 +280,7 @@ def test_bad_hyperparameters_are_client_errors_naming_them(job, hp, message):
 
 
 @pytest.mark.parametrize("data,message", [
-    (b"1 1:0.5\n0 2:x\n", "libsvm feature '2:x' must be a whole index and a number (file"),
+    (b"1 1:0.5\n0 2:x\n", "libsvm token '2:x' is not <index>:<value> (file"),
     (b"1 qid:3 1:0.5\n", "qid"),
 ])
 def test_bad_libsvm_names_the_line(job, data, message):

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import contenttypes
-from ..model import allows_missing, as_prediction, check_prediction, feature_dim
+from ..model import allows_missing, as_prediction, check_prediction, dense_width, feature_dim
 from .codecs import CodecError, DecodeHints
 
 
@@ -23,7 +23,8 @@ class Response:
 
 
 def hints_for(model):
-    return DecodeHints(feature_dim=feature_dim(model), allows_missing=allows_missing(model))
+    return DecodeHints(feature_dim=feature_dim(model), allows_missing=allows_missing(model),
+                       dense_width=dense_width(model))
 
 
 def check_features(inputs, model):

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from common import protobuf, recordio
+from common import libsvm, protobuf, recordio
 from common.errors import DataError
 from common.serving.codecs import Codec, CodecError
 from common.serving.codecs.csv import CSVCodec as CommonCSV
@@ -22,8 +22,6 @@ from common.serving.codecs.json import JSONCodec as CommonJSON
 from common.serving.codecs.json import dumps
 from common.serving.codecs.jsonlines import JSONLinesCodec as CommonJSONLines
 from common.serving.codecs.recordio import RecordIOProtobufCodec as CommonRecordIO
-
-from . import libsvm
 
 CONTRIBUTIONS = "contributions"
 INTEGER_KEYS = ("predicted_label", "labels")
@@ -124,13 +122,16 @@ class LibSVMCodec(Codec):
     aliases = ("libsvm", "text/x-libsvm", "application/x-libsvm")
 
     def decode(self, body, media, hints):
-        """Rows of ``[label[:weight]] index:value ...`` (a first token without a colon is a label)."""
+        """Rows of ``[label] index:value ...`` (a first token without a colon is a label), parsed by common."""
         try:
-            parsed = libsvm.parse_request(body)
+            parsed = libsvm.parse(body, "request", labels="optional")
         except DataError as exc:
             raise CodecError(f"Malformed libsvm: {exc}") from None
+        if not parsed.rows:
+            raise CodecError("text/libsvm request holds no rows")
         width = int(parsed.indices.max()) + 1 if parsed.indices.size else 0
         rows = LibSVMRows((parsed.values, parsed.indices.astype(np.int32), parsed.indptr),
                           shape=(parsed.rows, width))
+        rows.sum_duplicates()  # a feature given twice in a row counts once, summed (as training reads it)
         rows.smallest = int(parsed.indices.min()) if parsed.indices.size else None
         return rows

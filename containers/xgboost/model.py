@@ -94,6 +94,11 @@ class XGBoostModel:
         return model
 
     feature_dim = None  # the runtime's width check does not apply: libsvm and sparse rows may be narrower
+
+    @property
+    def dense_width(self):
+        """Dense rows (CSV, JSON lists) must have the model's width: the codecs check it before parsing."""
+        return self.num_features
     allows_missing = True  # NaN and empty fields are missing values, as xgboost treats them
 
     def prepare(self, inputs):

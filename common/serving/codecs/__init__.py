@@ -28,6 +28,12 @@ class DecodeHints:
 
     feature_dim: int | None = None
     allows_missing: bool = False
+    dense_width: int | None = None  # models whose sparse rows may be narrower (feature_dim None): dense rows' width
+
+    @property
+    def width(self):
+        """The width a dense row must have (None: any), for the checks made before parsing."""
+        return self.feature_dim if self.feature_dim is not None else self.dense_width
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def _label_size(media):
 
 def decode_csv(body, media, hints, strings=False):
     label_size = _label_size(media)
-    columns = label_size + hints.feature_dim if hints.feature_dim is not None else None
+    columns = label_size + hints.width if hints.width is not None else None
     parts = []
     try:
         for array, _first in csv_reader.iter_csv_blocks(io.BytesIO(body), source="request", columns=columns,
@@ -34,7 +34,7 @@ def decode_csv(body, media, hints, strings=False):
     except DataError as exc:
         found = re.match(r"CSV line has (\d+) columns, expected", str(exc))
         if columns is not None and found:
-            raise CodecError(f"Each record must have {hints.feature_dim} features; got "
+            raise CodecError(f"Each record must have {hints.width} features; got "
                              f"{int(found.group(1)) - label_size}"
                              f"{f' after {label_size} label column(s)' if label_size else ''} ({exc})") from None
         raise CodecError(f"Malformed CSV: {exc}") from None

@@ -140,7 +140,7 @@ def sparse_rows(instances, hints):
             dim = shape[0]
             if not 1 <= dim <= MAX_DIM:
                 return None
-            _check_width(dim, hints)
+            _check_width(dim, hints, dense=False)
         values.extend(row_values)
         keys.extend(row_keys)
         lengths.append(len(row_values))
@@ -157,9 +157,11 @@ def sparse_rows(instances, hints):
     return matrix
 
 
-def _check_width(width, hints):
-    if hints.feature_dim is not None and width != hints.feature_dim:
-        raise CodecError(f"Each record must have {hints.feature_dim} features; got {width}")
+def _check_width(width, hints, dense=True):
+    """Dense rows must have ``hints.width`` features; sparse ones ``feature_dim`` (narrower ones may be fine)."""
+    expected = hints.width if dense else hints.feature_dim
+    if expected is not None and width != expected:
+        raise CodecError(f"Each record must have {expected} features; got {width}")
 
 
 def features_of(instances, where, hints):

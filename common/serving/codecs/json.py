@@ -61,13 +61,14 @@ def check_containers(body, hints, what="JSON"):
     dense row of d numbers takes at least 2d + 2 bytes per array, a sparse instance at least 8 bytes per
     container. Parsing costs a Python object per container: 2 million empty lists in 6 MB took seconds and
     hundreds of MB."""
-    if hints.feature_dim is None or not isinstance(body, (bytes, bytearray)):
+    width = hints.width
+    if width is None or not isinstance(body, (bytes, bytearray)):
         return
     containers = body.count(b"[") + body.count(b"{")
-    bound = len(body) / min(2 * hints.feature_dim + 2, 8) + 16
+    bound = len(body) / min(2 * width + 2, 8) + 16
     if containers > bound:
         raise CodecError(f"Request {what} holds {containers} arrays/objects in {len(body)} bytes: more than records "
-                         f"of {hints.feature_dim} features can (each record must have {hints.feature_dim} features)")
+                         f"of {width} features can (each record must have {width} features)")
 
 
 def instances_of(document):

@@ -18,16 +18,20 @@ class LibSVMCodec(Codec):
     aliases = ("libsvm", "text/x-libsvm", "application/x-libsvm")
 
     def decode(self, body, media, hints):
-        lines = [line for line in body.split(b"\n") if line.strip()]
-        if not lines:
-            raise CodecError("text/libsvm request holds no rows")
-        labelled = [line if b":" not in line.split()[0] else b"0 " + line for line in lines]
         try:
-            indptr, indices, values, _labels, _weights, _ = libsvm.parse_block(b"\n".join(labelled), "request")
+            parsed = libsvm.parse(body, "request", labels="optional")
+        except DataError as exc:
+            raise CodecError(f"Malformed libsvm: {exc}") from None
+        if not parsed.rows:
+            raise CodecError("text/libsvm request holds no rows")
+        try:
+            indptr, indices, values, _labels, _weights, _ = libsvm.based(parsed, None, "request")
         except DataError as exc:
             raise CodecError(f"Malformed libsvm: {exc}") from None
         width = int(indices.max()) + 1 if indices.size else 0
         dim = hints.feature_dim if hints.feature_dim is not None else width
         if width > dim:
             raise CodecError(f"libsvm feature index {width - 1} is outside the model's {dim} features")
-        return sp.csr_matrix((values, indices, indptr), shape=(len(labelled), dim), dtype=np.float32)
+        matrix = sp.csr_matrix((values, indices.astype(np.int32), indptr), shape=(parsed.rows, dim), dtype=np.float32)
+        matrix.sum_duplicates()  # a feature given twice in a row counts once, summed (as training reads it)
+        return matrix
