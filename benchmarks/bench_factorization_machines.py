@@ -142,6 +142,27 @@ def planted_benchmark(args, tmp):
     xt, logits, yt = oracle.rows(args.test_rows, seed=2)
     log(f"(a) planted: {args.rows:,} train / {args.test_rows:,} test rows, {oracle.feature_dim:,} features, "
         f"{x.nnz // x.shape[0]} non-zeros per row, positive rate {y.mean():.3f}")
+    train_file, test_file = Path(tmp, "train.pbr"), Path(tmp, "test.pbr")
+    start = time.perf_counter()
+    write_recordio(train_file, x, y)
+    write_recordio(test_file, xt, yt)
+    log(f"    (recordIO written in {time.perf_counter() - start:.0f} s: {train_file.stat().st_size / 1e6:.0f} MB)")
+    hp = {**BENCH, "feature_dim": oracle.feature_dim, "epochs": args.epochs}
+    if not args.speed_only:
+        planted_quality(args, tmp, (x, y, xt, yt, logits), hp, train_file, test_file)
+    if not args.skip_rss:
+        hp1 = {**hp, "epochs": 1}
+        _, rss1, _ = run_train(Path(tmp, "job-rss-1"), [train_file], hp1)
+        _, rss4, out4 = run_train(Path(tmp, "job-rss-4"), [train_file] * 4, hp1)
+        log(f"(b) peak RSS of algobox FM train, 1 epoch: {rss1:.0f} MB at {args.rows:,} rows, {rss4:.0f} MB at "
+            f"{4 * args.rows:,} rows (x{rss4 / rss1:.2f}); {train_rows_per_second(out4):,.0f} rows/s at 4x")
+    if args.before:
+        compare_trees(args, tmp, train_file, oracle.feature_dim)
+
+
+def planted_quality(args, tmp, data, hp, train_file, test_file):
+    """The oracle, logistic regression, the entrypoint at --epochs (its logged test metric) and myfm."""
+    x, y, xt, yt, logits = data
     oracle_loss = planted.oracle_log_loss(logits, yt)
     p, lr_seconds = logistic_regression(x, y, xt)
     lr_loss = planted.log_loss(p, yt)
@@ -151,12 +172,6 @@ def planted_benchmark(args, tmp):
     def closed(loss):
         return (lr_loss - loss) / (lr_loss - oracle_loss)
 
-    train_file, test_file = Path(tmp, "train.pbr"), Path(tmp, "test.pbr")
-    start = time.perf_counter()
-    write_recordio(train_file, x, y)
-    write_recordio(test_file, xt, yt)
-    log(f"    (recordIO written in {time.perf_counter() - start:.0f} s: {train_file.stat().st_size / 1e6:.0f} MB)")
-    hp = {**BENCH, "feature_dim": oracle.feature_dim, "epochs": args.epochs}
     seconds, rss, output = run_train(Path(tmp, "job-quality"), [train_file], hp, test_file)
     ours = logged(output, "binary_classification_cross_entropy")
     rate = train_rows_per_second(output)
@@ -172,15 +187,6 @@ def planted_benchmark(args, tmp):
         loss_myfm = planted.log_loss(model.predict_proba(xt), yt)
         log(f"    myfm Gibbs FM, rank 8, {args.myfm_iter} iterations  test log loss {loss_myfm:.4f}   closes "
             f"{closed(loss_myfm):.0%}; {seconds_myfm:.0f} s (algobox's whole job took {seconds:.0f} s)")
-    if not args.skip_rss:
-        hp1 = {**hp, "epochs": 1}
-        _, rss1, _ = run_train(Path(tmp, "job-rss-1"), [train_file], hp1)
-        _, rss4, out4 = run_train(Path(tmp, "job-rss-4"), [train_file] * 4, hp1)
-        log(f"(b) peak RSS of algobox FM train, 1 epoch: {rss1:.0f} MB at {args.rows:,} rows, {rss4:.0f} MB at "
-            f"{4 * args.rows:,} rows (x{rss4 / rss1:.2f}); {train_rows_per_second(out4):,.0f} rows/s at 4x")
-    if args.before:
-        compare_trees(args, tmp, train_file, oracle.feature_dim)
-    return oracle, x, y, xt, yt, oracle_loss, lr_loss
 
 
 def compare_trees(args, tmp, train_file, feature_dim):
@@ -332,6 +338,7 @@ def main():
                                          "compare with this tree's")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--skip-myfm", action="store_true")
+    parser.add_argument("--speed-only", action="store_true", help="(a) without the quality runs: only (b)")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-dna", action="store_true")
     parser.add_argument("--skip-planted", action="store_true")
