@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,24 @@ def run_train(root, files, hp, test_file=None, tree=None):
     if out.returncode != 0:
         raise RuntimeError(out.stdout[-3000:] + out.stderr[-3000:])
     return seconds, int(out.stdout.strip().splitlines()[-1]) / 1024, out.stdout
+
+
+def run_train_for(root, files, hp, seconds, tree=None):
+    """The same, stopped by SIGTERM after ``seconds`` (the job saves its model and exits): its output."""
+    job = Job(root)
+    for i, target in enumerate(files):
+        link = job.root / "input/data/train" / f"part-{i}.pbr"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+    job.write_config(hp, {"train": {"ContentType": RECORDIO}})
+    process = subprocess.Popen([*ALGOBOX, ALG, "train"], env=job.env({"PYTHONPATH": tree} if tree else None),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate()
+    return output
 
 
 def logged(output, name):
@@ -197,6 +216,14 @@ def compare_trees(args, tmp, train_file, feature_dim):
     rates, walls = {"before": [], "after": []}, {"before": [], "after": []}
     for i in range(args.repeats):
         for name, tree in (("before", args.before), ("after", str(REPO))):
+            if name == "before" and args.before_seconds:  # its progress lines' rate over the rows it got to
+                output = run_train_for(Path(tmp, f"job-{name}-{i}"), [train_file], hp, args.before_seconds, tree)
+                rates[name].append(train_rows_per_second(output))
+                walls[name].append(float("nan"))
+                reached = re.findall(r"(\d+) records, ", output)[-1]
+                log(f"    {name:6s} ({tree}): training {rates[name][-1]:,.0f} rows/s (stopped after "
+                    f"{args.before_seconds} s at record {int(reached):,})")
+                continue
             seconds, _, output = run_train(Path(tmp, f"job-{name}-{i}"), [train_file], hp, tree=tree)
             rates[name].append(train_rows_per_second(output))
             walls[name].append(args.rows / seconds)
@@ -205,7 +232,7 @@ def compare_trees(args, tmp, train_file, feature_dim):
     ratio = np.median(np.array(rates["after"]) / np.array(rates["before"]))
     log(f"(b) entrypoint, 1 epoch of {args.rows:,} rows: training rows/s before {np.median(rates['before']):,.0f}, "
         f"after {np.median(rates['after']):,.0f} (median ratio x{ratio:.1f}); whole job rows/s before "
-        f"{np.median(walls['before']):,.0f}, after {np.median(walls['after']):,.0f}")
+        f"{np.median(walls['before']):,.0f}, after {np.median(walls['after']):,.0f}".replace("nan", "n/a"))
     with open(train_file, "rb") as f:
         batches = list(recordio.iter_record_batches(f, 8192))
     speeds = {True: [], False: []}
@@ -337,6 +364,8 @@ def main():
     parser.add_argument("--before", help="a source tree (e.g. a checkout of main) whose entrypoint's throughput to "
                                          "compare with this tree's")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--before-seconds", type=int, default=0,
+                        help="stop the --before tree's job after this many seconds (0: let it finish)")
     parser.add_argument("--skip-myfm", action="store_true")
     parser.add_argument("--speed-only", action="store_true", help="(a) without the quality runs: only (b)")
     parser.add_argument("--skip-rss", action="store_true")
