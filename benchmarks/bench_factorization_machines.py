@@ -1,7 +1,7 @@
 """Factorization Machines quality, speed and memory, printed from one run.
 
-    .venv/bin/python benchmarks/bench_factorization_machines.py [--rows 1000000] [--epochs 4] [--myfm-iter 40]
-        [--skip-myfm] [--skip-rss] [--skip-dna] [--optimizers] [--optimizer-epochs 10]
+    .venv/bin/python benchmarks/bench_factorization_machines.py [--rows 1000000] [--epochs 10] [--myfm-iter 20]
+        [--skip-myfm] [--skip-rss] [--skip-dna] [--optimizers] [--optimizer-epochs 10] [--before TREE --repeats 2]
 
 (a) The planted benchmark (containers/factorization_machines/planted.py): --rows rows of 8 categorical fields
     (50,000 users, 20,000 items, six fields of 1,000 to 100 values, popularity ~ 1/(rank + 10)) one-hot encoded
@@ -11,18 +11,22 @@
     recordIO in File mode, its logged test metric) and myfm (Bayesian FM, Gibbs sampling, PyPI) with its time.
     "closed" = (LR - ours) / (LR - oracle): the share of the interaction gap a model closes.
 (b) Training throughput of the entrypoint (rows/s over all epochs, from its log) and its peak RSS at --rows and
-    at 4 x --rows (the same file linked four times into the channel): memory must not grow with the data.
+    at 4 x --rows (the same file linked four times into the channel): memory must not grow with the data. With
+    --before TREE, one epoch's throughput with TREE's code (e.g. a checkout of main) and this tree's, interleaved
+    --repeats times, and common.protobuf.decode_batch alone, record by record (fast=False) and vectorised.
 (c) mlbench DNA (3,186 x 180 binary indicators; class "n" vs rest), 5 seeded 2:1 splits: FM against logistic
     regression (test log loss and accuracy). The Debian package is fetched into --cache when missing.
 (d) --optimizers: the optimizer behind the per-group learning rates, measured in-process on the planted data:
-    test log loss after 1 and --optimizer-epochs epochs for adam, adagrad, sgd and sgdw (--runs), at the
-    guide's default learning rates and at tuned rates (scaled per optimizer, see README).
+    test log loss after 1, 2, 3, 5 and --optimizer-epochs epochs for adam, adagrad, sgd and sgdw (--runs), at the
+    guide's default learning rates, at tuned rates (scaled per optimizer, see README), and at tuned rates with
+    lr_decay 0.6 ("decayed").
 """
 
 import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,18 +49,20 @@ RECORDIO = "application/x-recordio-protobuf"
 DEFAULTS = {name: prop["default"] for name, prop in json.loads(
     (REPO / "containers/factorization_machines/hyperparameters.json").read_text())["properties"].items()
     if "default" in prop}
-# The benchmark's hyperparameters (the guide's defaults learn far too slowly on one-hot data; see README)
+# The benchmark's hyperparameters (the guide's defaults learn far too slowly on one-hot data; see README): what a
+# user sets: optimizer, the three learning rates, linear/factors wd, factors_init_sigma, lr_decay (extensions:
+# optimizer, lr_decay), epochs
 BENCH = {"num_factors": 8, "predictor_type": "binary_classifier", "mini_batch_size": 1000, "optimizer": "sgdw",
          "bias_lr": 1.0, "linear_lr": 20.0, "factors_lr": 20.0, "linear_wd": 2e-5, "factors_wd": 2e-5,
-         "factors_init_sigma": 0.01}
+         "factors_init_sigma": 0.01, "lr_decay": 0.6}
 # the same step sizes for the other optimizers (sgd's gradient is the batch mean: scale by the batch size)
 TUNED = {"adam": {"linear_lr": 0.01, "factors_lr": 0.01}, "adagrad": {"linear_lr": 0.05, "factors_lr": 0.05},
          "sgd": {"linear_lr": 20.0, "factors_lr": 20.0, "bias_lr": 1.0},
          "adamw": {"linear_lr": 0.01, "factors_lr": 0.01, "linear_wd": 0.3, "factors_wd": 0.3},
          "sgdw": {"linear_lr": 20.0, "factors_lr": 20.0, "bias_lr": 1.0, "linear_wd": 2e-5, "factors_wd": 2e-5}}
+# every tuned setting above at constant rates ("tuned") or with lr_decay 0.6 ("decayed")
+DECAY = 0.6
 
-
-DNA_EPOCHS = 10
 
 
 def log(*args):
@@ -69,8 +75,9 @@ def write_recordio(path, x, y, chunk=100_000):
             recordio.write_records(f, protobuf.encode_sparse(x[start:start + chunk], y[start:start + chunk]))
 
 
-def run_train(root, files, hp, test_file=None):
-    """``algobox factorization-machines train`` in a child: (seconds, peak RSS MB, output)."""
+def run_train(root, files, hp, test_file=None, tree=None):
+    """``algobox factorization-machines train`` in a child (the code of ``tree``, default this one): (seconds,
+    peak RSS MB, output)."""
     job = Job(root)
     for i, target in enumerate(files):
         link = job.root / "input/data/train" / f"part-{i}.pbr"
@@ -85,12 +92,31 @@ def run_train(root, files, hp, test_file=None):
     probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", probe, *ALGOBOX, ALG, "train"], env=job.env(),
+    out = subprocess.run([sys.executable, "-c", probe, *ALGOBOX, ALG, "train"],
+                         env=job.env({"PYTHONPATH": tree} if tree else None),
                          capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if out.returncode != 0:
         raise RuntimeError(out.stdout[-3000:] + out.stderr[-3000:])
     return seconds, int(out.stdout.strip().splitlines()[-1]) / 1024, out.stdout
+
+
+def run_train_for(root, files, hp, seconds, tree=None):
+    """The same, stopped by SIGTERM after ``seconds`` (the job saves its model and exits): its output."""
+    job = Job(root)
+    for i, target in enumerate(files):
+        link = job.root / "input/data/train" / f"part-{i}.pbr"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+    job.write_config(hp, {"train": {"ContentType": RECORDIO}})
+    process = subprocess.Popen([*ALGOBOX, ALG, "train"], env=job.env({"PYTHONPATH": tree} if tree else None),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate()
+    return output
 
 
 def logged(output, name):
@@ -135,6 +161,27 @@ def planted_benchmark(args, tmp):
     xt, logits, yt = oracle.rows(args.test_rows, seed=2)
     log(f"(a) planted: {args.rows:,} train / {args.test_rows:,} test rows, {oracle.feature_dim:,} features, "
         f"{x.nnz // x.shape[0]} non-zeros per row, positive rate {y.mean():.3f}")
+    train_file, test_file = Path(tmp, "train.pbr"), Path(tmp, "test.pbr")
+    start = time.perf_counter()
+    write_recordio(train_file, x, y)
+    write_recordio(test_file, xt, yt)
+    log(f"    (recordIO written in {time.perf_counter() - start:.0f} s: {train_file.stat().st_size / 1e6:.0f} MB)")
+    hp = {**BENCH, "feature_dim": oracle.feature_dim, "epochs": args.epochs}
+    if not args.speed_only:
+        planted_quality(args, tmp, (x, y, xt, yt, logits), hp, train_file, test_file)
+    if not args.skip_rss:
+        hp1 = {**hp, "epochs": 1}
+        _, rss1, _ = run_train(Path(tmp, "job-rss-1"), [train_file], hp1)
+        _, rss4, out4 = run_train(Path(tmp, "job-rss-4"), [train_file] * 4, hp1)
+        log(f"(b) peak RSS of algobox FM train, 1 epoch: {rss1:.0f} MB at {args.rows:,} rows, {rss4:.0f} MB at "
+            f"{4 * args.rows:,} rows (x{rss4 / rss1:.2f}); {train_rows_per_second(out4):,.0f} rows/s at 4x")
+    if args.before:
+        compare_trees(args, tmp, train_file, oracle.feature_dim)
+
+
+def planted_quality(args, tmp, data, hp, train_file, test_file):
+    """The oracle, logistic regression, the entrypoint at --epochs (its logged test metric) and myfm."""
+    x, y, xt, yt, logits = data
     oracle_loss = planted.oracle_log_loss(logits, yt)
     p, lr_seconds = logistic_regression(x, y, xt)
     lr_loss = planted.log_loss(p, yt)
@@ -144,12 +191,6 @@ def planted_benchmark(args, tmp):
     def closed(loss):
         return (lr_loss - loss) / (lr_loss - oracle_loss)
 
-    train_file, test_file = Path(tmp, "train.pbr"), Path(tmp, "test.pbr")
-    start = time.perf_counter()
-    write_recordio(train_file, x, y)
-    write_recordio(test_file, xt, yt)
-    log(f"    (recordIO written in {time.perf_counter() - start:.0f} s: {train_file.stat().st_size / 1e6:.0f} MB)")
-    hp = {**BENCH, "feature_dim": oracle.feature_dim, "epochs": args.epochs}
     seconds, rss, output = run_train(Path(tmp, "job-quality"), [train_file], hp, test_file)
     ours = logged(output, "binary_classification_cross_entropy")
     rate = train_rows_per_second(output)
@@ -165,13 +206,45 @@ def planted_benchmark(args, tmp):
         loss_myfm = planted.log_loss(model.predict_proba(xt), yt)
         log(f"    myfm Gibbs FM, rank 8, {args.myfm_iter} iterations  test log loss {loss_myfm:.4f}   closes "
             f"{closed(loss_myfm):.0%}; {seconds_myfm:.0f} s (algobox's whole job took {seconds:.0f} s)")
-    if not args.skip_rss:
-        hp1 = {**hp, "epochs": 1}
-        _, rss1, _ = run_train(Path(tmp, "job-rss-1"), [train_file], hp1)
-        _, rss4, out4 = run_train(Path(tmp, "job-rss-4"), [train_file] * 4, hp1)
-        log(f"(b) peak RSS of algobox FM train, 1 epoch: {rss1:.0f} MB at {args.rows:,} rows, {rss4:.0f} MB at "
-            f"{4 * args.rows:,} rows (x{rss4 / rss1:.2f}); {train_rows_per_second(out4):,.0f} rows/s at 4x")
-    return oracle, x, y, xt, yt, oracle_loss, lr_loss
+
+
+def compare_trees(args, tmp, train_file, feature_dim):
+    """(b) the entrypoint's throughput, 1 epoch on the training file, with the code of --before (e.g. main before
+    the vectorised recordIO decoding) and with this tree's, interleaved A B A B; and the decoding alone."""
+    hp = {**BENCH, "feature_dim": feature_dim, "epochs": 1}
+    del hp["lr_decay"]  # unknown to older trees; with one epoch it changes nothing
+    rates, walls = {"before": [], "after": []}, {"before": [], "after": []}
+    for i in range(args.repeats):
+        for name, tree in (("before", args.before), ("after", str(REPO))):
+            if name == "before" and args.before_seconds:  # its progress lines' rate over the rows it got to
+                output = run_train_for(Path(tmp, f"job-{name}-{i}"), [train_file], hp, args.before_seconds, tree)
+                rates[name].append(train_rows_per_second(output))
+                walls[name].append(float("nan"))
+                reached = re.findall(r"(\d+) records, ", output)[-1]
+                log(f"    {name:6s} ({tree}): training {rates[name][-1]:,.0f} rows/s (stopped after "
+                    f"{args.before_seconds} s at record {int(reached):,})")
+                continue
+            seconds, _, output = run_train(Path(tmp, f"job-{name}-{i}"), [train_file], hp, tree=tree)
+            rates[name].append(train_rows_per_second(output))
+            walls[name].append(args.rows / seconds)
+            log(f"    {name:6s} ({tree}): training {rates[name][-1]:,.0f} rows/s, whole job {walls[name][-1]:,.0f} "
+                f"rows/s ({seconds:.0f} s)")
+    ratio = np.median(np.array(rates["after"]) / np.array(rates["before"]))
+    log(f"(b) entrypoint, 1 epoch of {args.rows:,} rows: training rows/s before {np.median(rates['before']):,.0f}, "
+        f"after {np.median(rates['after']):,.0f} (median ratio x{ratio:.1f}); whole job rows/s before "
+        f"{np.median(walls['before']):,.0f}, after {np.median(walls['after']):,.0f}".replace("nan", "n/a"))
+    with open(train_file, "rb") as f:
+        batches = list(recordio.iter_record_batches(f, 8192))
+    speeds = {True: [], False: []}
+    for _ in range(args.repeats):
+        for fast in (False, True):
+            start = time.perf_counter()
+            for batch in batches[:20]:
+                protobuf.decode_batch(batch, feature_dim, fast=fast)
+            speeds[fast].append(sum(map(len, batches[:20])) / (time.perf_counter() - start))
+    log(f"    decode_batch alone, sparse records with labels, 8,192 a batch: record by record "
+        f"{np.median(speeds[False]):,.0f} rows/s, vectorised {np.median(speeds[True]):,.0f} rows/s "
+        f"(x{np.median(np.array(speeds[True]) / np.array(speeds[False])):.0f})")
 
 
 def mlbench_dna(cache):
@@ -189,6 +262,23 @@ def mlbench_dna(cache):
     return x, y
 
 
+# (c)'s settings. Why the first loses to logistic regression: 180 x 8 factors at factors_wd 1e-5 memorise 2,124 rows,
+# and adagrad's shrinking steps leave the linear part short of converged; the second regularises the factors hard
+# (factors_wd 1e-2: the interactions add only what the data supports), leaves the bias unregularised (as
+# LogisticRegression does) and converges (30 epochs, lr_decay 0.9); the third is the second with the factors
+# frozen at their tiny initial values (a linear model trained the same way)
+DNA_SETTINGS = {
+    "adagrad lr 0.05, 10 epochs": {"optimizer": "adagrad", "bias_lr": 0.1, "linear_lr": 0.05, "factors_lr": 0.05,
+                                   "linear_wd": 0.001, "factors_wd": 1e-5, "epochs": 10},
+    "sgdw lr 0.5, factors_wd 1e-2, 30 epochs, lr_decay 0.9": {
+        "optimizer": "sgdw", "bias_lr": 0.5, "linear_lr": 0.5, "factors_lr": 0.5, "bias_wd": 0.0, "linear_wd": 5e-4,
+        "factors_wd": 1e-2, "epochs": 30, "lr_decay": 0.9},
+    "the same, factors frozen (linear only)": {
+        "optimizer": "sgdw", "bias_lr": 0.5, "linear_lr": 0.5, "factors_lr": 0.0, "bias_wd": 0.0, "linear_wd": 5e-4,
+        "factors_wd": 0.0, "epochs": 30, "lr_decay": 0.9},
+}
+
+
 def dna_benchmark(args):
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
@@ -198,29 +288,32 @@ def dna_benchmark(args):
     from containers.factorization_machines.model import FMModel
 
     x, y = mlbench_dna(args.cache)
-    results = {"fm": [], "lr": []}
-    # dense rows of ~50 ones: sgdw's planted-data steps diverge here; adagrad at lr 0.05 was the better of the two
-    # settings tried (adam at 0.01: log loss 0.243, see README)
-    hp = {**DEFAULTS, **BENCH, "feature_dim": x.shape[1], "num_factors": 8, "mini_batch_size": 100,
-          "optimizer": "adagrad", "bias_lr": 0.1, "linear_lr": 0.05, "factors_lr": 0.05, "linear_wd": 0.001,
-          "factors_wd": 1e-5}
+    log(f"(c) mlbench DNA 'n' vs rest ({len(y)} x {x.shape[1]}), 5 seeded 2:1 splits, k = 8, mini_batch_size 100; "
+        "test log loss / accuracy:")
+    splits = []
     for seed in range(5):
         order = np.random.default_rng(seed).permutation(len(y))
-        train, test = order[: 2 * len(y) // 3], order[2 * len(y) // 3:]
-        trainer = fm.Trainer(hp, seed=seed)
-        xs = sp.csr_matrix(x[train])
-        for _ in range(DNA_EPOCHS):
-            for start in range(0, len(train), 100):
-                trainer.train_batch(xs[start:start + 100], y[train][start:start + 100])
-        trainer.finish()
-        p = FMModel(*trainer.params.numpy(), "binary_classifier").predict(x[test])["score"]
+        splits.append((order[: 2 * len(y) // 3], order[2 * len(y) // 3:]))
+    results = []
+    for train, test in splits:
         q = LogisticRegression(C=1.0, max_iter=1000).fit(x[train], y[train]).predict_proba(x[test])[:, 1]
-        for key, probs in (("fm", p), ("lr", q)):
-            results[key].append((log_loss(y[test], probs), accuracy_score(y[test], probs >= 0.5)))
-    fm_loss, fm_acc = np.mean(results["fm"], axis=0)
-    lr_loss, lr_acc = np.mean(results["lr"], axis=0)
-    log(f"(c) mlbench DNA 'n' vs rest ({len(y)} x {x.shape[1]}), 5 splits 2:1, FM {DNA_EPOCHS} epochs: FM test log loss "
-        f"{fm_loss:.4f} accuracy {fm_acc:.4f}; logistic regression {lr_loss:.4f} / {lr_acc:.4f}")
+        results.append((log_loss(y[test], q), accuracy_score(y[test], q >= 0.5)))
+    log("    logistic regression (scikit-learn, C=1)                 {:.4f} / {:.4f}".format(*np.mean(results, axis=0)))
+    for name, setting in DNA_SETTINGS.items():
+        hp = {**DEFAULTS, **BENCH, "feature_dim": x.shape[1], "num_factors": 8, "mini_batch_size": 100,
+              "lr_decay": 1.0, **setting}
+        results = []
+        for seed, (train, test) in enumerate(splits):
+            trainer = fm.Trainer(hp, seed=seed)
+            xs = sp.csr_matrix(x[train])
+            for _ in range(hp["epochs"]):
+                for start in range(0, len(train), 100):
+                    trainer.train_batch(xs[start:start + 100], y[train][start:start + 100])
+                trainer.end_epoch()
+            trainer.finish()
+            p = FMModel(*trainer.params.numpy(), "binary_classifier").predict(x[test])["score"]
+            results.append((log_loss(y[test], p), accuracy_score(y[test], p >= 0.5)))
+        log("    FM, {:52s}  {:.4f} / {:.4f}".format(name, *np.mean(results, axis=0)))
 
 
 def optimizer_benchmark(args, data=None):
@@ -234,45 +327,55 @@ def optimizer_benchmark(args, data=None):
         d = oracle.feature_dim
     else:
         x, y, xt, yt, d = data
-    log(f"(d) optimizers, in-process, test log loss after 1 and {args.optimizer_epochs} epochs "
+    marks = [e for e in (1, 2, 3, 5, 10, 20) if e < args.optimizer_epochs] + [args.optimizer_epochs]
+    log(f"(d) optimizers, in-process, test log loss after {', '.join(map(str, marks))} epochs "
         f"(mini_batch_size 1000):")
     for setting, kind in (item.split(":") for item in args.runs.split(",")):
-        if True:
-            hp = {**DEFAULTS, **BENCH, "feature_dim": d}
-            if setting == "defaults":
-                hp.update({k: DEFAULTS[k] for k in ("bias_lr", "linear_lr", "factors_lr", "factors_init_sigma",
-                                                     "bias_wd", "linear_wd", "factors_wd")})
-            else:
-                hp.update(TUNED[kind])
-            hp["optimizer"] = kind
-            trainer = fm.Trainer(hp)
-            losses, start = [], time.perf_counter()
-            for epoch in range(args.optimizer_epochs):
-                for s in range(0, x.shape[0], 1000):
-                    trainer.train_batch(x[s:s + 1000], y[s:s + 1000])
-                if epoch in (0, args.optimizer_epochs - 1):
-                    trainer.finish()  # lazily applied decay brought up to date (a no-op but for *w)
-                    model = FMModel(*trainer.params.numpy(), "binary_classifier")
-                    losses.append(planted.log_loss(model.predict(xt)["score"], yt))
-            rates = {k: hp[k] for k in ("bias_lr", "linear_lr", "factors_lr", "linear_wd", "factors_wd")}
-            log(f"    {setting:8s} {kind:8s} {json.dumps(rates)}: {losses[0]:.4f} after 1, {losses[-1]:.4f} after "
-                f"{args.optimizer_epochs}  ({time.perf_counter() - start:.0f} s)")
+        hp = {**DEFAULTS, **BENCH, "feature_dim": d, "lr_decay": 1.0}
+        if setting == "defaults":
+            hp.update({k: DEFAULTS[k] for k in ("bias_lr", "linear_lr", "factors_lr", "factors_init_sigma",
+                                                 "bias_wd", "linear_wd", "factors_wd")})
+        else:
+            hp.update(TUNED[kind])
+            if setting == "decayed":
+                hp["lr_decay"] = DECAY
+        hp["optimizer"] = kind
+        trainer = fm.Trainer(hp)
+        losses, start = [], time.perf_counter()
+        for epoch in range(1, args.optimizer_epochs + 1):
+            for s in range(0, x.shape[0], 1000):
+                trainer.train_batch(x[s:s + 1000], y[s:s + 1000])
+            if epoch in marks:
+                trainer.finish()  # lazily applied decay brought up to date (a no-op but for *w)
+                model = FMModel(*trainer.params.numpy(), "binary_classifier")
+                losses.append(planted.log_loss(model.predict(xt)["score"], yt))
+            trainer.end_epoch()
+        rates = {k: hp[k] for k in ("bias_lr", "linear_lr", "factors_lr", "linear_wd", "factors_wd", "lr_decay")}
+        log(f"    {setting:8s} {kind:8s} {json.dumps(rates)}: " + ", ".join(f"{loss:.4f}" for loss in losses)
+            + f"  ({time.perf_counter() - start:.0f} s)")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--test-rows", type=int, default=200_000)
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--myfm-iter", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--myfm-iter", type=int, default=20)
+    parser.add_argument("--before", help="a source tree (e.g. a checkout of main) whose entrypoint's throughput to "
+                                         "compare with this tree's")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--before-seconds", type=int, default=0,
+                        help="stop the --before tree's job after this many seconds (0: let it finish)")
     parser.add_argument("--skip-myfm", action="store_true")
+    parser.add_argument("--speed-only", action="store_true", help="(a) without the quality runs: only (b)")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-dna", action="store_true")
     parser.add_argument("--skip-planted", action="store_true")
     parser.add_argument("--optimizers", action="store_true")
     parser.add_argument("--optimizer-epochs", type=int, default=10)
     parser.add_argument("--runs", default="defaults:adam,defaults:adagrad,defaults:sgd,tuned:adam,tuned:adagrad,"
-                                          "tuned:sgdw", help="setting:optimizer pairs for --optimizers")
+                                          "tuned:sgdw,decayed:adam,decayed:adagrad,decayed:sgdw",
+                        help="setting:optimizer pairs for --optimizers (defaults, tuned, decayed: tuned + lr_decay)")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "algobox-mlbench"))
     args = parser.parse_args()
     import torch

@@ -5,7 +5,9 @@ coexist with the SageMaker SDK's own classes and interoperate with them byte for
 
 Records whose map entries each hold one dense tensor of a fixed length (what the SDK writes for a dense
 matrix, what the algorithms answer) have the same bytes in every record except the numbers; such batches are
-decoded and encoded with numpy on a (records, bytes) array, without building messages (``_Layout``).
+decoded and encoded with numpy on a (records, bytes) array, without building messages (``_Layout``). Other
+batches of plain records (sparse rows of any nnz, with or without labels) are parsed for all records at once with
+numpy over their concatenated bytes (``_vector_decode``); only what neither path accepts is parsed record by record.
 """
 
 import numpy as np
@@ -191,51 +193,254 @@ def _fast_decode(payloads):
     return values, label_values
 
 
-def _fast_sparse(payloads, feature_dim, source, first_record):
-    """A CSR matrix when ``payloads`` is an (n, length) array of sparse float32 records without labels that
-    share every byte but their values and one-byte keys (the SDK's sparse matrix rows of equal nnz), else None."""
-    if not isinstance(payloads, np.ndarray) or len(payloads) < 2:
+# --- the vectorised path: many records' protobuf wire format parsed at once with numpy ---
+#
+# Records of any layout (sparse rows of differing nnz, keys of several varint bytes, with or without labels) are
+# parsed level by level (Record, map entry, Value, tensor) for all records together: each pass over a level reads
+# the next field of every message still open. Only the fields and wire types decode_batch reads are accepted, and
+# only in the shapes it accepts without error; anything else returns None and the general path decides (and
+# names the record in its error).
+
+_PAD = 32  # zero bytes after the buffer: varints read past a message's end stop there, and are caught
+
+
+def _varints(buf, pos):
+    """(values uint64, positions after them) of the varints at ``pos``; None if one is over 10 bytes."""
+    byte = buf[pos]
+    value = (byte & 0x7F).astype(np.uint64)
+    end = pos + 1
+    more = np.flatnonzero(byte >= 0x80)
+    shift = 7
+    while len(more):
+        if shift > 63:
+            return None
+        byte = buf[end[more]]
+        value[more] |= (byte & 0x7F).astype(np.uint64) << np.uint64(shift)
+        end[more] += 1
+        more = more[byte >= 0x80]
+        shift += 7
+    return value, end
+
+
+def _tags(*tags):
+    """A lookup table of the one-byte tags of length-delimited fields that a message may hold."""
+    table = np.zeros(0x80, bool)
+    table[list(tags)] = True
+    return table
+
+
+def _scan(buf, starts, ends, allowed):
+    """The length-delimited fields of the messages ``buf[starts[i]:ends[i]]``: a dict tag -> (message, start, end)
+    arrays, one entry per occurrence, [start, end) the field's payload. None when a message holds a tag that
+    ``allowed`` (from :func:`_tags`) does not, or is malformed."""
+    owner = np.arange(len(starts))
+    pos, ends = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    found = []
+    while True:
+        open_ = pos < ends
+        if not open_.all():
+            owner, pos, ends = owner[open_], pos[open_], ends[open_]
+        if not len(pos):
+            break
+        tags = _varints(buf, pos)
+        if tags is None:
+            return None
+        tag, pos = tags
+        if (tag >= 0x80).any() or not allowed[tag.astype(np.intp)].all():
+            return None
+        lengths = _varints(buf, pos)
+        if lengths is None:
+            return None
+        length, pos = lengths
+        if (pos > ends).any() or (length > (ends - pos).astype(np.uint64)).any():
+            return None
+        end = pos + length.astype(np.int64)
+        found.append((tag, owner, pos, end))
+        pos = end
+    if not found:
+        return {}
+    tag, owner, start, end = (np.concatenate(column) for column in zip(*found))
+    masks = {t: tag == t for t in np.flatnonzero(allowed)}
+    return {int(t): (owner[m], start[m], end[m]) for t, m in masks.items() if m.any()}
+
+
+def _one_each(fields, tag, count, required=True):
+    """(start, end) of field ``tag`` per message (indexed by message) when each of ``count`` messages holds it
+    once (or, with ``required=False``, at most once: absent ones are empty spans at 0); else None."""
+    owner, start, end = fields.get(tag, (np.zeros(0, np.int64),) * 3)
+    if len(owner) > count or (required and len(owner) != count):
         return None
-    first = payloads[0].tobytes()
-    try:
-        record = Record.FromString(first)
-    except Exception:  # the general path reports it
+    if len(owner) == count and (owner == np.arange(count)).all():
+        return start, end
+    present = np.zeros(count, np.int64)
+    np.add.at(present, owner, 1)
+    if (present > 1).any():
         return None
-    if (record.HasField("uid") or record.HasField("metadata") or record.HasField("configuration") or record.label
-            or list(record.features) != ["values"] or record.features["values"].WhichOneof("value") != "float32_tensor"):
+    full_start, full_end = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    full_start[owner], full_end[owner] = start, end
+    return full_start, full_end
+
+
+def _gather(buf, start, end):
+    """The bytes of every span [start, end), concatenated, and the spans' lengths."""
+    lengths = end - start
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.uint8), lengths
+    shift = np.repeat(start - (np.cumsum(lengths) - lengths), lengths)
+    return buf[np.arange(total, dtype=np.int64) + shift], lengths
+
+
+def _packed_varints(data, lengths):
+    """(values uint64, count per span) of packed varint spans concatenated in ``data``; None if one runs over
+    its span or over 10 bytes."""
+    last = data < 0x80
+    ends = np.cumsum(lengths)
+    filled = lengths > 0
+    if not last[ends[filled] - 1].all():
         return None
-    tensor = record.features["values"].float32_tensor
-    nnz, shape = len(tensor.values), list(tensor.shape)
-    if not nnz or len(tensor.keys) != nnz or len(shape) != 1 or any(k >= 0x80 for k in tensor.keys):
+    total = np.concatenate([[0], np.cumsum(last)])
+    counts = total[ends] - total[ends - lengths]
+    if last.all():
+        return data.astype(np.uint64), counts
+    starts = np.flatnonzero(np.concatenate([[True], last[:-1]]))
+    sizes = np.diff(np.append(starts, len(data)))
+    longest = int(sizes.max())
+    if longest > 10:
         return None
-    layout = (b"\x0a" + _varint(4 * nnz) + np.asarray(tensor.values, "<f4").tobytes() + b"\x12" + _varint(nnz)
-              + bytes(tensor.keys) + b"\x1a" + _varint(len(_varint(shape[0]))) + _varint(shape[0]))
-    start = first.find(layout)
-    if start < 0 or first.find(layout, start + 1) >= 0:
+    values = (data[starts] & 0x7F).astype(np.uint64)
+    for j in range(1, longest):
+        more = np.flatnonzero(sizes > j)
+        values[more] |= (data[starts[more] + j] & 0x7F).astype(np.uint64) << np.uint64(7 * j)
+    return values, counts
+
+
+_TENSOR_TAGS = {0x12: "float32_tensor", 0x1A: "float64_tensor", 0x3A: "int32_tensor"}
+_VALUES = b"values"
+_RECORD_TAGS = _tags(0x0A, 0x12, 0x1A, 0x22, 0x2A)  # features, label entries; uid, metadata, configuration
+_ENTRY_TAGS = _tags(0x0A, 0x12)  # key, value
+_VALUE_TAGS = _tags(*_TENSOR_TAGS)
+_TENSOR_FIELD_TAGS = _tags(0x0A, 0x12, 0x1A)  # packed values, keys, shape
+
+
+class _Tensors:
+    """One tensor per message, parsed: values (float32, concatenated) with their count per tensor, keys (int64)
+    with counts, shapes (int64) with counts."""
+
+    def __init__(self, values, value_counts, keys, key_counts, shape, shape_counts):
+        self.values, self.value_counts = values, value_counts
+        self.keys, self.key_counts = keys, key_counts
+        self.shape, self.shape_counts = shape, shape_counts
+
+
+def _map_values(buf, entries, count):
+    """The ``values`` tensor of ``count`` maps given as their entries' (owner, start, end): one entry per map,
+    keyed "values", holding one Float32/Float64/Int32 tensor of one kind throughout; else None."""
+    entry_fields = _scan(buf, entries[1], entries[2], _ENTRY_TAGS)
+    if entry_fields is None:
         return None
-    values_at = start + 1 + len(_varint(4 * nnz))
-    keys_at = values_at + 4 * nnz + 1 + len(_varint(nnz))
-    constant = np.ones(len(first), bool)
-    constant[values_at:values_at + 4 * nnz] = False
-    constant[keys_at:keys_at + nnz] = False
-    if not (payloads[:, constant] == payloads[0, constant]).all():
+    key = _one_each(entry_fields, 0x0A, len(entries[0]))
+    value = _one_each(entry_fields, 0x12, len(entries[0]))
+    if key is None or value is None or (key[1] - key[0] != len(_VALUES)).any():
         return None
-    keys = payloads[:, keys_at:keys_at + nnz]
-    if (keys >= 0x80).any():
+    key_bytes, _ = _gather(buf, *key)
+    if (key_bytes.reshape(-1, len(_VALUES)) != np.frombuffer(_VALUES, np.uint8)).any():
         return None
-    dim = shape[0]
-    if feature_dim is not None and dim != feature_dim:
-        raise DataError(f"record has {dim} features, expected feature_dim={feature_dim}", source=source,
-                        record=first_record)
-    if int(keys.max()) >= dim:
-        row = int(np.flatnonzero((keys >= dim).any(axis=1))[0])
-        raise DataError(f"sparse record has key {int(keys[row].max())} outside its shape [{dim}]", source=source,
-                        record=first_record + row)
-    n = len(payloads)
-    data = np.ascontiguousarray(payloads[:, values_at:values_at + 4 * nnz]).view("<f4").astype(np.float32).ravel()
-    matrix = sp.csr_matrix((data, keys.astype(np.int64).ravel(), np.arange(0, n * nnz + 1, nnz)), shape=(n, dim))
+    value = _one_each({0: (entries[0], *value)}, 0, count)  # the entry of each map, in map order
+    if value is None:
+        return None
+    value_fields = _scan(buf, *value, _VALUE_TAGS)
+    if value_fields is None or len(value_fields) != 1:
+        return None
+    (tag, _), = value_fields.items()
+    tensor = _one_each(value_fields, tag, count)
+    if tensor is None:
+        return None
+    fields = _scan(buf, *tensor, _TENSOR_FIELD_TAGS)
+    if fields is None:
+        return None
+    spans = [_one_each(fields, t, count, required=False) for t in (0x0A, 0x12, 0x1A)]
+    if any(span is None for span in spans):
+        return None
+    data, lengths = _gather(buf, *spans[0])
+    kind = _TENSOR_TAGS[tag]
+    if kind == "int32_tensor":
+        decoded = _packed_varints(data, lengths)
+        if decoded is None:
+            return None
+        values = decoded[0].view(np.int64).astype(np.int32).astype(np.float32)
+        value_counts = decoded[1]
+    else:
+        dtype = np.dtype("<f4" if kind == "float32_tensor" else "<f8")
+        if (lengths % dtype.itemsize).any():
+            return None
+        values = data.view(dtype).astype(np.float32, copy=False)
+        value_counts = lengths // dtype.itemsize
+    keys = _packed_varints(*_gather(buf, *spans[1]))
+    shape = _packed_varints(*_gather(buf, *spans[2]))
+    if keys is None or shape is None or (keys[0] >= 1 << 63).any():
+        return None
+    return _Tensors(values, value_counts, keys[0].astype(np.int64), keys[1], shape[0].astype(np.int64), shape[1])
+
+
+def _buffer(payloads):
+    """(uint8 buffer padded with zeros, starts, ends) of a list of payloads or an (n, length) uint8 array."""
+    if isinstance(payloads, np.ndarray):
+        n, length = payloads.shape
+        buf = np.zeros(n * length + _PAD, np.uint8)
+        buf[:n * length] = payloads.reshape(-1)
+        starts = np.arange(n, dtype=np.int64) * length
+        return buf, starts, starts + length
+    lengths = np.fromiter(map(len, payloads), np.int64, len(payloads))
+    ends = np.cumsum(lengths)
+    buf = np.frombuffer(b"".join(payloads) + bytes(_PAD), np.uint8)
+    return buf, ends - lengths, ends
+
+
+def _vector_decode(payloads, feature_dim):
+    """(features, labels) as decode_batch gives them, parsed with numpy for all records at once; None when the
+    batch holds anything but records of one ``values`` feature tensor (dense rows of one width, or sparse rows
+    with keys and a one-dimensional shape) and labels in all or none, or anything decode_batch rejects."""
+    buf, starts, ends = _buffer(payloads)
+    n = len(starts)
+    fields = _scan(buf, starts, ends, _RECORD_TAGS)
+    if fields is None or 0x0A not in fields:
+        return None
+    features = _map_values(buf, fields[0x0A], n)
+    if features is None:
+        return None
+    labels = None
+    if 0x12 in fields:
+        label = _map_values(buf, fields[0x12], n)
+        if label is None or (label.value_counts != label.value_counts[0]).any():
+            return None
+        labels = label.values.reshape(n, int(label.value_counts[0]))
+        if labels.shape[1] == 1:
+            labels = labels.ravel()
+    counts = features.value_counts
+    if (features.shape_counts > 1).any():
+        return None
+    if not features.key_counts.any():  # dense: no keys, and no shape or a shape of the values' count
+        shaped = features.shape_counts == 1
+        widths = np.zeros(n, np.int64)
+        widths[shaped] = features.shape
+        if (widths[shaped] != counts[shaped]).any() or (counts != counts[0]).any():
+            return None
+        if feature_dim is not None and counts[0] != feature_dim:
+            return None
+        return features.values.reshape(n, int(counts[0])), labels
+    # sparse: keys as many as values, and the shape in every record, all the same
+    if (features.key_counts != counts).any() or (features.shape_counts != 1).any():
+        return None
+    dim = int(features.shape[0])
+    if (features.shape != dim).any() or (feature_dim is not None and dim != feature_dim):
+        return None
+    if len(features.keys) and int(features.keys.max()) >= dim:
+        return None
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    matrix = sp.csr_matrix((features.values, features.keys, indptr), shape=(n, dim))
     matrix.sum_duplicates()
-    return matrix
+    return matrix, labels
 
 
 # --- the general path ---
@@ -341,9 +546,9 @@ def decode_batch(payloads, feature_dim=None, source=None, first_record=0, fast=T
                 raise DataError(f"record has {features.shape[1]} features, expected feature_dim={feature_dim}",
                                 source=source, record=first_record)
             return features, labels
-        sparse = _fast_sparse(payloads, feature_dim, source, first_record)
-        if sparse is not None:
-            return sparse, None
+        decoded = _vector_decode(payloads, feature_dim)
+        if decoded is not None:
+            return decoded
     if isinstance(payloads, np.ndarray):  # lazily: a bad first record of a million fails at once
         payloads = (row.tobytes() for row in payloads)
     return _slow_decode(payloads, feature_dim, source, first_record)

@@ -3,8 +3,9 @@ multi-part record, the payload, zero padding to 4 bytes. Reads any binary stream
 chunks, in memory bounded by a chunk plus one record (or one batch).
 
 A writer splits a payload into parts where it holds the magic word at a 4-byte boundary; the reader joins
-the parts with the magic between them (as dmlc's does). Runs of same-length whole records (what the SageMaker
-SDK writes for dense data) are framed with numpy in one step and handed on as a 2-D uint8 array.
+the parts with the magic between them (as dmlc's does). Runs of whole records are framed with numpy in one
+step: same-length ones (what the SageMaker SDK writes for dense data) are handed on as a 2-D uint8 array,
+others (sparse rows) as a list of bytes.
 """
 
 import struct
@@ -119,26 +120,37 @@ class _Scanner:
                 self.number += 1
                 return MAGIC_BYTES.join(parts)
 
-    def fixed_run(self, limit):
-        """Up to ``limit`` consecutive whole records of one length as an (n, length) uint8 array, or None."""
+    def run(self, limit):
+        """Up to ``limit`` consecutive whole records, framed with numpy: an (n, length) uint8 array when they have
+        one length, else a list of bytes; None when fewer than two are whole in the buffer.
+
+        Headers are found as the magic words at 4-byte steps whose lengths chain each to the next: a magic word
+        inside a payload (which writers split, but may not) breaks the chain, and the run ends before it."""
         header = self._header()
         if header is None or header[0] != WHOLE or limit < 2:
             return None
-        length = header[1]
-        stride = 8 + _padded(length)
-        limit = min(limit, max(2, RUN_BYTES // stride))
-        count = min(limit, self._fill(limit * stride) // stride)
+        stride = 8 + _padded(header[1])
+        have = self._fill(max(2 * stride, min((limit + 1) * stride, RUN_BYTES)))
+        words = np.frombuffer(self.buf, "<u4", count=have // 4, offset=self.pos)
+        at = np.flatnonzero(words[:-1] == MAGIC)[:limit + 1]  # candidate headers, in words from pos
+        word = words[at + 1]
+        flags, lengths = word >> 29, (word & LENGTH_MASK).astype(np.int64)
+        after = at + 2 + (lengths + 3) // 4  # where each candidate's record ends
+        chained = (after[:-1] == at[1:]) & (flags[:-1] == WHOLE)
+        last = len(chained) if chained.all() else int(np.argmin(chained))  # the last header the chain proves
+        count = last + 1 if flags[last] == WHOLE and after[last] <= len(words) else last
+        count = min(count, limit)
         if count < 2:
             return None
-        rows = np.frombuffer(self.buf, np.uint8, count=count * stride, offset=self.pos).reshape(count, stride)
-        words = rows[:, :8].copy().view("<u4")
-        same = (words[:, 0] == MAGIC) & (words[:, 1] == words[0, 1])
-        run = count if same.all() else int(np.argmin(same))  # rows after the first odd one are misaligned
-        if run < 2:
-            return None
-        self.pos += run * stride
-        self.number += run
-        return rows[:run, 8:8 + length]
+        start, end = self.pos, self.pos + 4 * int(after[count - 1])
+        self.pos = end
+        self.number += count
+        lengths = lengths[:count]
+        if (lengths == lengths[0]).all():
+            rows = np.frombuffer(self.buf, np.uint8, count=end - start, offset=start).reshape(count, stride)
+            return rows[:, 8:8 + int(lengths[0])]
+        blob = bytes(self.buf[start:end])
+        return [blob[s:s + n] for s, n in zip((4 * at[:count] + 8).tolist(), lengths.tolist())]
 
 
 def iter_records(stream, source=None):
@@ -155,7 +167,7 @@ def iter_record_batches(stream, batch_size, source=None):
         raise ValueError("batch_size must be positive")
     scanner = _Scanner(stream, source)
     while True:
-        run = scanner.fixed_run(batch_size)
+        run = scanner.run(batch_size)
         if run is not None:
             yield run
             continue

@@ -150,6 +150,8 @@ def test_diverging_training_is_a_client_error_naming_the_learning_rates(job, pla
     ({"predictor_type": "multiclass_classifier"}, "predictor_type"),
     ({"linear_lr": "-1"}, "linear_lr"),
     ({"factors_init_method": "xavier"}, "factors_init_method"),
+    ({"lr_decay": 0}, "lr_decay"),
+    ({"lr_decay": 1.5}, "lr_decay"),
 ])
 def test_bad_hyperparameters_fail_at_setup(job, planted, hp, message):
     x, y, _, _, _ = planted
@@ -158,6 +160,25 @@ def test_bad_hyperparameters_fail_at_setup(job, planted, hp, message):
     result = job.train(ALG)
     assert result.returncode == 1
     assert result.failure.startswith("ClientError:") and message in result.failure.splitlines()[0]
+
+
+def test_lr_decay_scales_the_learning_rates_after_each_epoch(tmp_path, planted):
+    """With a vanishing lr_decay the epochs after the first change (almost) nothing; with the default they learn."""
+    x, y, _, _, _ = planted
+    models = {}
+    for name, extra in {"one epoch": {"epochs": 1}, "three, decay 1e-9": {"epochs": 3, "lr_decay": 1e-9},
+                        "three, default": {"epochs": 3}}.items():
+        job = Job(tmp_path / name.replace(" ", "_").replace(",", ""))
+        job.add_file("train", "train.pbr", sdk.sparse_recordio(x, y))
+        job.write_config(hyperparameters(**extra), {"train": {"ContentType": RECORDIO}})
+        result = job.train(ALG)
+        assert result.returncode == 0, result.output
+        assert f"lr_decay={extra.get('lr_decay', 1):g}" in result.output
+        models[name] = FMModel.load(result.model_dir)
+    first, decayed, default = models.values()
+    np.testing.assert_allclose(decayed.v, first.v, atol=1e-6)
+    np.testing.assert_allclose(decayed.w, first.w, atol=1e-6)
+    assert np.abs(default.v - first.v).max() > 1e-3
 
 
 def test_init_methods_reach_the_model(job, planted):

@@ -226,3 +226,21 @@ def test_decoupled_decay_is_applied_to_every_row_every_step(kind):
         assert torch.equal(params.w[untouched], before[untouched])  # nothing done to them yet
     group.finish(params.w)
     np.testing.assert_allclose(params.w.numpy(), eager.numpy(), rtol=1e-5)
+
+
+def test_lr_decay_scales_every_group_and_settles_lazy_decay_at_the_old_rate():
+    """end_epoch multiplies the rates by lr_decay; sgdw's rows untouched since are first decayed at the old rate."""
+    d, lr, wd = 5, 0.1, 0.5
+    hp = hyperparameters(d, 2, "regressor", linear_lr=lr, linear_wd=wd, factors_lr=lr, bias_lr=lr, lr_decay=0.5,
+                         optimizer="sgdw")
+    trainer = fm.Trainer(hp)
+    group = trainer.optimizer.groups["linear"]
+    eager = trainer.params.w.clone()
+    for rate, steps in ((lr, 3), (lr / 2, 2)):
+        for _ in range(steps):
+            group.step(trainer.params.w, torch.tensor([0]), torch.zeros(1, 1), n=1)
+            eager *= 1 - rate * wd
+        trainer.end_epoch()
+    np.testing.assert_allclose(trainer.params.w.numpy(), eager.numpy(), rtol=1e-5)  # rows 1-4 never touched
+    assert {name: g.lr for name, g in trainer.optimizer.groups.items()} == pytest.approx(
+        {"bias": lr / 4, "linear": lr / 4, "factors": lr / 4})

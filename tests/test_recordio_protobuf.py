@@ -233,6 +233,74 @@ def test_fast_path_equals_slow_path(dim, label_dim):
             assert np.array_equal(fast[1].reshape(n, -1), y)
 
 
+def _same_decoding(payloads, feature_dim=None):
+    vector = protobuf._vector_decode(payloads, feature_dim)
+    assert vector is not None
+    slow = protobuf.decode_batch(payloads, feature_dim, fast=False)
+    assert sp.issparse(vector[0]) == sp.issparse(slow[0]) and vector[0].dtype == slow[0].dtype == np.float32
+    if sp.issparse(slow[0]):
+        assert vector[0].shape == slow[0].shape and (vector[0] != slow[0]).nnz == 0
+        assert np.array_equal(vector[0].indices, slow[0].indices) and np.array_equal(vector[0].indptr, slow[0].indptr)
+    else:
+        assert np.array_equal(vector[0], slow[0])
+    assert (vector[1] is None and slow[1] is None) or (vector[1].shape == slow[1].shape
+                                                       and np.array_equal(vector[1], slow[1]))
+    return vector
+
+
+@pytest.mark.parametrize("labels", [None, "float32", "int64"])
+def test_vectorised_path_equals_the_general_path_on_sdk_sparse_rows(labels):
+    """Rows of varying nnz (some empty), keys of one to three varint bytes, labels or none: one numpy pass."""
+    matrix = sp.random(300, 70_000, density=0.0002, dtype=np.float32, random_state=5, format="lil")
+    matrix[7, 69_999] = 2.5
+    matrix[5, :] = 0
+    matrix = matrix.tocsr()
+    y = None if labels is None else RNG.integers(0, 3, 300).astype(labels)
+    payloads = read_all(sdk.sparse_recordio(matrix, y))
+    assert len(set(map(len, payloads))) > 1 and np.diff(matrix.indptr).min() == 0
+    features, decoded = _same_decoding(payloads, 70_000)
+    assert np.array_equal(features.toarray(), matrix.toarray())
+    framed = next(recordio.iter_record_batches(io.BytesIO(sdk.sparse_recordio(matrix, y)), 1000))
+    assert isinstance(framed, list) and framed == payloads  # framed with numpy in one run
+
+
+def test_vectorised_path_equals_the_general_path_on_varint_and_double_tensors():
+    x = RNG.integers(-300, 70_000, size=(50, 4))  # Int32Tensor: varints of 1 to 10 bytes (negatives)
+    _same_decoding(sdk_dense_payloads(x, RNG.normal(size=50)))
+    two_labels = [protobuf._encode_message({"values": row}, {"values": [i, -i]}) for i, row in enumerate(x)]
+    _same_decoding(two_labels)
+    doubles = []
+    for i in range(20):
+        record = protobuf.Record()
+        tensor = record.features["values"].float64_tensor
+        tensor.values.extend([0.1 * i, 1e-3 * i])
+        tensor.keys.extend([i, 1000 + i])
+        tensor.shape.append(5000)
+        doubles.append(record.SerializeToString())
+    features, _ = _same_decoding(doubles)
+    assert sp.issparse(features) and features[3, 1003] == np.float32(3e-3)
+
+
+def test_what_the_vectorised_path_declines_the_general_path_reports():
+    records = []
+    for key in (3, 200, 99_999):
+        record = protobuf.Record()
+        tensor = record.features["values"].float32_tensor
+        tensor.values.append(1.0)
+        tensor.keys.append(key)
+        tensor.shape.append(1000)
+        records.append(record.SerializeToString())
+    assert protobuf._vector_decode(records, None) is None
+    with pytest.raises(DataError, match=r"key 99999 outside its shape \[1000\] \(file k.rec, record 12\)"):
+        protobuf.decode_batch(records, source="k.rec", first_record=10)
+    with pytest.raises(DataError, match=r"expected feature_dim=999 \(file k.rec, record 0\)"):
+        protobuf.decode_batch(records[:2], feature_dim=999, source="k.rec")
+    truncated = records[:1] + [records[1][:-2]]
+    assert protobuf._vector_decode(truncated, None) is None
+    with pytest.raises(DataError, match=r"not a valid aialgs.data.Record .*record 1\)"):
+        protobuf.decode_batch(truncated, source="k.rec")
+
+
 def test_near_miss_layouts_take_the_general_path():
     x = RNG.normal(size=(4, 3)).astype(np.float32)
     with_uid = []

@@ -279,6 +279,13 @@ class Optimizer:
         for group, tensor in params.tensors.items():
             self.groups[group].finish(tensor)
 
+    def scale_lr(self, params, factor):
+        """Multiply every group's learning rate by ``factor``; lazily applied decay is first brought up to date
+        at the old rate (the decoupled decay's factor 1 - lr wd changes with the rate)."""
+        self.finish(params)
+        for optimizer in self.groups.values():
+            optimizer.lr *= float(factor)
+
     def step(self, params, grads):
         self.groups["bias"].step(params.w0, None, grads.w0, grads.n)
         self.groups["linear"].step(params.w, grads.rows, grads.w, grads.n)
@@ -353,6 +360,12 @@ class Trainer:
     def finish(self):
         """Bring lazily applied state up to date (the end of training)."""
         self.optimizer.finish(self.params)
+
+    def end_epoch(self):
+        """The learning rates' schedule: multiplied by ``lr_decay`` (default 1) after each epoch."""
+        decay = self.hp.get("lr_decay", 1)
+        if decay != 1:
+            self.optimizer.scale_lr(self.params, decay)
 
     def train_batch(self, features, labels, weights=None):
         loss, grads = self.gradients(features, labels, weights)

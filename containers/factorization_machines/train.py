@@ -6,6 +6,7 @@ Several hosts: each reads its share of ``train``; every step the hosts' gradient
 
 import logging
 import math
+import os
 
 import numpy as np
 import scipy.sparse as sp
@@ -53,8 +54,20 @@ def choose_device(first_features):
     return torch.device("cpu")
 
 
+def cpu_threads(features, hp, cores=None):
+    """torch's threads on the CPU: one for sparse batches and for dense ones under 16M multiply-adds, all cores
+    above. A sparse batch's ops are small (nnz x k): OpenMP's spin-waits cost far more than they save (6x slower
+    with 2 threads on a busy 2-core machine, measured; linear_learner found the same)."""
+    cores = cores or len(os.sched_getaffinity(0))
+    if sp.issparse(features):
+        return 1
+    return 1 if hp["mini_batch_size"] * hp["feature_dim"] * hp["num_factors"] < (1 << 24) else cores
+
+
 def run_epoch(context, trainer, cluster, epoch, hp, progress):
     """One pass over this host's share of ``train``; returns (summed loss, rows) over all hosts."""
+    import torch
+
     from . import fm
 
     d, k, binary = hp["feature_dim"], hp["num_factors"], trainer.binary
@@ -63,6 +76,10 @@ def run_epoch(context, trainer, cluster, epoch, hp, progress):
     while True:
         batch = next(batches, None)
         grads, loss = None, 0.0
+        if batch is not None and epoch == 0 and step == 0 and trainer.device.type == "cpu":
+            torch.set_num_threads(cpu_threads(batch.features, hp))
+            log.info("CPU threads for torch: %d (%s batches)", torch.get_num_threads(),
+                     "sparse" if sp.issparse(batch.features) else "dense")
         if batch is not None:
             loss, grads = trainer.gradients(batch.features, labels_of(batch, binary, "train"), batch.weights)
             loss = float(loss)
@@ -125,8 +142,8 @@ def train(context):
     hp = context.hyperparameters
     device = choose_device(peek(context, hp) if context.channels["train"].input_mode == "File" else None)
     log.info("Factorization Machines: predictor_type=%s, feature_dim=%d, num_factors=%d, optimizer=%s, epochs=%d, "
-             "mini_batch_size=%d, device=%s", hp["predictor_type"], hp["feature_dim"], hp["num_factors"],
-             hp["optimizer"], hp["epochs"], hp["mini_batch_size"], device)
+             "mini_batch_size=%d, lr_decay=%g, device=%s", hp["predictor_type"], hp["feature_dim"], hp["num_factors"],
+             hp["optimizer"], hp["epochs"], hp["mini_batch_size"], hp["lr_decay"], device)
     trainer = fm.Trainer(hp, device)
     with context.cluster("cpu") as cluster:
         if cluster.world_size > 1:
@@ -150,6 +167,7 @@ def train_on(context, hp, trainer, cluster):
             if context.stop.is_set():
                 log.warning("Stopped by a signal in epoch %d; saving the model as it is", epoch + 1)
                 break
+            trainer.end_epoch()
     trainer.finish()
     if not trainer.params.finite():
         raise diverged(hp, "(the parameters hold NaN or infinite values)")
