@@ -1,7 +1,7 @@
 """Linear Learner quality against scikit-learn, and speed of all 32 models at once against SGDClassifier.
 
     .venv/bin/python benchmarks/bench_linear_learner.py quality
-    .venv/bin/python benchmarks/bench_linear_learner.py speed [--rows 1000000] [--dim 100] [--epochs 5]
+    .venv/bin/python benchmarks/bench_linear_learner.py speed [--rows 1000000] [--dim 100] [--epochs 5] [--repeat 3]
     .venv/bin/python benchmarks/bench_linear_learner.py hosts --rows 200000 --dim 50 --epochs 3
     .venv/bin/python benchmarks/bench_linear_learner.py whole --rows 1000000 --dim 100 --epochs 5
 
@@ -160,13 +160,7 @@ def speed(args):
     cut = int(args.rows * 0.8)
     xa, ya, xt, yt = x[:cut], y[:cut], x[cut:], y[cut:]
     print(f"{cut} training rows x {args.dim} features, {ya.mean():.3f} positive; {args.epochs} epochs everywhere;"
-          f" {os.cpu_count()} CPUs (shared)")
-    start = time.perf_counter()
-    result, seconds, model = ours(xa, ya, xt, yt, predictor_type="binary_classifier", epochs=args.epochs,
-                                  num_models=32, early_stopping_patience=args.epochs + 1)
-    our_cpu = ours.cpu
-    print(f"algobox 32 models: {seconds:.2f} s (CPU {our_cpu:.2f} s), test AUC {result['roc_auc_score']:.4f}, "
-          f"selected {model.extra['selected_hyperparameters']}")
+          f" {os.cpu_count()} CPUs (shared); ours and (a) interleaved {args.repeat} times, median ratios")
     s = settings(predictor_type="binary_classifier", num_models=32)
     scaler = StandardScaler().fit(xa[:10000])  # what ours does: a scaler from a sample, then SGD on scaled rows
     start = time.perf_counter()
@@ -189,10 +183,23 @@ def speed(args):
         sgd.cpu = time.process_time() - cpu
         return time.perf_counter() - begin, roc_auc_score(yt, clf.decision_function(xts))
 
-    single_seconds, single_auc = sgd(None, 1e-4, 0.0)
-    print(f"(a) one SGDClassifier(log_loss, optimal lr, alpha 1e-4): {single_seconds:.2f} s (CPU {sgd.cpu:.2f} s; "
-          f"+{scale_seconds:.2f} s scaling, not counted), test AUC {single_auc:.4f}; ratio ours/(a) = "
-          f"{seconds / single_seconds:.2f}x wall, {our_cpu / sgd.cpu:.2f}x CPU")
+    walls, cpus = [], []
+    for repeat in range(args.repeat):
+        result, seconds, model = ours(xa, ya, xt, yt, predictor_type="binary_classifier", epochs=args.epochs,
+                                      num_models=32, early_stopping_patience=args.epochs + 1)
+        our_cpu = ours.cpu
+        single_seconds, single_auc = sgd(None, 1e-4, 0.0)
+        walls.append(seconds / single_seconds)
+        cpus.append(our_cpu / sgd.cpu)
+        print(f"run {repeat + 1}: algobox 32 models {seconds:.2f} s (CPU {our_cpu:.2f} s), test AUC "
+              f"{result['roc_auc_score']:.4f}; (a) one SGDClassifier(log_loss, optimal lr, alpha 1e-4) "
+              f"{single_seconds:.2f} s (CPU {sgd.cpu:.2f} s), test AUC {single_auc:.4f}; ratio "
+              f"{walls[-1]:.2f}x wall, {cpus[-1]:.2f}x CPU", flush=True)
+    print(f"selected {model.extra['selected_hyperparameters']}")
+    print(f"ours/(a): median {np.median(walls):.2f}x wall, {np.median(cpus):.2f}x CPU over {args.repeat} interleaved "
+          f"runs ((a)'s scaling, {scale_seconds:.2f} s, not counted)")
+    if not args.grid_points:
+        return
     points = list(zip(s.learning_rates, s.wds, s.l1s))
     measured = points[:: len(points) // args.grid_points][: args.grid_points]
     grid, grid_cpu = [], 0.0
@@ -204,8 +211,8 @@ def speed(args):
     best_grid_auc = max(a for _, a in grid)
     print(f"(b) 32-point SGDClassifier grid (constant lr = our learning rates, alpha = wd + l1): "
           f"{grid_seconds:.1f} s (measured {len(measured)} points, x{len(points) / len(measured):.0f}), best test AUC "
-          f"of the measured points {best_grid_auc:.4f}; speed-up ours vs (b) = {grid_seconds / seconds:.1f}x wall, "
-          f"{grid_cpu / our_cpu:.1f}x CPU")
+          f"of the measured points {best_grid_auc:.4f}; speed-up ours (last run) vs (b) = "
+          f"{grid_seconds / seconds:.1f}x wall, {grid_cpu / our_cpu:.1f}x CPU")
 
 
 def hosts(args):
@@ -348,7 +355,8 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--grid-points", type=int, default=4)
+    parser.add_argument("--grid-points", type=int, default=4, help="speed: (b)'s measured points (0: skip (b))")
+    parser.add_argument("--repeat", type=int, default=3, help="speed: interleaved runs of ours and (a)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     {"quality": quality, "speed": speed, "hosts": hosts, "whole": whole}[args.what](args)
