@@ -18,6 +18,7 @@ from . import calibration
 from .linear import Batcher, ParallelModels, Scaler, folded
 from .losses import LOSSES
 from .model import LinearModel
+from .prefetch import prefetched
 from .shuffle import ShuffleBuffer
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,10 @@ class Trainer:
     # -- passes ----------------------------------------------------------------------------------
 
     def _shuffled(self, blocks, epoch, d):
+        """The epoch's shuffled mini-batches, read, decoded and shuffled in a background thread."""
+        return prefetched(self._shuffle(blocks, epoch, d))
+
+    def _shuffle(self, blocks, epoch, d):
         seed = self.seed * 1000 + epoch * 10 + self.cluster.rank
         if self.buffer is None or epoch == 0:
             self.buffer = ShuffleBuffer(self.s.mini_batch_size, seed=seed)
