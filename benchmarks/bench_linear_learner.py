@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_linear_learner.py quality
     .venv/bin/python benchmarks/bench_linear_learner.py speed [--rows 1000000] [--dim 100] [--epochs 5] [--repeat 3]
+        [--before /work/main]
     .venv/bin/python benchmarks/bench_linear_learner.py hosts --rows 200000 --dim 50 --epochs 3
     .venv/bin/python benchmarks/bench_linear_learner.py whole --rows 1000000 --dim 100 --epochs 5
 
@@ -183,8 +184,14 @@ def speed(args):
         sgd.cpu = time.process_time() - cpu
         return time.perf_counter() - begin, roc_auc_score(yt, clf.decision_function(xts))
 
-    walls, cpus = [], []
+    walls, cpus, before = [], [], []
     for repeat in range(args.repeat):
+        if args.before:  # the same training from another tree (say the last commit's), in a fresh process
+            seconds_b, cpu_b = ours_in(args.before, args)
+            seconds_n, cpu_n = ours_in(REPO, args)
+            before.append((seconds_n / seconds_b, cpu_n / cpu_b))
+            print(f"run {repeat + 1}: {args.before} {seconds_b:.2f} s (CPU {cpu_b:.2f} s); this tree {seconds_n:.2f} s "
+                  f"(CPU {cpu_n:.2f} s), in fresh processes", flush=True)
         result, seconds, model = ours(xa, ya, xt, yt, predictor_type="binary_classifier", epochs=args.epochs,
                                       num_models=32, early_stopping_patience=args.epochs + 1)
         our_cpu = ours.cpu
@@ -196,6 +203,9 @@ def speed(args):
               f"{single_seconds:.2f} s (CPU {sgd.cpu:.2f} s), test AUC {single_auc:.4f}; ratio "
               f"{walls[-1]:.2f}x wall, {cpus[-1]:.2f}x CPU", flush=True)
     print(f"selected {model.extra['selected_hyperparameters']}")
+    if before:
+        print(f"this tree / {args.before}: median {np.median([b[0] for b in before]):.2f}x wall, "
+              f"{np.median([b[1] for b in before]):.2f}x CPU over {args.repeat} interleaved runs")
     print(f"ours/(a): median {np.median(walls):.2f}x wall, {np.median(cpus):.2f}x CPU over {args.repeat} interleaved "
           f"runs ((a)'s scaling, {scale_seconds:.2f} s, not counted)")
     if not args.grid_points:
@@ -213,6 +223,30 @@ def speed(args):
           f"{grid_seconds:.1f} s (measured {len(measured)} points, x{len(points) / len(measured):.0f}), best test AUC "
           f"of the measured points {best_grid_auc:.4f}; speed-up ours (last run) vs (b) = "
           f"{grid_seconds / seconds:.1f}x wall, {grid_cpu / our_cpu:.1f}x CPU")
+
+
+def ours_in(tree, args):
+    """(wall, CPU) seconds of the speed benchmark's 32-model training with ``tree``'s code, in a fresh process."""
+    import inspect
+    import json
+
+    hp = {"predictor_type": "binary_classifier", "epochs": str(args.epochs), "num_models": "32",
+          "early_stopping_patience": str(args.epochs + 1)}
+    code = "\n".join([
+        "import sys, time", f"sys.path.insert(0, {str(tree)!r})", "import numpy as np",
+        inspect.getsource(synthetic),
+        "from common.spec import load_spec",
+        "from containers.linear_learner.settings import resolve",
+        "from containers.linear_learner.trainer import Trainer",
+        f"x, y = synthetic({args.rows}, {args.dim})", f"cut = int({args.rows} * 0.8)", "x, y = x[:cut], y[:cut]",
+        f"s = resolve(load_spec('linear-learner').hyperparameters.parse({json.dumps(hp)}))",
+        "blocks = lambda epoch: ((x[i:i + 8192], y[i:i + 8192], None) for i in range(0, len(x), 8192))",
+        "start, cpu = time.perf_counter(), time.process_time()", "Trainer(s).fit(blocks)",
+        "print(time.perf_counter() - start, time.process_time() - cpu)"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(tree)})
+    wall, cpu = out.stdout.split()[-2:]
+    return float(wall), float(cpu)
 
 
 def hosts(args):
@@ -371,6 +405,8 @@ def main():
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--grid-points", type=int, default=4, help="speed: (b)'s measured points (0: skip (b))")
+    parser.add_argument("--before", help="speed: also time the 32-model training with this tree's code (A/B, "
+                        "interleaved, fresh processes)")
     parser.add_argument("--skip-rss", action="store_true", help="whole: skip the peak-RSS runs (1x and 4x rows)")
     parser.add_argument("--repeat", type=int, default=3, help="speed: interleaved runs of ours and (a)")
     args = parser.parse_args()
