@@ -1,7 +1,8 @@
 """Linear Learner quality against scikit-learn, and speed of all 32 models at once against SGDClassifier.
 
     .venv/bin/python benchmarks/bench_linear_learner.py quality
-    .venv/bin/python benchmarks/bench_linear_learner.py speed [--rows 1000000] [--dim 100] [--epochs 5]
+    .venv/bin/python benchmarks/bench_linear_learner.py speed [--rows 1000000] [--dim 100] [--epochs 5] [--repeat 3]
+        [--before /work/main]
     .venv/bin/python benchmarks/bench_linear_learner.py hosts --rows 200000 --dim 50 --epochs 3
     .venv/bin/python benchmarks/bench_linear_learner.py whole --rows 1000000 --dim 100 --epochs 5
 
@@ -160,13 +161,7 @@ def speed(args):
     cut = int(args.rows * 0.8)
     xa, ya, xt, yt = x[:cut], y[:cut], x[cut:], y[cut:]
     print(f"{cut} training rows x {args.dim} features, {ya.mean():.3f} positive; {args.epochs} epochs everywhere;"
-          f" {os.cpu_count()} CPUs (shared)")
-    start = time.perf_counter()
-    result, seconds, model = ours(xa, ya, xt, yt, predictor_type="binary_classifier", epochs=args.epochs,
-                                  num_models=32, early_stopping_patience=args.epochs + 1)
-    our_cpu = ours.cpu
-    print(f"algobox 32 models: {seconds:.2f} s (CPU {our_cpu:.2f} s), test AUC {result['roc_auc_score']:.4f}, "
-          f"selected {model.extra['selected_hyperparameters']}")
+          f" {os.cpu_count()} CPUs (shared); ours and (a) interleaved {args.repeat} times, median ratios")
     s = settings(predictor_type="binary_classifier", num_models=32)
     scaler = StandardScaler().fit(xa[:10000])  # what ours does: a scaler from a sample, then SGD on scaled rows
     start = time.perf_counter()
@@ -189,10 +184,32 @@ def speed(args):
         sgd.cpu = time.process_time() - cpu
         return time.perf_counter() - begin, roc_auc_score(yt, clf.decision_function(xts))
 
-    single_seconds, single_auc = sgd(None, 1e-4, 0.0)
-    print(f"(a) one SGDClassifier(log_loss, optimal lr, alpha 1e-4): {single_seconds:.2f} s (CPU {sgd.cpu:.2f} s; "
-          f"+{scale_seconds:.2f} s scaling, not counted), test AUC {single_auc:.4f}; ratio ours/(a) = "
-          f"{seconds / single_seconds:.2f}x wall, {our_cpu / sgd.cpu:.2f}x CPU")
+    walls, cpus, before = [], [], []
+    for repeat in range(args.repeat):
+        if args.before:  # the same training from another tree (say the last commit's), in a fresh process
+            seconds_b, cpu_b = ours_in(args.before, args)
+            seconds_n, cpu_n = ours_in(REPO, args)
+            before.append((seconds_n / seconds_b, cpu_n / cpu_b))
+            print(f"run {repeat + 1}: {args.before} {seconds_b:.2f} s (CPU {cpu_b:.2f} s); this tree {seconds_n:.2f} s "
+                  f"(CPU {cpu_n:.2f} s), in fresh processes", flush=True)
+        result, seconds, model = ours(xa, ya, xt, yt, predictor_type="binary_classifier", epochs=args.epochs,
+                                      num_models=32, early_stopping_patience=args.epochs + 1)
+        our_cpu = ours.cpu
+        single_seconds, single_auc = sgd(None, 1e-4, 0.0)
+        walls.append(seconds / single_seconds)
+        cpus.append(our_cpu / sgd.cpu)
+        print(f"run {repeat + 1}: algobox 32 models {seconds:.2f} s (CPU {our_cpu:.2f} s), test AUC "
+              f"{result['roc_auc_score']:.4f}; (a) one SGDClassifier(log_loss, optimal lr, alpha 1e-4) "
+              f"{single_seconds:.2f} s (CPU {sgd.cpu:.2f} s), test AUC {single_auc:.4f}; ratio "
+              f"{walls[-1]:.2f}x wall, {cpus[-1]:.2f}x CPU", flush=True)
+    print(f"selected {model.extra['selected_hyperparameters']}")
+    if before:
+        print(f"this tree / {args.before}: median {np.median([b[0] for b in before]):.2f}x wall, "
+              f"{np.median([b[1] for b in before]):.2f}x CPU over {args.repeat} interleaved runs")
+    print(f"ours/(a): median {np.median(walls):.2f}x wall, {np.median(cpus):.2f}x CPU over {args.repeat} interleaved "
+          f"runs ((a)'s scaling, {scale_seconds:.2f} s, not counted)")
+    if not args.grid_points:
+        return
     points = list(zip(s.learning_rates, s.wds, s.l1s))
     measured = points[:: len(points) // args.grid_points][: args.grid_points]
     grid, grid_cpu = [], 0.0
@@ -204,8 +221,32 @@ def speed(args):
     best_grid_auc = max(a for _, a in grid)
     print(f"(b) 32-point SGDClassifier grid (constant lr = our learning rates, alpha = wd + l1): "
           f"{grid_seconds:.1f} s (measured {len(measured)} points, x{len(points) / len(measured):.0f}), best test AUC "
-          f"of the measured points {best_grid_auc:.4f}; speed-up ours vs (b) = {grid_seconds / seconds:.1f}x wall, "
-          f"{grid_cpu / our_cpu:.1f}x CPU")
+          f"of the measured points {best_grid_auc:.4f}; speed-up ours (last run) vs (b) = "
+          f"{grid_seconds / seconds:.1f}x wall, {grid_cpu / our_cpu:.1f}x CPU")
+
+
+def ours_in(tree, args):
+    """(wall, CPU) seconds of the speed benchmark's 32-model training with ``tree``'s code, in a fresh process."""
+    import inspect
+    import json
+
+    hp = {"predictor_type": "binary_classifier", "epochs": str(args.epochs), "num_models": "32",
+          "early_stopping_patience": str(args.epochs + 1)}
+    code = "\n".join([
+        "import sys, time", f"sys.path.insert(0, {str(tree)!r})", "import numpy as np",
+        inspect.getsource(synthetic),
+        "from common.spec import load_spec",
+        "from containers.linear_learner.settings import resolve",
+        "from containers.linear_learner.trainer import Trainer",
+        f"x, y = synthetic({args.rows}, {args.dim})", f"cut = int({args.rows} * 0.8)", "x, y = x[:cut], y[:cut]",
+        f"s = resolve(load_spec('linear-learner').hyperparameters.parse({json.dumps(hp)}))",
+        "blocks = lambda epoch: ((x[i:i + 8192], y[i:i + 8192], None) for i in range(0, len(x), 8192))",
+        "start, cpu = time.perf_counter(), time.process_time()", "Trainer(s).fit(blocks)",
+        "print(time.perf_counter() - start, time.process_time() - cpu)"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(tree)})
+    wall, cpu = out.stdout.split()[-2:]
+    return float(wall), float(cpu)
 
 
 def hosts(args):
@@ -291,7 +332,9 @@ def run_measured(job, env=None):
 
 
 def whole(args):
-    """The whole ``algobox linear-learner train`` from recordIO, File and Pipe, against (a); peak RSS by size."""
+    """The whole ``algobox linear-learner train`` from recordIO, File and Pipe, against (a) (run again before each,
+    interleaved); peak RSS by size. CPU: ours is the job process's and its children's (the reader thread's too)."""
+    import resource
     import tempfile
 
     from sklearn.linear_model import SGDClassifier
@@ -304,11 +347,17 @@ def whole(args):
     rio = "application/x-recordio-protobuf"
     x, y = synthetic(args.rows, args.dim, seed=1)
     xs = (x - x[:10000].mean(0)) / x[:10000].std(0)
-    begin = time.perf_counter()
-    SGDClassifier(loss="log_loss", max_iter=args.epochs, tol=None, random_state=0).fit(xs, y)
-    reference = time.perf_counter() - begin
-    del x, y, xs
-    print(f"(a) SGDClassifier on {args.rows} x {args.dim} in memory, {args.epochs} epochs: {reference:.1f} s")
+    del x
+
+    def reference():
+        """(a), run again before each of ours (interleaved): wall seconds."""
+        begin, cpu = time.perf_counter(), time.process_time()
+        SGDClassifier(loss="log_loss", max_iter=args.epochs, tol=None, random_state=0).fit(xs, y)
+        seconds = time.perf_counter() - begin
+        print(f"(a) SGDClassifier on {args.rows} x {args.dim} in memory, {args.epochs} epochs: {seconds:.1f} s "
+              f"(CPU {time.process_time() - cpu:.1f} s)", flush=True)
+        reference.cpu = time.process_time() - cpu
+        return seconds
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         tmp = Path(tmp)
         data = tmp / "train.pbr"
@@ -325,10 +374,17 @@ def whole(args):
                             yield block
                 job.add_pipe("train", [chunks() for _ in range(args.epochs)])
             job.write_config(hp, {"train": {"ContentType": rio, "TrainingInputMode": mode}})
+            a_seconds = reference()
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
             seconds, peak, _ = run_measured(job, {"ALGOBOX_PIPE_WAIT_SECONDS": "60"})
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
             print(f"algobox linear-learner train, {mode} mode, {args.rows} rows, {args.epochs} epochs, 32 models: "
-                  f"{seconds:.1f} s ({seconds / reference:.2f}x (a)), peak RSS {peak / 2**20:.0f} MiB")
+                  f"{seconds:.1f} s ({seconds / a_seconds:.2f}x (a) wall; CPU {cpu:.1f} s, {cpu / reference.cpu:.2f}x "
+                  f"(a)'s), peak RSS {peak / 2**20:.0f} MiB", flush=True)
         data.unlink()
+        if args.skip_rss:
+            return
         for factor in (1, 4):
             rows = args.rows * factor
             data = tmp / f"rss{factor}.pbr"
@@ -348,7 +404,11 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--grid-points", type=int, default=4)
+    parser.add_argument("--grid-points", type=int, default=4, help="speed: (b)'s measured points (0: skip (b))")
+    parser.add_argument("--before", help="speed: also time the 32-model training with this tree's code (A/B, "
+                        "interleaved, fresh processes)")
+    parser.add_argument("--skip-rss", action="store_true", help="whole: skip the peak-RSS runs (1x and 4x rows)")
+    parser.add_argument("--repeat", type=int, default=3, help="speed: interleaved runs of ours and (a)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     {"quality": quality, "speed": speed, "hosts": hosts, "whole": whole}[args.what](args)

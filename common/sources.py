@@ -88,6 +88,9 @@ def _maybe_gunzip(raw, compressed, name):
     return raw
 
 
+FIFO_BYTES = 1 << 20  # the pipe size asked for (Linux's default limit for unprivileged processes)
+
+
 class _StoppableFifo(io.RawIOBase):
     """A FIFO read that wakes every POLL_SECONDS to honour the stop event (a blocked read() would not)."""
 
@@ -95,6 +98,12 @@ class _StoppableFifo(io.RawIOBase):
         self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         self.stop = stop
         self.name = str(path)
+        try:  # Linux: a 1 MiB pipe instead of 64 KiB, 16x fewer reads (and wake-ups of the writer) per epoch
+            import fcntl
+
+            fcntl.fcntl(self.fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), FIFO_BYTES)
+        except (ImportError, OSError):
+            pass
 
     def readable(self):
         return True
@@ -107,11 +116,9 @@ class _StoppableFifo(io.RawIOBase):
             if not ready:
                 continue
             try:
-                data = os.read(self.fd, len(buffer))
+                return os.readv(self.fd, [buffer])  # straight into the caller's buffer
             except BlockingIOError:
                 continue
-            buffer[:len(data)] = data
-            return len(data)
 
     def close(self):
         if not self.closed:

@@ -240,3 +240,54 @@ def test_shuffle_buffer_reused_across_epochs_and_mixed_sparse_blocks():
             seen += [np.asarray(b[0].todense() if sp.issparse(b[0]) else b[0]).ravel() for b in out]
         seen += [np.asarray(b[0].todense() if sp.issparse(b[0]) else b[0]).ravel() for b in buffer.flush()]
         assert sorted(np.concatenate(seen).tolist()) == list(range(500))
+
+
+def test_scaler_folded_into_the_weights_equals_scaling_the_rows():
+    """Scores and one step of models given raw rows and the scaler equal those of models given scaled rows."""
+    from containers.linear_learner.linear import Scaler
+
+    s = settings(predictor_type="binary_classifier", num_models=4, l1=0.001)
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(64, 5)) * [1, 2, 3, 4, 5] + [10, -3, 0, 2, 7]).astype(np.float32)
+    y = torch.from_numpy((rng.random(64) < 0.3).astype(np.float32)).view(-1, 1, 1)
+    scaler = Scaler(x.mean(0), x.std(0))
+    folded_models = ParallelModels(s, 5, torch.device("cpu"), seed=1, scaler=scaler)
+    plain = ParallelModels(s, 5, torch.device("cpu"), seed=1)
+    scaled = torch.from_numpy(((x - scaler.feature_mean) / scaler.feature_scale).astype(np.float32))
+    torch.testing.assert_close(folded_models.scores(torch.from_numpy(x)), plain.scores(scaled), atol=1e-5, rtol=1e-5)
+    for _ in range(3):
+        folded_models.step(torch.from_numpy(x), y)
+        plain.step(scaled, y)
+    torch.testing.assert_close(folded_models.P, plain.P, atol=1e-5, rtol=1e-4)
+
+
+def test_prefetched_hands_back_items_errors_and_stops_when_closed():
+    import threading
+
+    from containers.linear_learner.prefetch import prefetched
+
+    assert list(prefetched(iter(range(100)), depth=3)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise ValueError("record 7 is bad")
+
+    stream = prefetched(failing())
+    assert next(stream) == 1
+    with pytest.raises(ValueError, match="record 7 is bad"):
+        next(stream)
+    produced, finished = [], threading.Event()
+
+    def endless():
+        try:
+            while True:
+                produced.append(1)
+                yield len(produced)
+        finally:
+            finished.set()
+
+    stream = prefetched(endless(), depth=2)
+    assert next(stream) == 1
+    stream.close()
+    assert finished.wait(5)  # the producer thread closed its generator
+    assert len(produced) <= 5

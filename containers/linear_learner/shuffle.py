@@ -29,8 +29,10 @@ def _stack(parts):
 class ShuffleBuffer:
     """Shuffles ``(features, labels, weights)`` row blocks within a pool of ``capacity`` rows.
 
-    Dense rows are copied into one preallocated pool that is reused from epoch to epoch (``reset``), so a
-    pass costs one copy in and one gather out per row, and no fresh memory; sparse rows are stacked per pool.
+    Dense rows are copied into one preallocated pool of ``capacity`` slots that is reused from epoch to epoch
+    (``reset``). When it is full, a random permutation of the slots picks the rows that leave (gathered into
+    mini-batches); the slots they free are refilled in place by the rows that come next, so the rows that stay
+    are never moved: a pass costs one copy in and one gather out per row. Sparse rows are stacked per pool.
     """
 
     def __init__(self, batch_size, capacity=None, seed=0):
@@ -39,36 +41,43 @@ class ShuffleBuffer:
         self.capacity = None if capacity is None else max(capacity, batch_size)
         self.rng = np.random.default_rng(seed)
         self.parts = []  # sparse pieces
-        self.rows = 0
-        self.pool = None  # dense: (features, labels, weights) arrays of at least capacity + one block rows
+        self.rows = 0  # rows held
+        self.pool = None  # dense: (features, labels, weights) arrays of ``capacity`` slots
+        self.free = None  # dense, after a pool has been emitted: the free slots, refilled in this order
+        self.filled = 0  # how many of ``free`` hold rows again
 
     def reset(self, seed):
         """Start an epoch: empty, with a new random stream (the pool's memory is kept)."""
         self.rng = np.random.default_rng(seed)
-        self.parts, self.rows = [], 0
+        self.parts, self.rows, self.free, self.filled = [], 0, None, 0
 
-    def _reserve(self, features, extra):
-        need = self.capacity + extra
-        if self.pool is None or self.pool[0].shape[0] < need or self.pool[0].shape[1] != features.shape[1]:
-            old, rows = self.pool, self.rows
-            self.pool = (np.empty((need, features.shape[1]), np.float32), np.empty(need, np.float32),
-                         np.empty(need, np.float32))
-            if old is not None and rows:
-                for new, kept in zip(self.pool, old):
-                    new[:rows] = kept[:rows]
+    def _reserve(self, features):
+        if self.pool is None or self.pool[0].shape[1] != features.shape[1]:
+            self.pool = (np.empty((self.capacity, features.shape[1]), np.float32),
+                         np.empty(self.capacity, np.float32), np.empty(self.capacity, np.float32))
+
+    def _held(self):
+        """The slots that hold rows."""
+        if self.free is None:
+            return np.arange(self.rows)
+        held = np.ones(self.capacity, bool)
+        held[self.free[self.filled:]] = False
+        return np.flatnonzero(held)
 
     def _emit_dense(self, keep):
-        features, labels, weights = (a[:self.rows] for a in self.pool)
-        n = self.rows
-        order = self.rng.permutation(n)
+        held = self._held()
+        n = len(held)
+        order = held[self.rng.permutation(n)]
         out = ((n - keep) // self.batch_size) * self.batch_size if keep else n
+        features, labels, weights = self.pool
         for start in range(0, out, self.batch_size):
             rows = order[start:min(start + self.batch_size, out)]
-            yield features[rows], labels[rows], weights[rows]
-        rest = order[out:]
-        for array in self.pool:
-            array[:len(rest)] = array[rest]
-        self.rows = len(rest)
+            yield np.take(features, rows, axis=0), labels[rows], weights[rows]
+        if keep:  # the emitted slots are refilled next, in address order (the next permutation mixes them)
+            self.free, self.filled = np.sort(order[:out]), 0
+        else:
+            self.free, self.filled = None, 0
+        self.rows = n - out
 
     def _emit_sparse(self, keep):
         features = _stack([p[0] for p in self.parts])
@@ -87,6 +96,22 @@ class ShuffleBuffer:
     def _emit(self, keep):
         return self._emit_sparse(keep) if self.parts else self._emit_dense(keep)
 
+    def _put_dense(self, features, labels, weights):
+        """Copy rows into free slots, as many as fit; how many did."""
+        pool_features, pool_labels, pool_weights = self.pool
+        if self.free is None:
+            take = min(len(labels), self.capacity - self.rows)
+            where = slice(self.rows, self.rows + take)
+        else:
+            take = min(len(labels), len(self.free) - self.filled)
+            where = self.free[self.filled:self.filled + take]
+            self.filled += take
+        pool_features[where] = features[:take]
+        pool_labels[where] = labels[:take]
+        pool_weights[where] = weights[:take]
+        self.rows += take
+        return take
+
     def add(self, features, labels, weights):
         """Take one block; yield the shuffled batches that are ready."""
         n = features.shape[0]
@@ -94,17 +119,20 @@ class ShuffleBuffer:
             self.capacity = default_capacity(features.shape[1], self.batch_size)
         if sp.issparse(features) or self.parts:
             if not self.parts and self.rows:  # a dense pool meets a sparse block: continue as sparse pieces
-                self.parts = [tuple(a[:self.rows].copy() for a in self.pool)]
+                held = self._held()
+                self.parts = [tuple(a[held] for a in self.pool)]
+                self.free, self.filled = None, 0
             self.parts.append((features, labels, weights))
-        else:
-            self._reserve(features, n)
-            features_pool, labels_pool, weights_pool = self.pool
-            features_pool[self.rows:self.rows + n] = features
-            labels_pool[self.rows:self.rows + n] = labels
-            weights_pool[self.rows:self.rows + n] = weights
-        self.rows += n
-        if self.rows >= self.capacity:
-            yield from self._emit(keep=self.capacity // 2)
+            self.rows += n
+            if self.rows >= self.capacity:
+                yield from self._emit(keep=self.capacity // 2)
+            return
+        self._reserve(features)
+        done = 0
+        while done < n:
+            done += self._put_dense(features[done:], labels[done:], weights[done:])
+            if self.rows >= self.capacity:
+                yield from self._emit_dense(keep=self.capacity // 2)
 
     def flush(self):
         """The rest, shuffled, at the end of an epoch."""

@@ -18,12 +18,14 @@ from . import calibration
 from .linear import Batcher, ParallelModels, Scaler, folded
 from .losses import LOSSES
 from .model import LinearModel
+from .prefetch import prefetched
 from .shuffle import ShuffleBuffer
 
 log = logging.getLogger(__name__)
 
 SAMPLE_MAX_ROWS = 100_000  # training sample for selection without validation (and at most 32 MiB of features)
 SAMPLE_MAX_VALUES = 1 << 23
+EVALUATE_ROWS = 1 << 15  # rows per matmul when the training sample is scored
 CALIBRATION_MAX_VALUES = 1 << 26  # (rows x models) scores kept for calibration: at most 256 MiB
 
 
@@ -59,7 +61,8 @@ class Trainer:
         self.models = None
         self.batcher = None
         self.class_weights = None  # multiclass: (C,) ; binary: (2,) negative/positive weight
-        self.train_sample = []  # raw blocks, when there is no validation channel
+        self.train_sample = []  # raw blocks, when there is no validation channel (restacked after epoch 0)
+        self.weighted = False  # whether any training block carried its own per-record weights
         self.history = []  # per epoch: {"epoch", "train_loss", "metric", ...}
         self.best = None  # per-model best (value, epoch, W cols, b cols, threshold)
         self.stopped_early_at = None
@@ -69,8 +72,11 @@ class Trainer:
     # -- sample and scaler -----------------------------------------------------------------------
 
     def _weights(self, labels, given):
-        """Per-row training weights: the data's own weights times the class/positive weights."""
+        """Per-row training weights: the data's own weights times the class/positive weights; None when every
+        row weighs 1 (no weights in the data, no class weights)."""
         n = len(labels)
+        if self.class_weights is None and given is None:
+            return None
         y = np.asarray(labels).reshape(n, -1)[:, 0]
         w = np.ones(n, np.float32) if given is None else np.asarray(given, np.float32).reshape(n)
         if self.class_weights is not None:
@@ -127,6 +133,10 @@ class Trainer:
     # -- passes ----------------------------------------------------------------------------------
 
     def _shuffled(self, blocks, epoch, d):
+        """The epoch's shuffled mini-batches, read, decoded and shuffled in a background thread."""
+        return prefetched(self._shuffle(blocks, epoch, d))
+
+    def _shuffle(self, blocks, epoch, d):
         seed = self.seed * 1000 + epoch * 10 + self.cluster.rank
         if self.buffer is None or epoch == 0:
             self.buffer = ShuffleBuffer(self.s.mini_batch_size, seed=seed)
@@ -137,7 +147,12 @@ class Trainer:
                 raise_data("train: records have no labels; Linear Learner needs a label per record")
             n = features.shape[0]
             labels = np.asarray(labels, np.float32).reshape(n, -1)[:, 0]
-            weights = np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32).reshape(n)
+            self._check_labels(labels)
+            if weights is None:
+                weights = np.ones(n, np.float32)
+            else:
+                weights = np.asarray(weights, np.float32).reshape(n)
+                self.weighted = True
             yield from buffer.add(features, labels, weights)
             if self.stop is not None and self.stop.is_set():
                 return
@@ -147,14 +162,10 @@ class Trainer:
         """Scaler sample (and the training sample for selection), then the models."""
         self._fit_scaler(first_blocks, d)
         self.batcher = Batcher(self.scaler, self.device)
-        shift = None
-        if sp.issparse(first_blocks[0][0]) and self.batcher.has_shift:
-            shift = self.batcher.shift
-            self.batcher.has_shift = False
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(self.s, d))
             torch.set_flush_denormal(True)  # adam's second moments decay into denormals, 100x slower on x86
-        self.models = ParallelModels(self.s, d, self.device, seed=self.seed, shift=shift)
+        self.models = ParallelModels(self.s, d, self.device, seed=self.seed, scaler=self.scaler)
         if self.s.predictor_type == "regressor":
             self.models.set_label_scale(self.scaler.label_scale)
         log.info("Training %d models at once: %s", self.s.num_models, json.dumps(
@@ -164,10 +175,10 @@ class Trainer:
     def _train_step(self, features, labels, weights):
         x = self.batcher.features(features)
         y = self.batcher.labels(labels, self.multiclass)
-        w = torch.from_numpy(self._weights(labels, weights)).to(self.device)
+        w = self._weights(labels, weights if self.weighted else None)  # the buffer's weights are ones otherwise
+        w = None if w is None else torch.from_numpy(w).to(self.device)
         if self.sync == "gradients" and self.cluster.world_size > 1:
-            gw, gb, loss, total = self.models.gradients(x, y, w)
-            return gw, gb, loss, total
+            return self.models.gradients(x, y, w)
         return self.models.step(x, y, w)
 
     def _epoch(self, epoch, stream, d):
@@ -190,8 +201,8 @@ class Trainer:
                 features, labels, weights = batch
                 loss, total = self._train_step(features, labels, weights)
                 n = len(labels)
-            loss_sum += loss.to(torch.float64)
-            weight_sum += float(total)
+            loss_sum += loss
+            weight_sum += total
             self.rows_trained += n
             progress.update(n)
         records = progress.done()
@@ -205,25 +216,21 @@ class Trainer:
     def _synced_step(self, batch):
         """Gradient all-reduce: every host steps together; a host without data adds zeros until all are done."""
         m = self.models
-        if batch is not None:
+        if batch is not None:  # weighted sums: the hosts' sums are added, then divided by the total weight
             features, labels, weights = batch
-            gw, gb, loss, total = self._train_step(features, labels, weights)
+            grad, loss, total = self._train_step(features, labels, weights)
             n = len(labels)
-            gw, gb = gw * total, gb * total  # un-normalise: the hosts' weighted sums are added, then divided
         else:
-            gw, gb = torch.zeros_like(m.W), torch.zeros_like(m.b)
-            loss, total, n = torch.zeros(m.m, device=self.device), torch.tensor(0.0, device=self.device), 0
-        packed = torch.cat([gw.reshape(-1), gb, torch.stack([torch.as_tensor(total, dtype=gw.dtype,
-                                                                             device=self.device).reshape(()),
-                                                             torch.tensor(1.0 if batch is not None else 0.0,
-                                                                          device=self.device)])])
+            grad = torch.zeros_like(m.P)
+            loss, total, n = torch.zeros(m.m, device=self.device), 0.0, 0
+        packed = torch.cat([grad.reshape(-1), torch.tensor([total, 1.0 if batch is not None else 0.0],
+                                                           dtype=grad.dtype, device=self.device)])
         self.cluster.all_reduce_sum(packed)
         active = float(packed[-1])
         if active == 0:
             return None
         total_all = float(packed[-2])
-        size_w = gw.numel()
-        m.apply(packed[:size_w].view_as(m.W) / total_all, packed[size_w:size_w + gb.numel()] / total_all)
+        m.apply(packed[:-2].view_as(m.P).div_(max(total_all, 1e-30)))
         return loss, total, n
 
     def _average(self):
@@ -234,8 +241,9 @@ class Trainer:
 
     # -- evaluation and selection ----------------------------------------------------------------
 
-    def _evaluate(self, blocks):
-        """Per-model mean loss (scaled units), and the calibration sample's raw scores/labels/weights."""
+    def _evaluate(self, blocks, P=None):
+        """Per-model mean loss (scaled units), and the calibration sample's raw scores/labels/weights, of the
+        models' parameters ``P`` (None: the current ones)."""
         m = self.models
         loss_sum = torch.zeros(m.m, dtype=torch.float64, device=self.device)
         total = 0.0
@@ -248,10 +256,12 @@ class Trainer:
                 self._check_labels(labels, "validation")
                 x = self.batcher.features(features)
                 y = self.batcher.labels(labels, self.multiclass)
-                w = torch.from_numpy(self._weights(labels, weights)).to(self.device)
-                scores = m.scores(x)
+                w = self._weights(labels, weights)
+                w = torch.ones(len(y)) if w is None else torch.from_numpy(w)
+                w = w.to(self.device)
+                scores = m.scores(x, P)
                 loss, _ = m.loss_fn(scores, y, m.params)
-                loss_sum += (loss.sum(2) * w.view(-1, 1)).sum(0).to(torch.float64)
+                loss_sum += (w @ loss.sum(2)).to(torch.float64)
                 total += float(w.sum())
                 if self.binary and kept < keep_rows:
                     take = min(keep_rows - kept, scores.shape[0])
@@ -281,13 +291,12 @@ class Trainer:
         m = self.models
         if self.best is None:
             self.best = {"value": torch.full((m.m,), -float("inf"), dtype=torch.float64),
-                         "epoch": torch.zeros(m.m, dtype=torch.long), "W": m.W.clone(), "b": m.b.clone(),
+                         "epoch": torch.zeros(m.m, dtype=torch.long), "P": m.P.clone(),
                          "threshold": thresholds.clone(), "loss": mean_loss.clone()}
         improved = values > self.best["value"]
         if improved.any():
             cols = improved.repeat_interleave(m.k).to(self.device)
-            self.best["W"][:, cols] = m.W[:, cols]
-            self.best["b"][cols] = m.b[cols]
+            self.best["P"][:, cols] = m.P[:, cols]
             self.best["value"] = torch.where(improved, values, self.best["value"])
             self.best["epoch"] = torch.where(improved, torch.full_like(self.best["epoch"], epoch), self.best["epoch"])
             self.best["threshold"] = torch.where(improved, thresholds, self.best["threshold"])
@@ -307,7 +316,6 @@ class Trainer:
         stream = self._shuffled(train_blocks(0), 0, feature_dim or 1)
         first, rows = [], 0
         for batch in stream:  # the first shuffled batches: scaler sample (and they are trained on below)
-            self._check_labels(batch[1])
             first.append(batch)
             rows += len(batch[1])
             if rows >= s.num_point_for_scaler:
@@ -324,13 +332,15 @@ class Trainer:
         factor = _loss_unit_factor(s.loss, self.scaler.label_scale)
         for epoch in range(s.epochs):
             if epoch == 0:
-                stream0 = _chain(first, stream, self._check_labels)
+                stream0 = _chain(first, stream)
                 if not has_validation:
                     stream0 = self._keep_sample(stream0, sample_rows)
                 epoch_stream = stream0
             else:
-                epoch_stream = _checked(self._shuffled(train_blocks(epoch), epoch, d), self._check_labels)
+                epoch_stream = self._shuffled(train_blocks(epoch), epoch, d)
             train_loss = self._epoch(epoch, epoch_stream, d)
+            if epoch == 0 and not has_validation:
+                self.train_sample = _restack(self.train_sample, EVALUATE_ROWS)
             if self.stop is not None and self.stop.is_set():
                 log.warning("Stopping at epoch %d: the job was asked to stop", epoch)
                 break
@@ -382,14 +392,8 @@ class Trainer:
     def _calibrate_snapshots(self):
         """Without validation: thresholds and selection values of every model's best snapshot on the training
         sample, once, after training."""
-        m = self.models
-        current = m.W, m.b
-        m.W, m.b = self.best["W"], self.best["b"]
-        try:
-            mean_loss, sample = self._evaluate(iter(self.train_sample))
-            values, thresholds = self._selection_values(mean_loss, sample)
-        finally:
-            m.W, m.b = current
+        mean_loss, sample = self._evaluate(iter(self.train_sample), self.best["P"])
+        values, thresholds = self._selection_values(mean_loss, sample)
         self.best["value"], self.best["threshold"], self.best["loss"] = values, thresholds, mean_loss
 
     def _keep_sample(self, stream, limit):
@@ -411,18 +415,11 @@ class Trainer:
         tied = values >= values.max() - 1e-12  # ties (common for accuracy on small samples): the lowest loss wins
         loss = torch.where(tied, self.best["loss"].to(torch.float64), torch.full_like(values, float("inf")))
         best = int(torch.argmin(loss))
-        k = self.models.k
+        k, d = self.models.k, self.models.d
         cols = slice(best * k, (best + 1) * k)
-        w = self.best["W"][:, cols].cpu().numpy()
-        b = self.best["b"][cols].cpu().numpy() if s.use_bias else np.zeros(k, np.float32)
-        shift = self.models.shift
-        if shift is not None:  # sparse rows with an explicit shift: fold it into the bias as for dense
-            b = b - shift.cpu().numpy() @ w
-            scaler = Scaler(np.zeros_like(self.scaler.feature_mean), self.scaler.feature_scale,
-                            self.scaler.label_mean, self.scaler.label_scale)
-        else:
-            scaler = self.scaler
-        weights, bias = folded(w, b, scaler, s.use_bias)
+        w = self.best["P"][:d, cols].cpu().numpy()
+        b = self.best["P"][d, cols].cpu().numpy() if s.use_bias else np.zeros(k, np.float32)
+        weights, bias = folded(w, b, self.scaler, s.use_bias)
         threshold = None
         if self.binary:
             raw = float(self.best["threshold"][best]) if s.selection != "loss_function" else 0.0
@@ -471,15 +468,23 @@ def _loss_unit_factor(loss, scale):
     return 1.0
 
 
-def _chain(first, rest, check):
+def _chain(first, rest):
     yield from first
-    yield from _checked(rest, check)
+    yield from rest
 
 
-def _checked(stream, check):
-    for batch in stream:
-        check(batch[1])
-        yield batch
+def _restack(batches, rows):
+    """The same rows in blocks of up to ``rows`` (fewer, larger matmuls when the sample is scored)."""
+    out, parts, count = [], [], 0
+    for batch in batches:
+        parts.append(batch)
+        count += len(batch[1])
+        if count >= rows:
+            out.append(tuple(_stack(list(p)) for p in zip(*parts)))
+            parts, count = [], 0
+    if parts:
+        out.append(tuple(_stack(list(p)) for p in zip(*parts)))
+    return out
 
 
 def _summary(values):
