@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import tempfile
+import threading
 
 import numpy as np
 
@@ -121,6 +122,10 @@ def _kernel(x, roots, tree_mass, word, cut, parent, depth, mass, box_min, box_ma
 
 
 _compiled = None
+# One kernel call at a time per process: numba's workqueue threading layer (what numba falls back to where neither
+# libgomp nor tbb is installed, as in a slim image) aborts the whole process when two threads launch parallel
+# kernels at once, and a serving worker answers requests on several threads. Each call already uses every core.
+_launch = threading.Lock()
 
 
 def compiled():
@@ -168,5 +173,7 @@ def score(forest, x, engine="auto"):
         raise RuntimeError("engine='numba' was asked for but numba is not installed")
     out = np.empty(x.shape[0], np.float64)
     if x.shape[0]:
-        kernel(x, *layout(forest), out)
+        arrays = layout(forest)
+        with _launch:
+            kernel(x, *arrays, out)
     return out
