@@ -1,6 +1,7 @@
 """Random Cut Forest quality and speed beside scikit-learn's IsolationForest (and rrcf), from one run.
 
-    .venv/bin/python benchmarks/bench_rcf.py [--rows 1000000] [--skip nab,shuttle,speed,serve,rrcf]
+    flock /tmp/algobox-bench.lock .venv/bin/python benchmarks/bench_rcf.py [--rows 1000000] [--rounds 3]
+        [--skip nab,shuttle,speed,serve,rrcf]
 
 Every forest is 100 trees x 256 samples (both algorithms' defaults), built by the same code ``train`` runs
 (forest.Reservoir over the rows in blocks, split_sample, build_forest) and scored by the kernel ``serve`` runs.
@@ -14,9 +15,12 @@ shuttle  mlbench Shuttle (58,000 x 9; "Rad.Flow" normal, the other classes anoma
          average precision, trained and scored on all rows (unsupervised). Fetched with apt-get download
          r-cran-mlbench into ~/.cache/algobox (or --mlbench DIR).
 speed    --rows x 10 float32: a mixture of 5 Gaussians plus 0.4% planted anomalies (uniform in the 1.5x
-         bounding box). Training time (reservoir pass + build, against IsolationForest.fit) and scoring rows/s
-         (numba kernel with every core and with one thread, numpy fallback on a slice, against
-         IsolationForest.score_samples), and the ROC-AUC of each. Ratios are of this run only.
+         bounding box). Training time (reservoir pass + build, against IsolationForest.fit) and scoring rows/s,
+         --rounds rounds interleaved (IF, ours, IF, ours): one thread each (numba.set_num_threads(1) against
+         IsolationForest.score_samples, which is single-threaded by default) and all cores each (numba's
+         threads against score_samples inside joblib's threading backend with n_jobs=-1, the way
+         scikit-learn documents to parallelise it); median ratios, wall clock and (one thread) CPU seconds;
+         the numpy fallback on a slice; the ROC-AUC of each. Ratios are of this run only.
 serve    5 MB text/csv requests (as many rows as fit) to ``algobox randomcutforest serve`` over HTTP,
          a 100 x 256 model, feature_dim 1 (a raw series), 10 and 48 (a day of half-hours, shingled): seconds
          per request (the platform's limit is 60 s).
@@ -146,33 +150,68 @@ def timed(function, *args):
     return value, time.perf_counter() - started
 
 
-def speed(rows):
+def speed(rows, rounds=3):
     import numba
+    from joblib import parallel_backend
 
     x, labels = synthetic(rows)
+    cores = numba.get_num_threads()
     print(f"speed: {rows} x 10 float32, {labels.sum()} planted anomalies; {TREES} trees x {SAMPLES}; "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores, numba threads {cores}")
     kernels.score(fit_rcf(x[:5000]), x[:100])  # compile (or load the cached kernel) before timing
+    print(f"  numba threading layer: {numba.threading_layer()}")
     rcf, rcf_fit = timed(fit_rcf, x)
     iforest, if_fit = timed(fit_iforest, x)
     print(f"  training: algobox RCF {rcf_fit:.2f} s (reservoir pass over every row + build), "
           f"IsolationForest.fit {if_fit:.2f} s; ratio IF/RCF {if_fit / rcf_fit:.2f}")
-    if_scores, if_time = timed(iforest.score_samples, x)
-    ours, ours_time = timed(kernels.score, rcf, x)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    _, one_time = timed(kernels.score, rcf, x)
-    numba.set_num_threads(threads)
+
+    def if_all_cores(data):  # the documented way: score_samples ignores n_jobs, a joblib context sets it
+        with parallel_backend("threading", n_jobs=-1):
+            return iforest.score_samples(data)
+
+    def ours_threads(threads):
+        def run(data):
+            numba.set_num_threads(threads)
+            try:
+                return kernels.score(rcf, data)
+            finally:
+                numba.set_num_threads(cores)
+        return run
+
+    runs = (("IF 1 thread", iforest.score_samples), ("RCF 1 thread", ours_threads(1)),
+            ("IF all cores", if_all_cores), ("RCF all cores", ours_threads(cores)))
+    wall = {name: [] for name, _ in runs}
+    cpu = {name: [] for name, _ in runs}
+    scores = {}
+    for round_ in range(rounds):  # interleaved: IF, ours, IF, ours, ... so that load swings hit both alike
+        for name, function in runs:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            scores[name] = function(x)
+            wall[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - cpu_started)
+        print(f"  round {round_ + 1}: " + ", ".join(f"{name} {rows / wall[name][-1]:,.0f} rows/s" for name, _ in runs))
+
+    def median_ratio(times, reference, ours):
+        return float(np.median(np.array(times[reference]) / np.array(times[ours])))
+
+    rate = {name: rows / float(np.median(values)) for name, values in wall.items()}
+    print(f"  scoring rows/s (median of {rounds}): " + ", ".join(f"{name} {value:,.0f}" for name, value in rate.items()))
+    print(f"  RCF / IF, one thread each: {median_ratio(wall, 'IF 1 thread', 'RCF 1 thread'):.2f}x wall "
+          f"({median_ratio(cpu, 'IF 1 thread', 'RCF 1 thread'):.2f}x in CPU seconds, which other jobs' load "
+          f"does not skew)")
+    print(f"  RCF / IF, all {cores} cores each (IF: joblib threading backend, n_jobs=-1): "
+          f"{median_ratio(wall, 'IF all cores', 'RCF all cores'):.2f}x")
+    print(f"  RCF all cores / IF as configured by default (n_jobs=None: 1 thread): "
+          f"{median_ratio(wall, 'IF 1 thread', 'RCF all cores'):.2f}x")
     part = x[:max(1, rows // 20)]
+    numba.set_num_threads(1)
+    _, one_time = timed(kernels.score, rcf, part)
+    numba.set_num_threads(cores)
     _, numpy_time = timed(kernels.score, rcf, part, "numpy")
-    numpy_rate = part.shape[0] / numpy_time
-    if_rate, ours_rate, one_rate = rows / if_time, rows / ours_time, rows / one_time
-    print(f"  scoring rows/s: IsolationForest {if_rate:,.0f} (1 thread: score_samples does not use n_jobs); "
-          f"algobox RCF numba {threads} threads {ours_rate:,.0f} ({ours_rate / if_rate:.2f}x IF), "
-          f"1 thread {one_rate:,.0f} ({one_rate / if_rate:.2f}x IF); numpy fallback {numpy_rate:,.0f} "
-          f"(numba 1 thread / numpy = {one_rate / numpy_rate:.1f}x)")
-    auc_rcf, ap_rcf = auc_ap(labels, ours)
-    auc_if, ap_if = auc_ap(labels, -if_scores)
+    print(f"  numpy fallback on {part.shape[0]:,} rows: {part.shape[0] / numpy_time:,.0f} rows/s "
+          f"(numba 1 thread / numpy = {numpy_time / one_time:.1f}x)")
+    auc_rcf, ap_rcf = auc_ap(labels, scores["RCF all cores"])
+    auc_if, ap_if = auc_ap(labels, -scores["IF 1 thread"])
     print(f"  ROC-AUC: algobox RCF {auc_rcf:.4f} (AP {ap_rcf:.4f}); IsolationForest {auc_if:.4f} (AP {ap_if:.4f})")
     return x
 
@@ -254,6 +293,7 @@ def rrcf_agreement(x, scored=1000):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip", default="")
     parser.add_argument("--mlbench", default="", help="folder holding mlbench's Shuttle.rda")
     args = parser.parse_args()
@@ -262,7 +302,7 @@ def main():
         nab()
     if "shuttle" not in skip:
         shuttle(args.mlbench)
-    x = speed(args.rows) if "speed" not in skip else synthetic(20_000)[0]
+    x = speed(args.rows, args.rounds) if "speed" not in skip else synthetic(20_000)[0]
     if "serve" not in skip:
         serving()
     if "rrcf" not in skip:

@@ -141,6 +141,19 @@ def test_wide_features_are_scored_alike(tmp_path):
     np.testing.assert_allclose(kernels.score(forest, x, "numba"), kernels.score(forest, x, "numpy"), rtol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [1, 7, 9, 2047, 2049, 4100])
+def test_kernel_equals_numpy_reference_on_ragged_chunks_and_repeated_points(rows):
+    # rows not a multiple of the 8 walks nor of the 2048-row chunks (feature_dim 10 -> 16 padded columns), and
+    # repeated training points (leaves of mass > 1, scored by the seen formula) among the scored rows
+    rng = np.random.default_rng(rows)
+    base = rng.normal(size=(300, 10)).astype(np.float32)
+    train = np.concatenate([base, base[:40], base[:40]])  # 40 points three times
+    forest = forest_of(train, trees=50, per_tree=256)
+    assert forest.mass[forest.left < 0].max() >= 2
+    x = np.concatenate([base[:40], rng.normal(size=(max(rows - 40, 0), 10)).astype(np.float32) * 2])[:rows]
+    np.testing.assert_allclose(kernels.score(forest, x, "numba"), kernels.score(forest, x, "numpy"), rtol=1e-5)
+
+
 def test_merged_forest_scores_are_the_tree_weighted_mean():
     x = gaussian_with_outliers(2000, 4)
     a, b = forest_of(x[:1000], trees=50, seed=1), forest_of(x[1000:], trees=60, seed=2)

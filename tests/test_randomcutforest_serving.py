@@ -123,3 +123,21 @@ def test_serves_a_model_tar_gz(tmp_path, model):
         response = server.post(b"8,8,0,-8", "text/csv")
         assert response.status_code == 200, response.text
         assert_scores([response.json()["scores"][0]["score"]], model, POINTS[2:3])
+
+
+def test_concurrent_requests_are_answered_under_numbas_workqueue_threading_layer(tmp_path, model):
+    # a slim image has neither libgomp nor tbb, so numba runs its workqueue layer, which aborts the process when
+    # two threads launch a parallel kernel at once; a worker's threads answer requests concurrently
+    from concurrent.futures import ThreadPoolExecutor
+
+    (tmp_path / "model").mkdir()
+    model.save(tmp_path / "model")
+    rows = np.random.default_rng(5).normal(size=(10_000, 4)).astype(np.float32)
+    body = "\n".join(",".join(f"{v:.4f}" for v in row) for row in rows).encode()
+    with serve("randomcutforest", tmp_path, env={"NUMBA_THREADING_LAYER": "workqueue"}) as running:
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(lambda _: running.post(body, "text/csv"), range(12)))
+        assert [r.status_code for r in responses] == [200] * 12
+        expected = model.predict(np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float32))["score"]
+        for response in responses:
+            np.testing.assert_allclose([s["score"] for s in response.json()["scores"]], expected, rtol=1e-6)
