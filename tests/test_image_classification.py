@@ -7,6 +7,7 @@ packed with scripts/pack_backbone.py, so that training on two CPU cores takes se
 """
 
 import json
+import os
 import re
 import signal
 import sys
@@ -380,8 +381,24 @@ def test_serving_over_http(trained, tolerant_ping):
         assert server.post(image, "application/x-image", accept="text/csv").status_code == 406
         assert server.post(image, "application/x-image").json() == plain.json()  # still serving
         assert server.get("/ping").status_code == 200
-    # TensorFlow was imported once, in the master, and both forked workers serve (the requests above)
-    assert "Imported tensorflow before forking the workers" in server.output
+    # TensorFlow was imported once, in the master (serving.py), and both forked workers serve (the requests above)
+    assert "Imported containers.image_classification_tensorflow.serving before forking the workers" in server.output
+
+
+def test_serving_imports_tensorflow_without_keras():
+    """The master's preload imports TensorFlow without Keras, scikit-learn or pandas (most of the import's cost
+    beyond TensorFlow itself), can still run TensorFlow, and leaves Keras importable afterwards."""
+    import subprocess
+
+    code = ("import sys; from containers.image_classification_tensorflow import serving; "
+            "skipped = [n for n in ('keras', 'sklearn', 'pandas') if n in sys.modules]; "
+            "import tensorflow as tf; total = float(tf.reduce_sum(tf.constant([1.0, 2.0]))); "
+            "import keras; print('skipped-imported', skipped, total, keras.__name__)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO,
+                            env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped-imported [] 3.0 keras" in result.stdout
 
 
 # ---------------------------------------------------------------- incremental training, SIGTERM, SavedModel backbones
