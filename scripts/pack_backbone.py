@@ -49,7 +49,7 @@ def preprocessing(x, architecture):
     return keras.layers.Rescaling(255.0, name="to_0_255")(x)
 
 
-def application(architecture, image_size, weights, alpha):
+def application(architecture, image_size, weights, alpha, minimalistic=False):
     import keras
 
     constructor = getattr(keras.applications, architecture, None)
@@ -65,17 +65,21 @@ def application(architecture, image_size, weights, alpha):
         if architecture not in ALPHA_ARCHITECTURES:
             raise SystemExit(f"--alpha applies to {', '.join(ALPHA_ARCHITECTURES)} only")
         kwargs["alpha"] = alpha
+    if minimalistic:
+        if not architecture.startswith("MobileNetV3"):
+            raise SystemExit("--minimalistic applies to MobileNetV3Small and MobileNetV3Large only")
+        kwargs["minimalistic"] = True
     if architecture.startswith("MobileNetV3"):
         kwargs["include_preprocessing"] = True
     return constructor(**kwargs)
 
 
-def build_keras_backbone(architecture, image_size, weights=None, alpha=None):
+def build_keras_backbone(architecture, image_size, weights=None, alpha=None, minimalistic=False):
     """``[0, 1]`` images -> the architecture's preprocessing -> features, as one Keras model."""
     import keras
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    body = application(architecture, image_size, weights, alpha)
+    body = application(architecture, image_size, weights, alpha, minimalistic)
     outputs = body(preprocessing(inputs, architecture))
     return keras.Model(inputs, outputs, name=f"{architecture.lower()}_backbone")
 
@@ -153,11 +157,13 @@ def pack(args):
                 copy_keras_file(args.keras_file, folder, info)
         else:
             image_size = args.image_size or 224
-            model = build_keras_backbone(args.architecture, image_size, args.weights, args.alpha)
+            model = build_keras_backbone(args.architecture, image_size, args.weights, args.alpha, args.minimalistic)
             info.update(image_size=[image_size, image_size], architecture=args.architecture,
                         weights=Path(args.weights).name if args.weights else "random")
             if args.alpha is not None:
                 info["alpha"] = args.alpha
+            if args.minimalistic:
+                info["minimalistic"] = True
             (write_hub_saved_model if args.as_saved_model else write_keras)(model, folder, info)
         return write_output(folder, args.output)
 
@@ -170,6 +176,8 @@ def parse_args(argv):
     source.add_argument("--saved-model", help="a TF2 SavedModel directory (e.g. a TF Hub feature vector)")
     parser.add_argument("--image-size", type=int, help="square input size (default 224 for --architecture)")
     parser.add_argument("--alpha", type=float, help="width multiplier of MobileNet/MobileNetV2/MobileNetV3")
+    parser.add_argument("--minimalistic", action="store_true",
+                        help="MobileNetV3's minimalistic variant (no squeeze-excite, hard-swish or 5x5 convolutions)")
     parser.add_argument("--weights", help="a weights file you have for --architecture (default: random)")
     parser.add_argument("--input-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="value range the --keras-file/--saved-model model expects (default: a Keras model's "

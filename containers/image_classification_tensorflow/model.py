@@ -121,9 +121,9 @@ class ImageClassifier:
         labels = json.loads(labels_file.read_text(encoding="utf-8"))["labels"]
         started = time.perf_counter()
         model = cls(tf.saved_model.load(str(model_dir)), labels)
-        model.predict([_warmup_image()])
-        log.info("Loaded and warmed up the SavedModel (%d classes) in %.2f s", len(labels),
-                 time.perf_counter() - started)
+        # not run here: the server's warm-up (common/serving/app.py) runs warmup_inputs() through every
+        # response type right after this, which is the first call that traces and optimises the graph
+        log.info("Loaded the SavedModel (%d classes) in %.2f s", len(labels), time.perf_counter() - started)
         return model
 
     def probabilities(self, images):

@@ -42,7 +42,8 @@ SPEC = AlgorithmSpec(
     instance_types=("ml.m5.xlarge", "ml.m5.2xlarge", "ml.c5.2xlarge", "ml.p3.2xlarge", "ml.p3.8xlarge",
                     "ml.g5.xlarge", "ml.g5.2xlarge"),
     distributed=False,
-    # importing TensorFlow is most of a worker's cold start: once in the master, shared by the forked workers
-    # (TensorFlow survives a fork after its import, not after running ops: the model still loads per worker)
-    serving_preload=("tensorflow",),
+    # importing TensorFlow is most of a worker's cold start: once in the master (without the Keras it drags in),
+    # shared by the forked workers (TensorFlow survives a fork after its import, not after running ops: the
+    # model still loads per worker); see serving.py
+    serving_preload=("containers.image_classification_tensorflow.serving",),
 )
