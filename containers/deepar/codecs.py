@@ -8,7 +8,7 @@ application/jsonlines one series per line in (batch transform; the configuration
 
 from common import contenttypes as ct
 from common.serving.codecs import Codec, CodecError
-from common.serving.codecs.json import dumps, parse_json
+from common.serving.codecs.json import orjson, parse_json
 from common.serving.codecs.jsonlines import parse_lines
 
 from .model import ForecastRequest
@@ -16,6 +16,26 @@ from .model import ForecastRequest
 
 def forecasts(prediction):
     return prediction.columns["forecast"]
+
+
+def dumps(document):
+    """JSON with numpy float32 arrays written directly (orjson: their shortest float32 form; NaN as null)."""
+    if orjson is not None:
+        return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    import json
+
+    import numpy as np
+
+    def plain(value):
+        if isinstance(value, np.ndarray):
+            return [None if v != v else v for v in value.tolist()] if value.ndim == 1 else [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    return json.dumps(plain(document)).encode()
 
 
 class DeepARJSONCodec(Codec):

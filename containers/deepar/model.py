@@ -195,6 +195,7 @@ class DeepARModel:
         return PreparedRequest(series, configuration)
 
     def predict(self, request):
+        """{"forecast": one dict per series with the requested outputs as float32 arrays (codecs.py writes them)}"""
         from .forecast import quantiles, sample_paths
 
         if not isinstance(request, PreparedRequest):
@@ -204,15 +205,16 @@ class DeepARModel:
         paths = sample_paths(self.network, self.layout, list(request), configuration["num_samples"])
         records = []
         levels = quantiles(paths, [value for _, value in configuration["quantiles"]]) if "quantiles" in types else {}
-        means = paths.mean(axis=1) if "mean" in types else None
+        levels = {level: values.astype(np.float32) for level, values in levels.items()}
+        means = paths.mean(axis=1, dtype=np.float64).astype(np.float32) if "mean" in types else None
         for i in range(paths.shape[0]):
             record = {}
             if "quantiles" in types:
-                record["quantiles"] = {key: levels[value][i].tolist() for key, value in configuration["quantiles"]}
+                record["quantiles"] = {key: levels[value][i] for key, value in configuration["quantiles"]}
             if "samples" in types:
-                record["samples"] = paths[i].tolist()
+                record["samples"] = paths[i]
             if "mean" in types:
-                record["mean"] = means[i].tolist()
+                record["mean"] = means[i]
             records.append(record)
         return {"forecast": records}
 

@@ -131,7 +131,6 @@ def save_checkpoint(context, trainer, sig):
 def settle_layout(context, hp, series, cluster):
     freq = Frequency.parse(hp["time_freq"])
     p, c = hp["prediction_length"], hp["context_length"]
-    series = data.long_enough(series, p, "train", p)
     cardinality = data.settle_cardinality(series, hp["cardinality"], cluster)
     dynamic = data.settle_dynamic(series, hp["num_dynamic_feat"])
     if hp["likelihood"] == "beta":
@@ -152,24 +151,26 @@ def cpu_threads(hp, input_size, cores=None):
 
 
 def train(context):
-    import torch
-
+    """Read and check the training series first (data errors come before torch is imported), then train."""
     hp = context.hyperparameters
-    device = pick_device()
-    torch.manual_seed(SEED)
-    with context.cluster(device) as cluster:
-        train_on(context, hp, cluster, device)
-
-
-def train_on(context, hp, cluster, device):
-    import torch
-
-    from .dataset import TrainingWindows
-
     with context.timings.stage("read"):
         series = data.read_series(context, "train")
     if context.stop.is_set() and not series:
         raise AlgorithmError("Training was stopped (SIGTERM) before the training series were read; no model saved")
+    series = data.long_enough(series, hp["prediction_length"], "train", hp["prediction_length"])
+    import torch
+
+    device = pick_device()
+    torch.manual_seed(SEED)
+    with context.cluster(device) as cluster:
+        train_on(context, hp, cluster, device, series)
+
+
+def train_on(context, hp, cluster, device, series):
+    import torch
+
+    from .dataset import TrainingWindows
+
     layout, series = settle_layout(context, hp, series, cluster)
     windows = TrainingWindows(series, layout)
     log.info("Training series: %d (%d points, %d observed); cardinality %s, %d dynamic feature(s); lags %s; "
