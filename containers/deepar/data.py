@@ -27,7 +27,7 @@ def _first_with(series_list, predicate):
     return next((s for s in series_list if predicate(s)), None)
 
 
-def settle_cardinality(series_list, setting, cluster=None):
+def settle_cardinality(series_list, setting):
     """The cardinality tuple the model uses: () when categories are off or absent."""
     if setting == "":
         return ()
@@ -49,17 +49,20 @@ def settle_cardinality(series_list, setting, cluster=None):
         return ()
     highest = np.max(np.stack([s.cat for s in series_list]), axis=0)
     if setting == "auto":
-        if cluster is not None and cluster.world_size > 1:
-            import torch
-
-            gathered = cluster.all_gather(torch.from_numpy(highest.astype(np.int64)).reshape(1, -1))
-            highest = gathered.max(dim=0).values.numpy()  # hosts reading different files (ShardedByS3Key)
         return tuple(int(v) + 1 for v in highest)
     over = _first_with(series_list, lambda s: bool((s.cat >= np.asarray(setting)).any()))
     if over is not None:
         i = int(np.flatnonzero(over.cat >= np.asarray(setting))[0])
         raise DataError(f"{over.where}: cat[{i}]={int(over.cat[i])} is not below cardinality[{i}]={setting[i]}")
     return tuple(int(v) for v in setting)
+
+
+def shared_cardinality(cardinality, cluster):
+    """The largest category count of every host (hosts reading different files, ShardedByS3Key)."""
+    import torch
+
+    gathered = cluster.all_gather(torch.tensor([list(cardinality)], dtype=torch.int64))
+    return tuple(int(v) for v in gathered.max(dim=0).values.tolist())
 
 
 def settle_dynamic(series_list, setting):

@@ -9,6 +9,7 @@ import io
 import logging
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -128,10 +129,10 @@ def save_checkpoint(context, trainer, sig):
         checkpoints.path(name).unlink(missing_ok=True)
 
 
-def settle_layout(context, hp, series, cluster):
+def settle_layout(context, hp, series):
     freq = Frequency.parse(hp["time_freq"])
     p, c = hp["prediction_length"], hp["context_length"]
-    cardinality = data.settle_cardinality(series, hp["cardinality"], cluster)
+    cardinality = data.settle_cardinality(series, hp["cardinality"])
     dynamic = data.settle_dynamic(series, hp["num_dynamic_feat"])
     if hp["likelihood"] == "beta":
         data.check_beta(series)
@@ -158,20 +159,22 @@ def train(context):
     if context.stop.is_set() and not series:
         raise AlgorithmError("Training was stopped (SIGTERM) before the training series were read; no model saved")
     series = data.long_enough(series, hp["prediction_length"], "train", hp["prediction_length"])
+    layout, series = settle_layout(context, hp, series)
     import torch
 
     device = pick_device()
     torch.manual_seed(SEED)
     with context.cluster(device) as cluster:
-        train_on(context, hp, cluster, device, series)
+        if cluster.world_size > 1 and hp["cardinality"] == "auto" and layout.cardinality:
+            layout = replace(layout, cardinality=data.shared_cardinality(layout.cardinality, cluster))
+        train_on(context, hp, cluster, device, series, layout)
 
 
-def train_on(context, hp, cluster, device, series):
+def train_on(context, hp, cluster, device, series, layout):
     import torch
 
     from .dataset import TrainingWindows
 
-    layout, series = settle_layout(context, hp, series, cluster)
     windows = TrainingWindows(series, layout)
     log.info("Training series: %d (%d points, %d observed); cardinality %s, %d dynamic feature(s); lags %s; "
              "%d covariates; likelihood %s; device %s", len(series), windows.total_points, windows.observations,
