@@ -94,17 +94,17 @@ class DeepARNetwork(nn.Module):
         repeat = num_samples
         h = h.repeat_interleave(repeat, dim=1)
         c = c.repeat_interleave(repeat, dim=1)
-        values = history.repeat_interleave(repeat, dim=0)
         scale_r = scale.repeat_interleave(repeat, dim=0)
         static_r = static.repeat_interleave(repeat, dim=0)
         future = covariates[:, context:].repeat_interleave(repeat, dim=0)
-        buffer = torch.cat([values, values.new_zeros(values.shape[0], self.prediction_length)], dim=1)
+        # time-major buffer (steps, paths): a lag is one contiguous row, so a step's lags are a row gather
         end = history.shape[1]
+        buffer = history.new_zeros(end + self.prediction_length, batch * repeat)
+        buffer[:end] = history.T.repeat_interleave(repeat, dim=1)
+        inverse = 1.0 / scale_r
         for step in range(self.prediction_length):
-            position = torch.tensor([end + step], device=history.device)
-            lags = self.lagged(buffer, position, scale_r)
-            step_input = self.inputs(lags, future[:, step:step + 1], static_r)
+            lags = buffer.index_select(0, end + step - self.lag_index).T * inverse
+            step_input = torch.cat([lags, future[:, step], static_r], dim=1).unsqueeze(1)
             output, (h, c) = self.rnn(step_input, (h, c))
-            draw = self.head.sample(self.head(output[:, 0]), scale_r[:, 0])
-            buffer[:, end + step] = draw
-        return buffer[:, end:].view(batch, repeat, self.prediction_length)
+            buffer[end + step] = self.head.sample(self.head(output[:, 0]), scale_r[:, 0])
+        return buffer[end:].T.reshape(batch, repeat, self.prediction_length)
