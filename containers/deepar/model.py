@@ -141,6 +141,7 @@ class DeepARModel:
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 raise ClientError(f"DeepAR model weight {name!r} holds NaN or infinite values; it cannot serve")
         network.eval()
+        torch.set_num_threads(serving_threads())
         return cls(network, layout, config["likelihood"], config)
 
     # --- serving ---
@@ -217,6 +218,16 @@ class DeepARModel:
                 record["mean"] = means[i]
             records.append(record)
         return {"forecast": records}
+
+
+def serving_threads(environ=None):
+    """The cores shared out over the server's workers (at least one each): workers that each ran one thread per
+    core would oversubscribe the CPU under concurrent requests, where OpenMP's spin-waits cost the most."""
+    from common.serving.settings import ServingSettings
+
+    cores = len(os.sched_getaffinity(0))
+    workers = ServingSettings.from_env(environ).workers
+    return max(1, cores // max(1, workers))
 
 
 class PreparedRequest(list):
