@@ -22,6 +22,7 @@
 import argparse
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -267,20 +268,37 @@ def serving(args, workdir):
     configuration = {"num_samples": 100, "output_types": ["mean", "quantiles"], "quantiles": ["0.1", "0.5", "0.9"]}
     batch = json.dumps({"instances": train, "configuration": configuration})
     singles = [json.dumps({"instances": [r], "configuration": configuration}) for r in train]
+    import psutil
+
+    def cpu_seconds(process):
+        """User + system CPU time of the server and its workers (what the request costs on an idle core)."""
+        procs = [process] + process.children(recursive=True)
+        total = 0.0
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
     with serve("deepar", job.root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}) as server:
+        server_process = psutil.Process(server.process.pid)
         server.post(batch, "application/json")
-        together, one_by_one = [], []
+        together, one_by_one, cpu = [], [], []
         for _ in range(5):
-            started = time.perf_counter()
+            started, used = time.perf_counter(), cpu_seconds(server_process)
             response = server.post(batch, "application/json")
             together.append(time.perf_counter() - started)
+            cpu.append(cpu_seconds(server_process) - used)
             assert response.status_code == 200 and len(response.json()["predictions"]) == 100, response.text[:300]
             started = time.perf_counter()
             for body in singles[:20]:
                 assert server.post(body, "application/json").status_code == 200
             one_by_one.append((time.perf_counter() - started) * 5)  # 20 requests, scaled to 100 series
     print(f"\n== serving: 100 series x 100 samples x horizon 24 in one JSON request: median {np.median(together):.3f} s "
-          f"(runs {', '.join(f'{t:.2f}' for t in together)}); one series per request: median "
+          f"(runs {', '.join(f'{t:.2f}' for t in together)}), server CPU time per request median {np.median(cpu):.3f} s "
+          f"(runs {', '.join(f'{t:.2f}' for t in cpu)}; load average {os.getloadavg()[0]:.1f}); one series per request: median "
           f"{np.median(one_by_one):.2f} s for 100 series; ratio {np.median(one_by_one) / np.median(together):.1f}x")
 
 
