@@ -102,12 +102,21 @@ class _Rebatcher:
             self.first += n
 
 
+def _share(batch, rank, world_size):
+    """Host ``rank``'s contiguous slice of a batch read for all hosts."""
+    n = len(batch)
+    start, end = rank * n // world_size, (rank + 1) * n // world_size
+    return Batch(batch.features[start:end], None if batch.labels is None else batch.labels[start:end], batch.source,
+                 batch.first_record + start, None if batch.weights is None else batch.weights[start:end])
+
+
 def read_batches(channel, paths, batch_size, *, epoch=0, feature_dim=None, shard=None, stop=None,
                  allow_nonfinite=None, options=None):
     """Mini-batches of one epoch of a channel.
 
     ``options`` (a ReadOptions) says what to read; by default it follows the channel's declaration.
-    ``shard=(rank, world_size)`` keeps every world_size-th batch (a disjoint slice per host);
+    ``shard=(rank, world_size)`` keeps this host's slice of every world_size batches' worth of rows (a disjoint
+    share per host, in batches of ``batch_size``; every host gets rows as soon as there are world_size of them);
     ``stop`` (a threading.Event) ends the epoch at the next batch boundary.
     """
     if batch_size < 1:
@@ -119,14 +128,15 @@ def read_batches(channel, paths, batch_size, *, epoch=0, feature_dim=None, shard
     reader = reader_for(channel.media_type.mime)
     if stop is not None and hasattr(stop, "started"):
         stop.started()  # from now on SIGTERM means: stop at a batch boundary and save what was read
-    rebatcher = _Rebatcher(batch_size)
+    rebatcher = _Rebatcher(batch_size * (shard[1] if shard else 1))
     records = 0
 
     def keep(batches, counter):
         """Yield this host's batches; after a stop request, the one in hand still goes (it was read), then none."""
         for batch in batches:
-            if shard is None or counter[0] % shard[1] == shard[0]:
-                yield batch
+            part = batch if shard is None else _share(batch, *shard)
+            if len(part):
+                yield part
             counter[0] += 1
             if stop is not None and stop.is_set():
                 return False

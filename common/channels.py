@@ -92,7 +92,7 @@ def resolve_channels(specs, configs, paths=None):
                 f"Channel {name!r} uses TrainingInputMode {config.input_mode}; this algorithm supports "
                 f"{' or '.join(spec.input_modes)} for it"
             )
-        if config.distribution not in spec.distributions:
+        if config.distribution is not None and config.distribution not in spec.distributions:
             raise ChannelError(
                 f"Channel {name!r} has S3DistributionType {config.distribution}; this algorithm needs "
                 f"{' or '.join(spec.distributions)} for it"

@@ -35,7 +35,7 @@ class ChannelConfig:
     name: str
     content_type: str | None = None
     input_mode: str = "File"
-    distribution: str = "FullyReplicated"
+    distribution: str | None = None  # None: not stated (the SDK's local mode writes no S3DistributionType)
     record_wrapper: str = "None"
     compression: str = "None"
 
@@ -52,7 +52,7 @@ class ChannelConfig:
             name=name,
             content_type=entry.get("ContentType"),
             input_mode="File" if mode == "FastFile" else mode,
-            distribution=entry.get("S3DistributionType") or "FullyReplicated",
+            distribution=entry.get("S3DistributionType") or None,
             record_wrapper=entry.get("RecordWrapperType") or "None",
             compression=entry.get("CompressionType") or "None",
         )

@@ -4,7 +4,8 @@ The protocol an algorithm's training code relies on is small, so that any engine
 
 ``rank``, ``world_size``, ``is_master``
 ``all_reduce_sum(tensor)``, ``all_gather(tensor)``, ``all_gather_bytes(data) -> [bytes per host]``, ``barrier()``
-``stop()`` (also ``with cluster: ...``, which always stops it)
+``stop()`` (also ``with cluster: ...``, which always stops it); ``finish()`` at the end of the job, which the
+runtime calls after ``train`` returns: the other hosts wait there until the first host has finished too
 
 ``common/torch_cluster.py`` implements it with torch.distributed (gloo on CPU, NCCL on GPU); ``SingleHost``
 is the one-host case (every operation is the identity). XGBoost uses its own collective and TensorFlow
@@ -120,6 +121,9 @@ class SingleHost:
         pass
 
     def stop(self):
+        pass
+
+    def finish(self):
         pass
 
     def __enter__(self):

@@ -47,6 +47,7 @@ class TorchCluster:
         self._stopping = threading.Event()
         self._threads = []
         self._only_joined = False
+        self._work_done = False  # stop() ran; finish() is still due
 
     @property
     def is_master(self):
@@ -276,27 +277,71 @@ class TorchCluster:
             self._collective(dist.barrier)
 
     def stop(self):
+        """The collective work is over (the ``with`` block ends): wait until every host got here, then close the
+        process group. The store and the heartbeats stay up until ``finish`` (the end of the job)."""
         if not self.started:
             return
         import torch.distributed as dist
 
-        self._stopping.set()
         try:
             self.store.set(f"done/{self.rank}", "1")
             deadline = time.monotonic() + distributed.peer_timeout()
             keys = [f"done/{rank}" for rank in range(self.world_size)]
             while not self.store.check(keys) and time.monotonic() < deadline:
                 time.sleep(POLL_SECONDS)
-            if self.is_master:  # the others may still read the store: wait until they left
-                left = [f"left/{rank}" for rank in range(1, self.world_size)]
-                while not self.store.check(left) and time.monotonic() < deadline:
-                    time.sleep(POLL_SECONDS)
-            else:
-                self.store.set(f"left/{self.rank}", "1")
         except Exception as exc:  # noqa: BLE001 - a clean stop is best effort once the work is done
             log.warning("While leaving the cluster: %s", exc)
         dist.destroy_process_group()
         self.started = False
+        self._work_done = True
+
+    def finish(self):
+        """The end of the job (``train`` returned): the other hosts wait until the first host is done too.
+
+        What the first host still does after the collective work (a test evaluation, writing the model) must not
+        be cut short: the SDK's local mode stops every container as soon as one exits. The wait lasts as long as
+        the first host's heartbeat goes on; a failure it reports is raised here."""
+        if not self._work_done:
+            return
+        self._work_done = False
+        try:
+            if self.is_master:
+                self.store.set("finished/0", "1")
+                deadline = time.monotonic() + distributed.peer_timeout()
+                left = [f"left/{rank}" for rank in range(1, self.world_size)]
+                while not self.store.check(left) and time.monotonic() < deadline:
+                    time.sleep(POLL_SECONDS)
+                return
+            self._wait_for_master()
+            self._stopping.set()  # before saying so: the first host may exit, taking the store with it
+            self.store.set(f"left/{self.rank}", "1")
+        except PeerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the first host left: nothing more to wait for
+            log.warning("While waiting for %s to finish: %s", self.hosts[0], exc)
+        finally:
+            self._stopping.set()
+
+    def _wait_for_master(self):
+        peer_timeout = distributed.peer_timeout()
+        beat, seen = -1, time.monotonic()
+        logged = False
+        while not self.store.check(["finished/0"]):
+            if self.store.check(["failed/0"]):
+                category, _, message = self.store.get("failed/0").decode("utf-8", "replace").partition(": ")
+                self._mark_seen()
+                raise PeerError(self.hosts[0], category, message)
+            count = self.store.add("beat/0", 0)
+            if count != beat:
+                beat, seen = count, time.monotonic()
+            elif time.monotonic() - seen > peer_timeout:
+                log.warning("%s stopped responding for %.0f s before it finished; leaving", self.hosts[0],
+                            peer_timeout)
+                return
+            if not logged:
+                log.info("Waiting for %s to finish the job", self.hosts[0])
+                logged = True
+            time.sleep(POLL_SECONDS)
 
     def __enter__(self):
         return self.start()

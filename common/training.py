@@ -259,11 +259,14 @@ def run(spec, paths=None):
             log.info("Tuning job: objective metric %s", context.tuning_objective)
         for channel in context.channels.values():
             log.info("Channel %s: %s, %s mode, %s, compression %s", channel.name, channel.media_type,
-                     channel.input_mode, channel.config.distribution, channel.config.compression)
+                     channel.input_mode, channel.config.distribution or "S3DistributionType not stated",
+                     channel.config.compression)
         paths.model_dir.mkdir(parents=True, exist_ok=True)
         train = spec.load_train()
         with timings.stage("train"):
             train(context)
+            if context.cluster_in_use is not None:
+                context.cluster_in_use.finish()  # the other hosts wait for the first one's last steps
         timings.report()
         if stop.is_set():
             log.warning("Training stopped early by a signal; the model saved reflects the data read so far")

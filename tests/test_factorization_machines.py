@@ -186,7 +186,7 @@ def test_binary_labels_must_be_zero_or_one(job, planted):
 
 
 def test_two_hosts_match_one_host(tmp_path, planted):
-    """Two real processes joined by torch.distributed (FullyReplicated: each reads every other batch)."""
+    """Two real processes joined by torch.distributed (FullyReplicated: each reads its half of every batch)."""
     x, y, xt, yt, _ = planted
     hp = hyperparameters(epochs=4)
     single = Job(tmp_path / "single")

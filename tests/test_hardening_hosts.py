@@ -179,3 +179,40 @@ def test_host_that_never_joins_is_named_within_the_join_timeout(tmp_path):
     assert one.exited_at - joining < 8 + 5
     assert first_line(one.failure) == ("PlatformError: host algo-2 did not join within 8 s "
                                        "(ALGOBOX_DIST_JOIN_TIMEOUT sets the wait)")
+
+
+def test_other_hosts_wait_until_the_first_host_has_finished(tmp_path):
+    """The SDK's local mode stops every container as soon as one exits (compose --abort-on-container-exit), so
+    a host that has done its share must not exit while the first host still evaluates the test channel and
+    writes the model. Random Cut Forest: the first host gathers the trees, then scores a large test channel."""
+    import io
+
+    rng = np.random.default_rng(0)
+    env = {"ALGOBOX_HOST_ADDRESSES": '{"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"}',
+           "ALGOBOX_DIST_PORT": str(free_port())}
+    hp = {"feature_dim": 4, "num_trees": 50, "num_samples_per_tree": 64}
+    test = rng.normal(size=(150_000, 4)).astype(np.float32)
+    labels = np.zeros(len(test), np.float32)
+    test[:50] += 9
+    labels[:50] = 1
+    buffer = io.StringIO()
+    np.savetxt(buffer, np.column_stack([labels, test]), delimiter=",", fmt="%.5g")
+    hosts = []
+    for rank, name in enumerate(HOSTS):
+        job = Job(tmp_path / name)
+        train = io.StringIO()
+        np.savetxt(train, rng.normal(size=(2000, 4)), delimiter=",", fmt="%.5g")
+        job.add_file("train", f"part-{rank}.csv", train.getvalue().encode())
+        job.add_file("test", "test.csv", buffer.getvalue().encode())
+        job.write_config(hp, {"train": {"ContentType": "text/csv", "S3DistributionType": "ShardedByS3Key"},
+                              "test": {"ContentType": "text/csv;label_size=1"}}, hosts=HOSTS, current_host=name)
+        hosts.append(job)
+    one, two = [Host(job, job.start_train("randomcutforest", env)) for job in hosts]
+    one.wait_for(r"Stage evaluate took", timeout=240)
+    evaluated_at = time.monotonic()
+    assert one.finish(60) == 0, one.output
+    assert two.finish(60) == 0, two.output
+    assert "Waiting for algo-1 to finish the job" in two.output
+    assert two.exited_at >= evaluated_at, (f"algo-2 exited {evaluated_at - two.exited_at:.1f} s before algo-1 "
+                                           f"finished evaluating:\n{two.output[-2000:]}")
+    assert "#quality_metric: host=algo-1, test f1 <loss>=" in one.output

@@ -111,6 +111,21 @@ def test_channel_errors_are_client_errors(job, data, channels, message):
     assert message in result.failure
 
 
+def test_local_mode_config_without_distribution_trains(job, data):
+    """The SDK's local mode writes only TrainingInputMode and ContentType per channel (no S3DistributionType):
+    not stated is not FullyReplicated, so the train channel is accepted."""
+    import json
+
+    job.add_file("train", "a.csv", csv_bytes(data[0][:500]))
+    job.write_config({"feature_dim": 4, "num_trees": 50}, {"train": {}})
+    (job.root / "input/config/inputdataconfig.json").write_text(json.dumps(
+        {"train": {"TrainingInputMode": "File", "ContentType": "text/csv"}}))
+    result = job.train("randomcutforest")
+    assert result.returncode == 0, result.output
+    assert "Channel train: text/csv, File mode, S3DistributionType not stated" in result.output
+    assert result.model_files == ["model_algo-1"]
+
+
 @pytest.mark.parametrize("hyperparameters, name", [
     ({"feature_dim": 4, "num_trees": 10}, "num_trees"),
     ({"feature_dim": 4, "num_samples_per_tree": 4096}, "num_samples_per_tree"),

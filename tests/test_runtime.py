@@ -65,10 +65,21 @@ def test_batches_have_the_requested_size_across_files(job):
 def test_shards_are_disjoint_and_cover_the_data(job):
     job.add_file("train", "a.csv", csv(np.arange(40).reshape(20, 2)))
     paths = MLPaths(job.root)
-    seen = [np.concatenate([b.features for b in read_batches(channel(), paths, 3, shard=(r, 2))]) for r in (0, 1)]
+    shares = [list(read_batches(channel(), paths, 3, shard=(r, 2))) for r in (0, 1)]
+    seen = [np.concatenate([b.features for b in batches]) for batches in shares]
     both = np.concatenate(seen)[:, 0]
     assert sorted(both.tolist()) == list(range(0, 40, 2))
     assert not set(seen[0][:, 0]) & set(seen[1][:, 0])
+    assert [len(b) for b in shares[0]] == [3, 3, 3, 1] and [len(b) for b in shares[1]] == [3, 3, 3, 1]
+
+
+def test_a_replicated_channel_smaller_than_a_batch_is_shared_by_every_host(job):
+    """Three hosts, one file of 5 rows read in batches of 100: each host gets rows (not the first host alone)."""
+    job.add_file("train", "a.csv", csv(np.arange(10).reshape(5, 2)))
+    paths = MLPaths(job.root)
+    seen = [[row[0] for b in read_batches(channel(), paths, 100, shard=(r, 3)) for row in b.features.tolist()]
+            for r in range(3)]
+    assert seen == [[0], [2, 4], [6, 8]]
 
 
 def test_labels_from_csv_label_size(job):

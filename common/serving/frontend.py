@@ -18,6 +18,8 @@ import socket
 import subprocess
 import time
 
+from .settings import int_env
+
 log = logging.getLogger(__name__)
 
 NGINX_ENV = "ALGOBOX_NGINX"
@@ -78,17 +80,7 @@ http {{
 
 
 def client_timeout(environ=None):
-    environ = os.environ if environ is None else environ
-    value = environ.get(CLIENT_TIMEOUT_ENV, "").strip()
-    if not value:
-        return DEFAULT_CLIENT_TIMEOUT
-    try:
-        seconds = int(value)
-    except ValueError:
-        raise SystemExit(f"{CLIENT_TIMEOUT_ENV}={value!r} must be a whole number of seconds") from None
-    if seconds < 1:
-        raise SystemExit(f"{CLIENT_TIMEOUT_ENV}={value!r} must be positive")
-    return seconds
+    return int_env(os.environ if environ is None else environ, CLIENT_TIMEOUT_ENV, DEFAULT_CLIENT_TIMEOUT)
 
 
 def find_nginx(environ=None):

@@ -4,7 +4,8 @@ import os
 from dataclasses import dataclass
 
 
-def _int_env(environ, name, default):
+def int_env(environ, name, default):
+    """A positive whole number from the environment (``default`` when unset); a bad value stops the server."""
     value = environ.get(name, "").strip()
     if not value:
         return default
@@ -29,10 +30,10 @@ class ServingSettings:
     def from_env(cls, environ=None):
         environ = os.environ if environ is None else environ
         return cls(
-            port=_int_env(environ, "SAGEMAKER_BIND_TO_PORT", 8080),
-            workers=_int_env(environ, "SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1),
-            timeout=_int_env(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60),
-            max_payload_mb=_int_env(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6),
+            port=int_env(environ, "SAGEMAKER_BIND_TO_PORT", 8080),
+            workers=int_env(environ, "SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1),
+            timeout=int_env(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60),
+            max_payload_mb=int_env(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6),
             batch=environ.get("SAGEMAKER_BATCH", "").lower() == "true",
         )
 

@@ -1,7 +1,7 @@
 """A user's unchanged SageMaker Python SDK local-mode code against the images CI builds.
 
-`sagemaker.KMeans(...)` / `sagemaker.PCA(...)` (the SDK's own first-party estimator classes, as a user
-writes them), in local mode over podman: `fit` with train and test channels on 1 and on 2 hosts,
+`sagemaker.KMeans`, `PCA`, `LinearLearner`, `FactorizationMachines`, `KNN` and `RandomCutForest` (the SDK's
+own first-party estimator classes, as a user writes them), in local mode over podman: `fit` with train and test channels on 1 and on 2 hosts,
 `deploy(1, "local")` + `predict` with the estimator's default predictor (RecordSerializer /
 RecordDeserializer), `delete_endpoint`, and a `transformer(..., strategy="MultiRecord",
 assemble_with="Line")` batch transform over a CSV folder. The generic `sagemaker.estimator.Estimator
@@ -74,11 +74,11 @@ class Case:
     estimator: str                 # class name in the `sagemaker` package
     framework: str                 # sagemaker.image_uris.retrieve(framework, ...)
     hyperparameters: dict          # the estimator's keyword arguments
-    metric: str                    # test-channel metric in the log: "#quality_metric: host=..., test <metric> <loss>="
+    metric: str                    # the test-channel metric (`test:<metric>`), read with the spec's own regex
     predict_key: str               # a label every record of the default predictor's answer carries
     predict_dim: int               # its length (1 for a scalar)
     jsonlines_key: str             # the key of each JSON Lines transform output line
-    labels: bool = False           # supervised (a label per training record)
+    labels: str | None = None      # None, "class" (0, 1, 2), "binary" (class 1 or not), "anomaly" (planted)
     mini_batch_size: int = 100
     extra: dict = field(default_factory=dict)
 
@@ -86,20 +86,40 @@ class Case:
 CASES = {
     "kmeans": Case("KMeans", "kmeans", {"k": 3}, "msd", "closest_cluster", 1, "closest_cluster"),
     "pca": Case("PCA", "pca", {"num_components": 2}, "reconstruction_error", "projection", 2, "projection"),
+    "linear_learner": Case("LinearLearner", "linear-learner",
+                           {"predictor_type": "multiclass_classifier", "num_classes": 3, "epochs": 5},
+                           "multiclass_accuracy", "predicted_label", 1, "predicted_label", labels="class"),
+    "factorization_machines": Case("FactorizationMachines", "factorization-machines",
+                                   {"num_factors": 4, "predictor_type": "binary_classifier", "epochs": 5},
+                                   "binary_classification_accuracy", "score", 1, "score", labels="binary"),
+    "knn": Case("KNN", "knn", {"k": 5, "sample_size": 3000, "predictor_type": "classifier"},
+                "accuracy", "predicted_label", 1, "predicted_label", labels="class"),
+    # The SDK fixes RandomCutForest's mini_batch_size at 1000; its local mode writes no S3DistributionType.
+    "randomcutforest": Case("RandomCutForest", "randomcutforest", {"num_samples_per_tree": 256, "num_trees": 50},
+                            "f1", "score", 1, "score", labels="anomaly", mini_batch_size=1000),
 }
 
 ALGORITHMS = [a for a in (os.environ.get("ALGOBOX_IMAGE_ALGORITHMS", "").split() or sorted(CASES))
               if a in CASES]
 
+GENERIC = "kmeans" if "kmeans" in ALGORITHMS else (ALGORITHMS or [None])[0]
 FEATURE_DIM = 6
 CENTERS = np.array([[0, 0, 0, 0, 0, 0], [6, 6, 0, 0, 6, 6], [0, 8, 8, 0, 8, 0]], dtype=np.float32)
 
 
-def make_data(n, seed):
+def make_data(n, seed, labels="class"):
+    """Points around three centres; labels as the case asks ("anomaly": 2% moved far away, labelled 1)."""
     rng = np.random.default_rng(seed)
     which = rng.integers(0, len(CENTERS), n)
     scale = np.array([1.0, 0.5, 2.0, 0.3, 1.5, 0.8], dtype=np.float32)
     points = CENTERS[which] + rng.normal(0, 1, (n, FEATURE_DIM)).astype(np.float32) * scale
+    if labels == "binary":
+        which = (which == 1).astype(np.int64)
+    elif labels == "anomaly":
+        which = np.zeros(n, np.int64)
+        planted = rng.choice(n, n // 50, replace=False)
+        points[planted] += rng.choice([-1.0, 1.0], (len(planted), FEATURE_DIM)) * 25
+        which[planted] = 1
     return points.astype(np.float32), which.astype(np.float32)
 
 
@@ -192,17 +212,17 @@ def data(tmp_path_factory, algorithm):
     folder = tmp_path_factory.mktemp(f"data-{algorithm}")
     sets = {}
     for channel, n, seed in (("train", 3000, 1), ("test", 600, 2)):
-        features, labels = make_data(n, seed)
+        features, labels = make_data(n, seed, case.labels)
         (folder / channel).mkdir()
         with open(folder / channel / f"{channel}.rec", "wb") as f:
             write_numpy_to_dense_tensor(f, features, labels if case.labels else None)
         sets[channel] = RecordSet(f"file://{folder / channel}/", num_records=n, feature_dim=FEATURE_DIM,
                                   s3_data_type="S3Prefix", channel=channel, distribution="FullyReplicated")
-    csv_features, _ = make_data(20000, 3)
+    csv_features, _ = make_data(20000, 3, case.labels)
     (folder / "batch").mkdir()
     np.savetxt(folder / "batch" / "part-0.csv", csv_features, delimiter=",", fmt="%.5f")
     np.savetxt(folder / "batch" / "part-1.csv", csv_features[:7], delimiter=",", fmt="%.5f")
-    return {"records": sets, "folder": folder, "predict": make_data(5, 4)[0]}
+    return {"records": sets, "folder": folder, "predict": make_data(5, 4, case.labels)[0]}
 
 
 class Tee(io.TextIOBase):
@@ -224,21 +244,26 @@ class Tee(io.TextIOBase):
         return self.buffer_.getvalue()
 
 
-def fit(estimator, records):
+def fit(estimator, records, mini_batch_size):
     tee = Tee(sys.stdout)
     saved, sys.stdout = sys.stdout, tee
     started = time.monotonic()
     try:
-        estimator.fit([records["train"], records["test"]], mini_batch_size=100)
+        estimator.fit([records["train"], records["test"]], mini_batch_size=mini_batch_size)
     finally:
         sys.stdout = saved
     print(f"\n[sdk] fit on {estimator.instance_count} host(s): {time.monotonic() - started:.1f} s")
     return tee.text()
 
 
-def logged_metrics(log, metric):
-    values = [float(v) for v in re.findall(rf"#quality_metric: host=\S+, test {metric} <loss>=(\S+)", log)]
-    assert values, f"no 'test {metric}' metric in the training log:\n{log[-3000:]}"
+def logged_metrics(log, algorithm):
+    """``test:<metric>`` as a training job's MetricDefinitions regex (the spec's own) reads it from the log."""
+    from common.spec import load_spec
+
+    name = f"test:{CASES[algorithm].metric}"
+    [regex] = [m.regex_for(name) for m in load_spec(algorithm).metrics if name in m.names]
+    values = [float(v) for v in re.findall(regex, log)]
+    assert values, f"no {name} metric (regex {regex}) in the training log:\n{log[-3000:]}"
     return values
 
 
@@ -257,8 +282,8 @@ def trained(algorithm, sdk_image, local_session, data, tmp_path_factory):
     """fit on 1 host; the estimator and its test metric."""
     estimator = first_party(algorithm, local_session, tmp_path_factory.mktemp(f"fit1-{algorithm}"), 1)
     assert estimator.training_image_uri() == sdk_image
-    log = fit(estimator, data["records"])
-    return estimator, logged_metrics(log, CASES[algorithm].metric)
+    log = fit(estimator, data["records"], CASES[algorithm].mini_batch_size)
+    return estimator, logged_metrics(log, algorithm)
 
 
 def test_fit_one_host(algorithm, trained):
@@ -271,8 +296,8 @@ def test_fit_one_host(algorithm, trained):
 def test_fit_two_hosts_matches_one_host(algorithm, trained, local_session, data, tmp_path):
     _, one_host = trained
     estimator = first_party(algorithm, local_session, tmp_path, 2)
-    log = fit(estimator, data["records"])
-    two_hosts = logged_metrics(log, CASES[algorithm].metric)
+    log = fit(estimator, data["records"], CASES[algorithm].mini_batch_size)
+    two_hosts = logged_metrics(log, algorithm)
     hosts = set(re.findall(r"^(algo-\d+-\w+)\s+\|", log, re.M))  # the shim prefixes each container's lines
     assert len(hosts) == 2, f"log lines of {sorted(hosts)}, expected two hosts"
     assert Path(estimator.model_data[len("file://"):]).is_file()
@@ -329,8 +354,8 @@ def test_generic_estimator_route(algorithm, trained, local_session, data, tmp_pa
     """Estimator(image_uri=<our tag>) with the first-party estimator's hyperparameters trains the same model."""
     from sagemaker.estimator import Estimator
 
-    if algorithm != ALGORITHMS[0]:
-        pytest.skip("the generic route is covered once, with the first algorithm")
+    if algorithm != GENERIC:
+        pytest.skip(f"the generic route is covered once, with {GENERIC}")
     first, one_host = trained
     estimator = Estimator(image_uri=image_name(algorithm), role=ROLE, instance_count=1, instance_type="local",
                           sagemaker_session=local_session, output_path=f"file://{tmp_path}/output",
@@ -342,5 +367,5 @@ def test_generic_estimator_route(algorithm, trained, local_session, data, tmp_pa
                        "test": data["records"]["test"].records_s3_input()})
     finally:
         sys.stdout = saved
-    metrics = logged_metrics(tee.text(), CASES[algorithm].metric)
+    metrics = logged_metrics(tee.text(), algorithm)
     assert abs(metrics[0] - one_host[0]) <= 0.01 * abs(one_host[0]), (one_host, metrics)
