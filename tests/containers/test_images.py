@@ -181,6 +181,27 @@ def _check_factorization_machines(body):
     assert 0 <= first["score"] <= 1 and first["predicted_label"] in (0, 1), body
 
 
+def _series_jsonl(count=6, length=60):
+    """Hourly series with a daily cycle, one categorical feature, as DeepAR's JSON Lines channel holds them."""
+    rng = random.Random(3)
+    lines = []
+    for i in range(count):
+        target = [round(10 + 3 * (i % 2) + 2 * ((t % 24) / 12 - 1) ** 2 + rng.gauss(0, 0.3), 3) for t in range(length)]
+        lines.append(json.dumps({"start": "2021-03-01 00:00:00", "target": target, "cat": [i % 2]}))
+    return "\n".join(lines) + "\n"
+
+
+def _bad_series_line(job):
+    with open(job / "input/data/train/train.json", "a") as f:
+        f.write('{"start": "yesterday", "target": [1, 2, 3]}\n')
+
+
+def _check_deepar(body):
+    forecast = body["predictions"][0]
+    assert set(forecast) == {"mean", "quantiles"} and len(forecast["mean"]) == 6, body
+    assert forecast["quantiles"]["0.9"][0] >= forecast["quantiles"]["0.1"][0], body
+
+
 def _check_image_classification(body):
     probabilities = body["probabilities"]
     assert len(probabilities) == 2 and abs(sum(probabilities) - 1) < 1e-4, body
@@ -263,6 +284,22 @@ SAMPLES = {
             ("missing-num_factors", _without("num_factors"), ["num_factors"]),
             ("wrong-column-count", _extra_labelled_column, ["columns"]),
         ],
+    ),
+    "deepar": Sample(
+        hyperparameters={"time_freq": "H", "context_length": "12", "prediction_length": "6", "epochs": "2",
+                         "num_cells": "8", "num_layers": "1", "mini_batch_size": "16"},
+        train_files={"train/train.json": _series_jsonl()},
+        channels={"train": {"ContentType": "application/jsonlines", "TrainingInputMode": "File"}},
+        request=("application/json", json.dumps({
+            "instances": [{"start": "2021-03-01 00:00:00", "target": [10.0 + (t % 24) / 10 for t in range(30)],
+                           "cat": [1]}],
+            "configuration": {"num_samples": 20, "output_types": ["mean", "quantiles"], "quantiles": ["0.1", "0.9"]}})),
+        check=_check_deepar,
+        bad_jobs=[
+            ("missing-time_freq", _without("time_freq"), ["time_freq"]),
+            ("bad-start", _bad_series_line, ["line 7", "'start'"]),
+        ],
+        model_file="model.pt",
     ),
     "image_classification_tensorflow": Sample(
         hyperparameters={"epochs": "2", "batch_size": "8"},

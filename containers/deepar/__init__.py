@@ -1,0 +1,1 @@
+"""DeepAR forecasting: a drop-in for the SageMaker built-in ``forecasting-deepar`` image."""
