@@ -14,7 +14,7 @@ from common.errors import AlgorithmError, ClientError, DataError, Hyperparameter
 
 from . import checks, params as params_mod
 from .checkpoints import Checkpoints
-from .data import Indexing, iter_chunks, library_message
+from .data import Indexing, Layout, iter_chunks, library_message
 from .matrix import build, spill_channel
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,8 @@ class Collective:
 
 def read_channel(context, name, settings):
     indexing = Indexing(name)
-    chunks = iter_chunks(context.channels[name], context.paths, csv_weights=settings.csv_weights, indexing=indexing,
-                         stop=context.stop)
+    layout = Layout.for_objective(settings.objective, settings.csv_weights)
+    chunks = iter_chunks(context.channels[name], context.paths, layout=layout, indexing=indexing, stop=context.stop)
     with context.timings.stage(f"read {name}"):
         started = time.perf_counter()
         spill = spill_channel(name, chunks, context.shard(name))  # (rank, hosts) if replicated
