@@ -12,10 +12,13 @@ import numpy as np
 from common.distributed import master_address, port as cluster_port
 from common.errors import AlgorithmError, ClientError, DataError, HyperparameterError
 
-from . import checks, params as params_mod
-from .checkpoints import Checkpoints
-from .data import Indexing, Layout, iter_chunks, library_message
-from .matrix import build, spill_channel
+from . import checks, library, params as params_mod
+
+library.load()  # before the modules below import it: without scikit-learn's import cost
+
+from .checkpoints import Checkpoints  # noqa: E402
+from .data import Indexing, Layout, iter_chunks, library_message  # noqa: E402
+from .matrix import build, spill_channel  # noqa: E402
 
 log = logging.getLogger(__name__)
 
