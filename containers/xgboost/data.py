@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from common import contenttypes, protobuf, recordio
+from common.csv_reader import line_blocks
 from common.errors import ChannelError, DataError
 from common.sources import Stopped, iter_sources
 
@@ -59,23 +60,9 @@ class Chunk:
 
 
 def _blocks(stream, size=BLOCK_BYTES):
-    """Blocks of whole lines, each with the number of lines before it."""
-    rest = b""
-    lines_before = 0
-    while True:
-        data = stream.read(size)
-        if not data:
-            break
-        data = rest + data
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            rest = data
-            continue
-        block, rest = data[:cut], data[cut:]
-        yield block, lines_before
-        lines_before += block.count(b"\n")
-    if rest.strip():
-        yield rest + b"\n", lines_before
+    """Blocks of whole lines, each with the number of lines before it; the last line ended (the library's
+    parser reads the block from a file)."""
+    return line_blocks(stream, size, terminate=True)
 
 
 class Indexing:
