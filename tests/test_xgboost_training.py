@@ -315,3 +315,21 @@ def test_the_shared_line_splitter_keeps_lines_whole_and_counts_them():
         before += block.count(b"\n")
     assert blocks[-1][0] == b"1," + b"y" * 100 + b"\n"  # longer than a block: a block of its own
     assert list(line_blocks(io.BytesIO(b"a\nb"), 64))[-1] == (b"b", 1)  # as before for the other readers
+
+
+def test_csv_blocks_parsed_ahead_keep_their_order_and_a_stop_comes_after_them():
+    from containers.xgboost.data import parsed_ahead
+
+    class Stop(Exception):
+        pass
+
+    def blocks():
+        for i in range(5):
+            yield b"%d\n" % i, i
+        raise Stop()  # a stop during a Pipe read, after whole lines
+
+    got = []
+    with pytest.raises(Stop):
+        for block, lines_before, parsed in parsed_ahead(blocks(), lambda b, n: int(b) * 10, workers=2):
+            got.append((lines_before, parsed))
+    assert got == [(i, i * 10) for i in range(5)]

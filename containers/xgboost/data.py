@@ -21,8 +21,10 @@ import re
 import shutil
 import tempfile
 import warnings
+from collections import deque
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,6 +42,7 @@ RECORDIO = contenttypes.RECORDIO_PROTOBUF
 PARQUET = "application/x-parquet"
 BLOCK_BYTES = 64 << 20
 RECORDS_PER_CHUNK = 100_000
+PARSE_THREADS = 2  # CSV blocks parsed at once
 
 
 @dataclass
@@ -245,10 +248,35 @@ def _split_label(array, layout, source, first_line):
     return Chunk(np.ascontiguousarray(array[:, column:], dtype=np.float32), labels, weights, source, qid, upper)
 
 
+def parsed_ahead(blocks, parse, workers=PARSE_THREADS):
+    """``(block, lines_before, parse(block, lines_before))`` in order, up to ``workers`` blocks parsed at once
+    in threads (pandas' C parser releases the GIL, so reading uses a second core while the library's single-
+    threaded work or the next read waits). An error of the stream (a stop during a Pipe read) comes after the
+    blocks read before it, as from the splitter itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = deque()
+    error = None
+    with ThreadPoolExecutor(workers, thread_name_prefix="parse") as pool:
+        try:
+            for block, lines_before in blocks:
+                pending.append((block, lines_before, pool.submit(parse, block, lines_before)))
+                if len(pending) > workers:
+                    block, lines_before, future = pending.popleft()
+                    yield block, lines_before, future.result()
+        except Exception as exc:  # noqa: BLE001 - raised below, after the blocks read before it
+            error = exc
+        while pending:
+            block, lines_before, future = pending.popleft()
+            yield block, lines_before, future.result()
+    if error is not None:
+        raise error
+
+
 def _csv_chunks(stream, source, layout):
     columns = None
-    for block, lines_before in _blocks(stream, 16 << 20):
-        array = _parse_csv_block(block, lines_before, source)
+    parse = partial(_parse_csv_block, source=source)
+    for block, lines_before, array in parsed_ahead(_blocks(stream, 16 << 20), parse):
         if not array.size:
             continue
         if columns is not None and array.shape[1] != columns:
