@@ -3,7 +3,6 @@ real ``algobox xgboost train`` and ``serve``: the model equals ``xgboost.train``
 lines carry ndcg/map/aft-nloglik, early stopping follows each metric's direction, bad layouts are named."""
 
 import io
-import json
 import re
 
 import numpy as np

@@ -245,7 +245,7 @@ def build(spill, num_feature, *, quantile, max_bin=None, ref=None, nthread=None)
     if quantile:
         iterator = make_iterator(spill, num_feature)
         kwargs = {"max_bin": max_bin} if max_bin and ref is None else {}
-        groups = _log_groups(spill)
+        _log_groups(spill)  # checked before the library reads the rows
         matrix = xgb.QuantileDMatrix(iterator, missing=np.nan, ref=ref, nthread=nthread, **kwargs)
         log.info("Channel %s: QuantileDMatrix of %d rows x %d features from %d chunks (%d passes over the spill)",
                  spill.name, matrix.num_row(), matrix.num_col(), spill.chunks, iterator.passes)
