@@ -1,7 +1,8 @@
 """XGBoost: parity with ``xgboost.train`` and the overhead of the container around it, as ratios from one run.
 
-    .venv/bin/python benchmarks/bench_xgboost.py [--rows 1000000] [--features 50] [--rounds 100] [--skip-parity]
-                                                 [--skip-train] [--skip-serving] [--seconds 10] [--nthread N]
+    flock /tmp/algobox-bench.lock .venv/bin/python -W ignore benchmarks/bench_xgboost.py [--rows 1000000]
+        [--features 50] [--rounds 100] [--repeats 3] [--formats csv,libsvm,recordio] [--modes File,Pipe]
+        [--skip-parity] [--skip-train] [--skip-serving] [--seconds 10] [--nthread N]
 
 (a) parity: ``algobox xgboost train`` (File mode) on breast_cancer (binary) and mlbench Shuttle (7 classes;
     Debian's r-cran-mlbench, read with pyreadr, cached under ~/.cache/algobox) as CSV, libsvm, recordIO-
@@ -10,10 +11,12 @@
 (b) overhead: the whole ``algobox xgboost train`` (process start to exit) on --rows x --features (synthetic,
     binary labels), --rounds rounds, depth 6, hist, as CSV, libsvm and recordIO-protobuf in File and Pipe mode,
     against a reference process that loads the same rows as numpy (.npy) and runs QuantileDMatrix +
-    ``xgboost.train``: time over the reference's train call, time over the reference's whole process, and peak
-    RSS over the reference's (each process's own, from wait4);
+    ``xgboost.train`` (same nthread): time over the reference's matrix + train call, CPU seconds likewise, and
+    peak RSS over the reference's (each process's own, from wait4); --repeats interleaved pairs per variant
+    (reference, ours, reference, ours, ...), the median ratio reported;
 (c) serving: rows/s of 1,000-row CSV requests through ``algobox xgboost serve`` (gunicorn, one worker per core,
-    two clients per worker) against a bare ``Booster.inplace_predict`` loop on the same rows, all cores.
+    two clients per worker) against a bare ``Booster.inplace_predict`` loop on the same rows, all cores;
+    --repeats interleaved pairs, the median ratio.
 
 Files are cached in $ALGOBOX_BENCH_DIR (default /tmp/algobox-bench-xgboost) between runs.
 """
@@ -160,22 +163,25 @@ def run_train(root, data, content_type, hp, mode="File"):
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"algobox train failed:\n{output[0].decode()[-3000:]}")
+    run_train.cpu_s = usage.ru_utime + usage.ru_stime  # the whole process's CPU seconds
     return elapsed, usage.ru_maxrss / 1024, root / "model", output[0].decode()
 
 
 REFERENCE = r"""
-import json, resource, sys, time
+import json, os, sys, time
 import numpy as np, xgboost as xgb
 x = np.load(sys.argv[1]); y = np.load(sys.argv[2]); params = json.loads(sys.argv[3]); rounds = int(sys.argv[4])
-started = time.perf_counter()
-booster = xgb.train(params, xgb.QuantileDMatrix(x, label=y), rounds)
-elapsed = time.perf_counter() - started
+cpu, started = os.times(), time.perf_counter()
+matrix = xgb.QuantileDMatrix(x, label=y, nthread=params.get("nthread"))
+booster = xgb.train(params, matrix, rounds)
+elapsed, after = time.perf_counter() - started, os.times()
 booster.save_model(sys.argv[5])
-print(json.dumps({"train_s": elapsed}))
+print(json.dumps({"train_s": elapsed, "train_cpu_s": after.user + after.system - cpu.user - cpu.system}))
 """
 
 
 def run_reference(x_path, y_path, params, rounds, model_path):
+    """The library on the rows already in memory: (train call s, its CPU s, whole process s, peak RSS MB)."""
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-c", REFERENCE, str(x_path), str(y_path), json.dumps(params),
                                 str(rounds), str(model_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -187,7 +193,8 @@ def run_reference(x_path, y_path, params, rounds, model_path):
     reader.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(process.stderr.read().decode()[-2000:])
-    return json.loads(out[0].decode().strip().splitlines()[-1])["train_s"], whole, usage.ru_maxrss / 1024
+    result = json.loads(out[0].decode().strip().splitlines()[-1])
+    return result["train_s"], result["train_cpu_s"], whole, usage.ru_maxrss / 1024
 
 
 def load_model(model_dir):
@@ -255,37 +262,52 @@ def data_file(fmt, rows, features, x_path, y_path):
     return path
 
 
-def overhead(work, rows, features, rounds):
-    """Each variant right after its own reference run (the pair shares the machine's load at that moment)."""
+def overhead(work, rows, features, rounds, repeats, formats, modes):
+    """Per variant, ``repeats`` pairs run back to back (reference, ours, reference, ours, ...), so each pair
+    shares the machine's load of that moment; the median of the pairs' ratios is the figure. Both sides run
+    with the same nthread (also the reference's QuantileDMatrix). CPU seconds (the whole process against the
+    reference's matrix + train call) are reported beside the wall times: they depend far less on the load."""
     import xgboost as xgb
 
     x_path, y_path = synthetic(rows, features)
     reference_model = work / "reference-model"
     probe = np.asarray(np.load(x_path, mmap_mode="r")[:20000])
-    print(f"(b) overhead, {rows} x {features}, {rounds} rounds, depth 6, hist, nthread {PARAMS.get('nthread', 'all')}")
+    print(f"(b) overhead, {rows} x {features}, {rounds} rounds, depth 6, hist, nthread {PARAMS.get('nthread', 'all')},"
+          f" {repeats} interleaved pairs per variant; ratios are medians of the pairs", flush=True)
     hp = {**PARAMS, "num_round": rounds}
-    for fmt in ("csv", "libsvm", "recordio"):
+    summary = []
+    for fmt in formats:
         path = data_file(fmt, rows, features, x_path, y_path)
-        for mode in ("File", "Pipe"):
-            train_s, whole_s, rss = run_reference(x_path, y_path, PARAMS, rounds, reference_model)
+        for mode in modes:
+            pairs = []
+            for _ in range(repeats):
+                train_s, train_cpu, whole_s, rss = run_reference(x_path, y_path, PARAMS, rounds, reference_model)
+                seconds, peak, model_dir, output = run_train(work / f"overhead-{fmt}-{mode}", path,
+                                                            FORMATS[fmt][0], hp, mode)
+                cpu = run_train.cpu_s
+                stages = json.loads(output.split("#metrics ")[-1].splitlines()[0])["Metrics"]
+                read_s = sum(v["sum"] for k, v in stages.items() if k.startswith("read")) / 1000
+                library_s = (stages["build matrices.time"]["sum"] + stages["boost.time"]["sum"]) / 1000
+                pairs.append((seconds / train_s, cpu / train_cpu, peak / rss))
+                print(f"    {fmt:8s} {mode:4s}: {seconds:6.1f} s ({cpu:5.1f} s CPU) vs reference {train_s:6.1f} s "
+                      f"({train_cpu:5.1f} s CPU; whole process {whole_s:5.1f} s) = {seconds / train_s:.2f}x "
+                      f"({cpu / train_cpu:.2f}x CPU); peak RSS {peak:4.0f} / {rss:4.0f} MB = {peak / rss:.2f}x; "
+                      f"reading {read_s:.1f} s; matrix + boosting {library_s:.1f} s", flush=True)
             reference = xgb.Booster()
             reference.load_model(str(reference_model))
-            expected = reference.inplace_predict(probe)
-            seconds, peak, model_dir, output = run_train(work / f"overhead-{fmt}-{mode}", path, FORMATS[fmt][0], hp,
-                                                        mode)
-            diff = np.abs(load_model(model_dir).inplace_predict(probe) - expected).max()
-            stages = json.loads(output.split("#metrics ")[-1].splitlines()[0])["Metrics"]
-            read_s = sum(v["sum"] for k, v in stages.items() if k.startswith("read")) / 1000
-            library_s = (stages["build matrices.time"]["sum"] + stages["boost.time"]["sum"]) / 1000
-            print(f"  {fmt:8s} {mode:4s}: {seconds:6.1f} s vs reference train call {train_s:6.1f} s (whole process "
-                  f"{whole_s:6.1f} s) = {seconds / train_s:.2f}x ({seconds / whole_s:.2f}x); peak RSS {peak:4.0f} MB "
-                  f"vs {rss:4.0f} MB = {peak / rss:.2f}x; reading {read_s:.1f} s; matrix + boosting {library_s:.1f} s "
-                  f"(whole run {seconds / library_s:.2f}x it); max diff vs reference {diff:.1e}", flush=True)
+            diff = np.abs(load_model(model_dir).inplace_predict(probe) - reference.inplace_predict(probe)).max()
+            time_ratio, cpu_ratio, rss_ratio = (float(np.median([p[i] for p in pairs])) for i in range(3))
+            summary.append((fmt, mode, time_ratio, cpu_ratio, rss_ratio, [p[0] for p in pairs], diff))
+            print(f"  {fmt:8s} {mode:4s}: time {time_ratio:.2f}x (pairs {', '.join(f'{p[0]:.2f}' for p in pairs)}), "
+                  f"CPU {cpu_ratio:.2f}x, peak RSS {rss_ratio:.2f}x; max diff vs reference {diff:.1e}", flush=True)
+    print("  summary (median of pairs): " + "; ".join(f"{f} {m}: {t:.2f}x time, {c:.2f}x CPU, {r:.2f}x RSS"
+                                                      for f, m, t, c, r, _, _ in summary), flush=True)
     return reference_model, x_path
 
 
 # ---------------------------------------------------------------- (c) serving
-def serving(work, model_path, x_path, seconds, batch=1000):
+def serving(work, model_path, x_path, seconds, repeats=3, batch=1000):
+    """``repeats`` pairs of (bare loop for ``seconds``, HTTP clients for ``seconds``); the median ratio."""
     import requests
     import xgboost as xgb
 
@@ -299,42 +321,55 @@ def serving(work, model_path, x_path, seconds, batch=1000):
     parsed = [np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float32) for body in bodies]
     booster = xgb.Booster()
     booster.load_model(str(model_path))
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        booster.inplace_predict(parsed[count % len(parsed)])
-        count += 1
-    bare = count * batch / (time.perf_counter() - started)
+
+    def bare():
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            booster.inplace_predict(parsed[count % len(parsed)])
+            count += 1
+        return count * batch / (time.perf_counter() - started)
 
     cores = os.cpu_count() or 1
     root = work / "serving"
     shutil.rmtree(root, ignore_errors=True)
     (root / "model").mkdir(parents=True)
     shutil.copy(model_path, root / "model" / "xgboost-model")
-    done = [0]
     with serve("xgboost", root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": str(cores)}, startup_timeout=180) as server:
         url = server.url + "/invocations"
         for body in bodies[:4]:
             assert requests.post(url, data=body, headers={"Content-Type": "text/csv"}).status_code == 200
-        stop = time.perf_counter() + seconds
 
-        def client(k):
-            session = requests.Session()
-            i = k
-            while time.perf_counter() < stop:
-                response = session.post(url, data=bodies[i % len(bodies)], headers={"Content-Type": "text/csv"})
-                assert response.status_code == 200
-                done[0] += 1
-                i += 1
+        def http():
+            done = [0]
+            stop = time.perf_counter() + seconds
 
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(2 * cores)]
-        begin = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        served = done[0] * batch / (time.perf_counter() - begin)
-    print(f"(c) serving 1,000-row CSV requests: {served:,.0f} rows/s through HTTP ({cores} workers, {2 * cores} "
-          f"clients) vs {bare:,.0f} rows/s bare Booster.inplace_predict (all cores) = {served / bare:.2f}x")
+            def client(k):
+                session = requests.Session()
+                i = k
+                while time.perf_counter() < stop:
+                    response = session.post(url, data=bodies[i % len(bodies)], headers={"Content-Type": "text/csv"})
+                    assert response.status_code == 200
+                    done[0] += 1
+                    i += 1
+
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(2 * cores)]
+            begin = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return done[0] * batch / (time.perf_counter() - begin)
+
+        pairs = []
+        for _ in range(repeats):
+            alone = bare()
+            served = http()
+            pairs.append(served / alone)
+            print(f"    serving: {served:,.0f} rows/s through HTTP vs {alone:,.0f} rows/s bare = {served / alone:.2f}x",
+                  flush=True)
+    print(f"(c) serving 1,000-row CSV requests: {float(np.median(pairs)):.2f}x bare Booster.inplace_predict (median of "
+          f"{repeats} pairs {', '.join(f'{p:.2f}' for p in pairs)}; {cores} workers, {2 * cores} clients; the bare "
+          "loop on all cores)", flush=True)
 
 
 def main():
@@ -345,6 +380,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--nthread", type=int, default=None,
                         help="the nthread hyperparameter for both sides (1 is steadier on a crowded machine)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved reference/ours pairs per variant")
+    parser.add_argument("--formats", default="csv,libsvm,recordio")
+    parser.add_argument("--modes", default="File,Pipe")
     parser.add_argument("--skip-parity", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-serving", action="store_true")
@@ -357,13 +395,14 @@ def main():
             parity(work)
         model_path = x_path = None
         if not args.skip_train:
-            model_path, x_path = overhead(work, args.rows, args.features, args.rounds)
+            model_path, x_path = overhead(work, args.rows, args.features, args.rounds, args.repeats,
+                                          args.formats.split(","), args.modes.split(","))
         if not args.skip_serving:
             if model_path is None:
                 x_path, y_path = synthetic(args.rows, args.features)
                 model_path = work / "reference-model"
                 run_reference(x_path, y_path, PARAMS, args.rounds, model_path)
-            serving(work, model_path, x_path, args.seconds)
+            serving(work, model_path, x_path, args.seconds, args.repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

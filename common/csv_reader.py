@@ -20,31 +20,33 @@ BLOCK_BYTES = 16 << 20
 MAX_COLUMNS = 1_000_000  # no algorithm takes wider rows; past this a row is refused before parsing
 
 
-def _read_block(stream):
-    """Up to BLOCK_BYTES, and the error that cut the read short (a stop request during a stalled Pipe read),
+def _read_block(stream, size=BLOCK_BYTES):
+    """Up to ``size`` bytes, and the error that cut the read short (a stop request during a stalled Pipe read),
     so the whole lines read before it are still parsed."""
     read1 = getattr(stream, "read1", None)
     if read1 is None:
-        return stream.read(BLOCK_BYTES), None
-    parts, size = [], 0
+        return stream.read(size), None
+    parts, got = [], 0
     try:
-        while size < BLOCK_BYTES:
-            chunk = read1(BLOCK_BYTES - size)
+        while got < size:
+            chunk = read1(size - got)
             if not chunk:
                 break
             parts.append(chunk)
-            size += len(chunk)
+            got += len(chunk)
     except Exception as exc:  # noqa: BLE001 - re-raised once the lines before it are yielded
         return b"".join(parts), exc
     return b"".join(parts), None
 
 
-def _blocks(stream):
-    """Chunks of whole lines, each with the number of lines before it."""
+def line_blocks(stream, size=BLOCK_BYTES, terminate=False):
+    """Blocks of whole lines (about ``size`` bytes each; a longer line is a block of its own), each with the
+    number of lines before it. ``terminate``: a last line without a newline gets one (for parsers that need
+    every line ended)."""
     rest = b""
     lines_before = 0
     while True:
-        data, error = _read_block(stream)
+        data, error = _read_block(stream, size)
         if error is not None:
             data = rest + data
             cut = data.rfind(b"\n") + 1
@@ -62,7 +64,11 @@ def _blocks(stream):
         yield block, lines_before
         lines_before += block.count(b"\n")
     if rest.strip():
-        yield rest, lines_before
+        yield rest + b"\n" if terminate else rest, lines_before
+
+
+def _blocks(stream):
+    return line_blocks(stream)
 
 
 _NONBLANK = re.compile(rb"[^ \t\r\n\v\f]")

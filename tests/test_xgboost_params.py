@@ -59,7 +59,7 @@ def test_monotone_constraints_forms():
     ({"eval_metric": "mlogloss"}, "applies to multi:. objectives"),
     ({"rate_drop": 0.1}, "booster=dart only"),
     ({"top_k": 3}, "booster=gblinear only"),
-    ({"objective": "rank:ndcg"}, "query groups"),
+    ({"eval_metric": "aft-nloglik"}, "survival:aft only"),
     ({"subsample": 0}, "subsample"),
     ({"max_bin": 1}, "max_bin"),
     ({"eta": "nan"}, "eta"),

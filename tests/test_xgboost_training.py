@@ -289,3 +289,47 @@ def test_bad_libsvm_names_the_line(job, data, message):
     result = job.train("xgboost")
     assert result.returncode == 1
     assert message in result.failure.splitlines()[0], result.failure
+
+
+@pytest.mark.parametrize("fmt,mode", [("csv", "File"), ("csv", "Pipe"), ("libsvm", "File"), ("libsvm", "Pipe")])
+def test_a_last_line_without_its_newline_is_read(job, cancer, fmt, mode):
+    x, y = cancer
+    data = (csv_bytes(y, x) if fmt == "csv" else libsvm_bytes(x, y)).rstrip(b"\n")
+    result = train_job(job, data, "text/csv" if fmt == "csv" else "text/libsvm", {**PARAMS, "num_round": 3}, mode)
+    assert f"Channel train: {len(y)} rows" in result.output
+    expected = reference(x, y, PARAMS, 3).predict(xgb.DMatrix(x))
+    np.testing.assert_allclose(served(result).raw_predict(x), expected, atol=1e-6)
+
+
+def test_the_shared_line_splitter_keeps_lines_whole_and_counts_them():
+    """common's splitter, as xgboost calls it (a block size, the last line ended)."""
+    from common.csv_reader import line_blocks
+
+    text = b"".join(b"%d,%s\n" % (i, b"x" * (i % 7)) for i in range(200)) + b"1," + b"y" * 100
+    blocks = list(line_blocks(io.BytesIO(text), 64, terminate=True))
+    assert b"".join(b for b, _ in blocks) == text + b"\n"
+    assert all(b.endswith(b"\n") for b, _ in blocks)
+    before = 0
+    for block, lines_before in blocks:
+        assert lines_before == before
+        before += block.count(b"\n")
+    assert blocks[-1][0] == b"1," + b"y" * 100 + b"\n"  # longer than a block: a block of its own
+    assert list(line_blocks(io.BytesIO(b"a\nb"), 64))[-1] == (b"b", 1)  # as before for the other readers
+
+
+def test_csv_blocks_parsed_ahead_keep_their_order_and_a_stop_comes_after_them():
+    from containers.xgboost.data import parsed_ahead
+
+    class Stop(Exception):
+        pass
+
+    def blocks():
+        for i in range(5):
+            yield b"%d\n" % i, i
+        raise Stop()  # a stop during a Pipe read, after whole lines
+
+    got = []
+    with pytest.raises(Stop):
+        for block, lines_before, parsed in parsed_ahead(blocks(), lambda b, n: int(b) * 10, workers=2):
+            got.append((lines_before, parsed))
+    assert got == [(i, i * 10) for i in range(5)]

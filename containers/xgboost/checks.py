@@ -7,7 +7,6 @@ from .params import split_metrics, tuning_metric
 CLASSIFICATION_OR_RANKING = ("binary:", "multi:", "rank:")
 SURVIVAL_METRICS = {"aft-nloglik": "survival:aft", "interval-regression-accuracy": "survival:aft",
                     "cox-nloglik": "survival:cox"}
-RANKING_METRICS = ("ndcg", "map", "pre")
 
 
 def check(hp, tuning_objective=None):
@@ -52,9 +51,3 @@ def check(hp, tuning_objective=None):
     if hp.get("grow_policy") == "lossguide" and hp.get("tree_method") == "exact":
         raise HyperparameterError("Invalid hyperparameter grow_policy=lossguide: it needs tree_method hist or approx, "
                                   "not exact")
-    if objective.startswith("rank:"):
-        raise HyperparameterError(f"Invalid hyperparameter objective={objective}: ranking needs query groups (libsvm "
-                                  "qid), which this image does not read yet")
-    if objective == "survival:aft":
-        raise HyperparameterError("Invalid hyperparameter objective=survival:aft: it needs label bounds, which none "
-                                  "of the accepted data formats carry")

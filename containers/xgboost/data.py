@@ -5,7 +5,8 @@
   default) and, when the channel's first block never uses index 0, shifted down by one (one-based), the
   library's own detection rule, decided once per channel so that every block agrees.
 - text/csv: label first, then with ``csv_weights=1`` the weight, then features; empty fields and NaN are
-  missing values; pandas' C parser.
+  missing values; pandas' C parser. The leading columns follow the objective (:class:`Layout`): ranking adds
+  a query id column after the label (and weight), survival:aft has two label columns, the lower and upper bound.
 - application/x-recordio-protobuf: the runtime's Record decoder (dense or sparse features, ``values`` label).
 - application/x-parquet: pyarrow, label first (then the weight with csv_weights=1); Pipe mode spools the
   stream to a temporary file first, as parquet's footer is at its end.
@@ -20,14 +21,17 @@ import re
 import shutil
 import tempfile
 import warnings
+from collections import deque
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
 
 from common import contenttypes, protobuf, recordio
 from common import libsvm as common_libsvm
+from common.csv_reader import line_blocks
 from common.errors import ChannelError, DataError
 from common.sources import Stopped, iter_sources
 
@@ -39,14 +43,17 @@ RECORDIO = contenttypes.RECORDIO_PROTOBUF
 PARQUET = "application/x-parquet"
 BLOCK_BYTES = 64 << 20
 RECORDS_PER_CHUNK = 100_000
+PARSE_THREADS = 2  # CSV blocks parsed at once
 
 
 @dataclass
 class Chunk:
     features: object  # float32 ndarray (rows, d) or CSR
-    labels: np.ndarray
+    labels: np.ndarray  # survival:aft: the lower bounds
     weights: np.ndarray | None = None
     source: str = ""
+    qid: np.ndarray | None = None  # ranking: the query id of each row (int64)
+    upper: np.ndarray | None = None  # survival:aft: the upper bounds (inf: right-censored)
 
     def __len__(self):
         return self.features.shape[0]
@@ -57,23 +64,9 @@ class Chunk:
 
 
 def _blocks(stream, size=BLOCK_BYTES):
-    """Blocks of whole lines, each with the number of lines before it."""
-    rest = b""
-    lines_before = 0
-    while True:
-        data = stream.read(size)
-        if not data:
-            break
-        data = rest + data
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            rest = data
-            continue
-        block, rest = data[:cut], data[cut:]
-        yield block, lines_before
-        lines_before += block.count(b"\n")
-    if rest.strip():
-        yield rest + b"\n", lines_before
+    """Blocks of whole lines, each with the number of lines before it; the last line ended (the library's
+    parser reads the block from a file)."""
+    return line_blocks(stream, size, terminate=True)
 
 
 class Indexing:
@@ -188,30 +181,108 @@ def _bad_csv_line(block, lines_before, source):
                                     record=number) from None
 
 
-def _split_label(array, weighted, source, first_line):
-    """(features, labels, weights) of a block whose columns are label[, weight], features..."""
-    leading = 2 if weighted else 1
-    if array.shape[1] <= leading:
-        raise DataError(f"row has {array.shape[1]} columns; expected the label{', the weight' if weighted else ''} "
-                        "and at least one feature", source=source, record=first_line)
+@dataclass(frozen=True)
+class Layout:
+    """The leading columns of a CSV or parquet row, in this order: the label (survival:aft: the lower bound,
+    then the upper bound), the weight (csv_weights=1), the query id (rank:*); then the features."""
+
+    weights: bool = False
+    qid: bool = False
+    bounds: bool = False
+
+    @classmethod
+    def for_objective(cls, objective, weights=False):
+        return cls(weights=bool(weights), qid=objective.startswith("rank:"), bounds=objective == "survival:aft")
+
+    @property
+    def names(self):
+        return (["lower bound", "upper bound"] if self.bounds else ["label"]) + (["weight"] if self.weights else []) \
+            + (["query id"] if self.qid else [])
+
+
+def _column(array, index, name, source, first_line):
+    values = array[:, index]
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"record has no {name} (column {index + 1} is empty, NaN or infinite)", source=source,
+                        record=first_line + row)
+    return values
+
+
+def check_bounds(lower, upper, source, first_line):
+    """survival:aft's upper bounds (float32), an empty/NaN one read as inf (right-censored), checked against
+    the lower bounds: 0 <= lower <= upper, as the library needs (it takes logarithms)."""
+    upper = np.asarray(upper, dtype=np.float32).copy()
+    upper[np.isnan(upper)] = np.inf
+    wrong = ~(upper >= lower) | ~(lower >= 0) | np.isinf(lower)
+    if wrong.any():
+        row = int(np.flatnonzero(wrong)[0])
+        raise DataError(f"survival:aft bounds must satisfy 0 <= lower <= upper, lower finite; record has lower "
+                        f"{lower[row]:g}, upper {upper[row]:g}", source=source, record=first_line + row)
+    return upper
+
+
+def _split_label(array, layout, source, first_line):
+    """A Chunk's columns from a block whose columns are ``layout``'s leading ones, then the features."""
+    names = layout.names
+    if array.shape[1] <= len(names):
+        raise DataError(f"row has {array.shape[1]} columns; expected the {', the '.join(names)} and at least one "
+                        "feature", source=source, record=first_line)
     labels = array[:, 0].astype(np.float32)
     if np.isnan(labels).any():
         row = int(np.flatnonzero(np.isnan(labels))[0])
-        raise DataError("record has no label (empty or NaN first column)", source=source, record=first_line + row)
-    weights = None
-    if weighted:
-        weights = array[:, 1].astype(np.float32)
-        if not np.isfinite(weights).all():
-            row = int(np.flatnonzero(~np.isfinite(weights))[0])
-            raise DataError("record has no weight (empty or NaN second column, csv_weights=1)", source=source,
+        raise DataError(f"record has no {names[0]} (empty or NaN first column)", source=source,
+                        record=first_line + row)
+    column = 1
+    upper = None
+    if layout.bounds:
+        upper = check_bounds(labels, array[:, 1], source, first_line)
+        column = 2
+    weights = qid = None
+    if layout.weights:
+        weights = _column(array, column, "weight", source, first_line).astype(np.float32)
+        column += 1
+    if layout.qid:
+        values = _column(array, column, "query id", source, first_line)
+        qid = values.astype(np.int64)
+        if (qid != values).any() or (qid < 0).any():
+            row = int(np.flatnonzero((qid != values) | (qid < 0))[0])
+            raise DataError(f"query id {values[row]:g} is not a non-negative integer", source=source,
                             record=first_line + row)
-    return np.ascontiguousarray(array[:, leading:], dtype=np.float32), labels, weights
+        column += 1
+    return Chunk(np.ascontiguousarray(array[:, column:], dtype=np.float32), labels, weights, source, qid, upper)
 
 
-def _csv_chunks(stream, source, weighted):
+def parsed_ahead(blocks, parse, workers=PARSE_THREADS):
+    """``(block, lines_before, parse(block, lines_before))`` in order, up to ``workers`` blocks parsed at once
+    in threads (pandas' C parser releases the GIL, so reading uses a second core while the library's single-
+    threaded work or the next read waits). An error of the stream (a stop during a Pipe read) comes after the
+    blocks read before it, as from the splitter itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = deque()
+    error = None
+    with ThreadPoolExecutor(workers, thread_name_prefix="parse") as pool:
+        try:
+            for block, lines_before in blocks:
+                pending.append((block, lines_before, pool.submit(parse, block, lines_before)))
+                if len(pending) > workers:
+                    block, lines_before, future = pending.popleft()
+                    yield block, lines_before, future.result()
+        except Exception as exc:  # noqa: BLE001 - raised below, after the blocks read before it
+            error = exc
+        while pending:
+            block, lines_before, future = pending.popleft()
+            yield block, lines_before, future.result()
+    if error is not None:
+        raise error
+
+
+def _csv_chunks(stream, source, layout):
     columns = None
-    for block, lines_before in _blocks(stream, 16 << 20):
-        array = _parse_csv_block(block, lines_before, source)
+    parse = partial(_parse_csv_block, source=source)
+    for block, lines_before, array in parsed_ahead(_blocks(stream, 16 << 20), parse):
         if not array.size:
             continue
         if columns is not None and array.shape[1] != columns:
@@ -219,49 +290,70 @@ def _csv_chunks(stream, source, weighted):
             raise DataError(f"CSV block has {array.shape[1]} columns, earlier blocks {columns}", source=source,
                             record=lines_before + 1)
         columns = array.shape[1]
-        features, labels, weights = _split_label(array, weighted, source, lines_before + 1)
-        yield Chunk(features, labels, weights, source)
+        yield _split_label(array, layout, source, lines_before + 1)
 
 
-def _recordio_chunks(stream, source):
+def _recordio_chunks(stream, source, layout):
     first = 0
     for payloads in recordio.iter_record_batches(stream, RECORDS_PER_CHUNK, source=source):
         features, labels = protobuf.decode_batch(payloads, None, source=source, first_record=first)
         if labels is None:
             raise DataError("recordIO-protobuf records carry no label; xgboost needs one per record", source=source,
                             record=first)
-        labels = np.asarray(labels, dtype=np.float32).reshape(len(payloads), -1)[:, 0]
+        labels = np.asarray(labels, dtype=np.float32).reshape(len(payloads), -1)
+        upper = None
+        if layout.bounds:  # survival:aft: label values [lower, upper]
+            if labels.shape[1] != 2:
+                raise DataError(f"survival:aft needs a label of two values (lower and upper bound) per record, not "
+                                f"{labels.shape[1]}", source=source, record=first)
+            upper = check_bounds(labels[:, 0], labels[:, 1], source, first)
+        labels = np.ascontiguousarray(labels[:, 0])
         if sp.issparse(features):
             features = sp.csr_matrix(features, dtype=np.float32)
         else:
             features = np.asarray(features, dtype=np.float32)
-        yield Chunk(features, labels, None, source)
+        yield Chunk(features, labels, None, source, upper=upper)
         first += len(payloads)
 
 
-def _parquet_chunks(path, source, weighted):
+def _parquet_chunks(path, source, layout):
     import pyarrow
     import pyarrow.parquet as pq
 
     try:
         reader = pq.ParquetFile(path)
+        first = 1
         for batch in reader.iter_batches(batch_size=RECORDS_PER_CHUNK):
             array = np.column_stack([np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
                                      for column in batch.columns])
-            features, labels, weights = _split_label(array, weighted, source, 1)
-            yield Chunk(features, labels, weights, source)
+            yield _split_label(array, layout, source, first)
+            first += len(array)
     except (pyarrow.ArrowException, OSError) as exc:
         raise DataError(f"parquet cannot be read: {exc}", source=source) from None
     except (TypeError, ValueError) as exc:
         raise DataError(f"parquet columns must all be numeric: {exc}", source=source) from None
 
 
-def iter_chunks(channel, paths, *, csv_weights=False, workdir=None, epoch=0, indexing=None, stop=None):
+def check_layout(channel, layout):
+    """Refuse, before reading, a content type that cannot carry what the objective needs."""
+    mime = channel.media_type.mime
+    if mime == CSV and channel.label_size not in ((1, 2) if layout.bounds else (1,)):
+        wanted = "two label columns (the lower and upper bound)" if layout.bounds else "one label column"
+        raise ChannelError(f"Channel {channel.name!r}: xgboost takes {wanted}, not label_size={channel.label_size}")
+    if layout.qid and mime in (LIBSVM, RECORDIO):
+        raise ChannelError(f"Channel {channel.name!r}: ranking objectives need a query id per row; {mime} does not "
+                           "carry one in this image: use text/csv or application/x-parquet with the query id column "
+                           "after the label (and the weight)")
+    if layout.bounds and mime == LIBSVM:
+        raise ChannelError(f"Channel {channel.name!r}: survival:aft needs a lower and an upper bound per row, which "
+                           "text/libsvm cannot carry: use text/csv or application/x-parquet (lower bound, upper bound "
+                           "first) or recordIO-protobuf (a label of two values)")
+
+
+def iter_chunks(channel, paths, *, layout=Layout(), workdir=None, epoch=0, indexing=None, stop=None):
     """Every chunk of one epoch of a channel, in file order."""
     mime = channel.media_type.mime
-    if mime == CSV and channel.label_size != 1:
-        raise ChannelError(f"Channel {channel.name!r}: xgboost takes one label column (label_size=1), not "
-                           f"{channel.label_size}")
+    check_layout(channel, layout)
     indexing = indexing or Indexing(channel.name)
     own_workdir = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="algobox-xgboost-")
@@ -273,11 +365,11 @@ def iter_chunks(channel, paths, *, csv_weights=False, workdir=None, epoch=0, ind
                 if mime == LIBSVM:
                     pieces = _libsvm_chunks(stream, source, indexing, workdir)
                 elif mime == CSV:
-                    pieces = _csv_chunks(stream, source, csv_weights)
+                    pieces = _csv_chunks(stream, source, layout)
                 elif mime == RECORDIO:
-                    pieces = _recordio_chunks(stream, source)
+                    pieces = _recordio_chunks(stream, source, layout)
                 elif mime == PARQUET:
-                    pieces = parquet_from_stream(stream, source, csv_weights, workdir, channel.input_mode)
+                    pieces = parquet_from_stream(stream, source, layout, workdir, channel.input_mode)
                 else:
                     raise ChannelError(f"Channel {channel.name!r}: content type {mime} is not supported")
                 try:
@@ -295,15 +387,15 @@ def iter_chunks(channel, paths, *, csv_weights=False, workdir=None, epoch=0, ind
         raise DataError(f"Channel {channel.name!r} holds no records")
 
 
-def parquet_from_stream(stream, source, weighted, workdir, input_mode):
+def parquet_from_stream(stream, source, layout, workdir, input_mode):
     if input_mode == "File" and os.path.isfile(source) and not _is_gzip(source):
-        yield from _parquet_chunks(source, source, weighted)
+        yield from _parquet_chunks(source, source, layout)
         return
     spool = os.path.join(workdir, "spool.parquet")
     with open(spool, "wb") as f:
         shutil.copyfileobj(stream, f, 8 << 20)
     try:
-        yield from _parquet_chunks(spool, source, weighted)
+        yield from _parquet_chunks(spool, source, layout)
     finally:
         os.unlink(spool)
 

@@ -36,6 +36,10 @@ class Spill:
         self.weighted = None
         self.label_min = np.inf
         self.label_max = -np.inf
+        self.qids = []  # ranking: each chunk's query ids, kept in memory (8 bytes a row) for the groups
+        self.row_weights = []  # ranking with weights: each row's (xgboost weighs query groups, not rows)
+        self.ranked = False  # ranking: chunks carry query ids
+        self.bounded = False  # survival:aft: chunks carry upper bounds
 
     def add(self, chunk):
         weighted = chunk.weights is not None
@@ -43,6 +47,16 @@ class Spill:
             raise DataError(f"Channel {self.name!r}: some files give instance weights and others do not",
                             source=chunk.source)
         self.weighted = weighted
+        self.bounded = chunk.upper is not None
+        if chunk.qid is not None:
+            self.ranked = True
+            self.qids.append(np.asarray(chunk.qid, dtype=np.int64))
+            if weighted:
+                self.row_weights.append(chunk.weights)
+        self._write(chunk)
+
+    def _write(self, chunk):
+        weighted = chunk.weights is not None
         features = chunk.features
         if sp.issparse(features):
             header = np.array([SPARSE, features.shape[0], features.shape[1], int(weighted)], np.int64)
@@ -61,6 +75,8 @@ class Spill:
         np.save(self.file, chunk.labels)
         if weighted:
             np.save(self.file, chunk.weights)
+        if self.bounded:
+            np.save(self.file, chunk.upper)
         self.rows += len(chunk)
         self.chunks += 1
         self.width = max(self.width, features.shape[1])
@@ -88,7 +104,8 @@ class Spill:
                                         f"{num_feature}")
                 labels = np.load(f)
                 weights = np.load(f) if weighted else None
-                yield Chunk(features, labels, weights)
+                upper = np.load(f) if self.bounded else None
+                yield Chunk(features, labels, weights, upper=upper)
 
     def delete(self):
         self.close()
@@ -99,14 +116,51 @@ class Spill:
         """Everything in memory at once: (features, labels, weights) for the matrices that need raw values."""
         chunks = list(self.replay(num_feature))
         if not chunks:
-            return np.zeros((0, num_feature), np.float32), np.zeros(0, np.float32), None
+            return np.zeros((0, num_feature), np.float32), np.zeros(0, np.float32), None, None
         if any(sp.issparse(c.features) for c in chunks):
             features = sp.vstack([sp.csr_matrix(c.features) for c in chunks], format="csr")
         else:
             features = np.concatenate([c.features for c in chunks])
         labels = np.concatenate([c.labels for c in chunks])
         weights = np.concatenate([c.weights for c in chunks]) if self.weighted else None
-        return features, labels, weights
+        upper = np.concatenate([c.upper for c in chunks]) if self.bounded else None
+        return features, labels, weights, upper
+
+    def whole(self, num_feature):
+        """Ranking: the whole channel as one chunk. The library's sketch of group-weighted rows differs between
+        one batch and several (and a group cut at a batch's end would count as two), so ranking data goes to it
+        in one batch, as a user's in-memory matrix does; it is in memory while the matrix is built."""
+        features, labels, weights, upper = self.gather(num_feature)
+        return Chunk(features, labels, weights, self.name, np.concatenate(self.qids), upper)
+
+    def groups(self):
+        """Ranking: (the size of each query group in row order, each group's weight or None); None without query
+        ids. A group is a run of rows with the same query id; a query id in two separate runs is an error (its
+        rows must be together). The library weighs groups: every row of a query must carry the same weight."""
+        if not self.qids:
+            return None
+        qid = np.concatenate(self.qids)
+        starts, sizes = _runs(qid)
+        ids = qid[starts]
+        unique, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            repeated = int(unique[np.argmax(counts > 1)])
+            rows = np.flatnonzero(qid == repeated)
+            gap = int(rows[np.flatnonzero(np.diff(rows) > 1)[0] + 1])
+            raise DataError(f"Channel {self.name!r}: the rows of query id {repeated} are not together (row "
+                            f"{gap + 1} is separated from the earlier ones); keep each query's rows contiguous")
+        if not self.row_weights:
+            return sizes, None
+        weights = np.concatenate(self.row_weights)
+        first = weights[starts]
+        differ = np.flatnonzero(weights != np.repeat(first, sizes))
+        if differ.size:
+            row = int(differ[0])
+            group_weight = first[np.searchsorted(starts, row, "right") - 1]
+            raise DataError(f"Channel {self.name!r}: ranking weighs query groups, so every row of a query must carry "
+                            f"the same weight; query id {int(qid[row])} has {group_weight:g} and {weights[row]:g} "
+                            f"(row {row + 1})")
+        return sizes, first
 
 
 def spill_channel(name, chunks, shard=None, directory=None):
@@ -118,14 +172,37 @@ def spill_channel(name, chunks, shard=None, directory=None):
                 rank, hosts = shard
                 n = len(chunk)
                 start, stop = rank * n // hosts, (rank + 1) * n // hosts
-                chunk = Chunk(chunk.features[start:stop], chunk.labels[start:stop],
-                              None if chunk.weights is None else chunk.weights[start:stop], chunk.source)
+                if chunk.qid is not None and 0 < start < n:  # cut at a query group's start
+                    start = _group_start(chunk.qid, start)
+                if chunk.qid is not None and 0 < stop < n:
+                    stop = _group_start(chunk.qid, stop)
+                chunk = _rows(chunk, slice(start, stop))
             spill.add(chunk)
     except BaseException:
         spill.delete()
         raise
     spill.close()
     return spill
+
+
+def _rows(chunk, part):
+    def cut(values):
+        return None if values is None else values[part]
+
+    return Chunk(chunk.features[part], chunk.labels[part], cut(chunk.weights), chunk.source, cut(chunk.qid),
+                 cut(chunk.upper))
+
+
+def _group_start(qid, row):
+    """The first row of the query group that holds ``row``."""
+    before = np.flatnonzero(qid[:row] != qid[row])
+    return int(before[-1]) + 1 if before.size else 0
+
+
+def _runs(qid):
+    """The first row of each query group (a run of one query id) and the groups' sizes."""
+    starts = np.flatnonzero(np.r_[True, qid[1:] != qid[:-1]])
+    return starts, np.diff(np.r_[starts, qid.size])
 
 
 def make_iterator(spill, num_feature):
@@ -142,12 +219,20 @@ def make_iterator(spill, num_feature):
 
         def next(self, input_data):
             if self.chunks is None:
-                self.chunks = iter(spill.replay(num_feature))
+                self.chunks = iter(spill.replay(num_feature) if not spill.ranked else [spill.whole(num_feature)])
                 self.passes += 1
             chunk = next(self.chunks, None)
             if chunk is None:
                 return False
-            input_data(data=chunk.features, label=chunk.labels, weight=chunk.weights)
+            if chunk.qid is not None:  # the whole channel: the library weighs query groups
+                starts, sizes = _runs(chunk.qid)
+                input_data(data=chunk.features, label=chunk.labels, group=sizes,
+                           weight=None if chunk.weights is None else chunk.weights[starts])
+            elif chunk.upper is None:
+                input_data(data=chunk.features, label=chunk.labels, weight=chunk.weights)
+            else:  # survival:aft: the bounds are the label
+                input_data(data=chunk.features, weight=chunk.weights, label_lower_bound=chunk.labels,
+                           label_upper_bound=chunk.upper)
             return True
 
     return SpillIter()
@@ -160,12 +245,33 @@ def build(spill, num_feature, *, quantile, max_bin=None, ref=None, nthread=None)
     if quantile:
         iterator = make_iterator(spill, num_feature)
         kwargs = {"max_bin": max_bin} if max_bin and ref is None else {}
+        _log_groups(spill)  # checked before the library reads the rows
         matrix = xgb.QuantileDMatrix(iterator, missing=np.nan, ref=ref, nthread=nthread, **kwargs)
         log.info("Channel %s: QuantileDMatrix of %d rows x %d features from %d chunks (%d passes over the spill)",
                  spill.name, matrix.num_row(), matrix.num_col(), spill.chunks, iterator.passes)
         return matrix
-    features, labels, weights = spill.gather(num_feature)
-    matrix = xgb.DMatrix(features, label=labels, weight=weights, missing=np.nan, nthread=nthread)
+    groups = _log_groups(spill)
+    features, labels, weights, upper = spill.gather(num_feature)
+    if groups is not None:
+        sizes, group_weights = groups
+        matrix = xgb.DMatrix(features, label=labels, weight=group_weights, group=sizes, missing=np.nan,
+                             nthread=nthread)
+    elif upper is None:
+        matrix = xgb.DMatrix(features, label=labels, weight=weights, missing=np.nan, nthread=nthread)
+    else:
+        matrix = xgb.DMatrix(features, weight=weights, missing=np.nan, nthread=nthread, label_lower_bound=labels,
+                             label_upper_bound=upper)
     log.info("Channel %s: DMatrix of %d rows x %d features in memory (the tree method needs raw values)",
              spill.name, matrix.num_row(), matrix.num_col())
     return matrix
+
+
+def _log_groups(spill):
+    """Ranking: the channel's query groups, checked (contiguous, one weight per query) and logged."""
+    groups = spill.groups()
+    if groups is not None:
+        sizes, weights = groups
+        log.info("Channel %s: %d query groups of %d to %d rows (mean %.1f)%s", spill.name, len(sizes),
+                 int(sizes.min()), int(sizes.max()), float(sizes.mean()),
+                 ", weighted per group" if weights is not None else "")
+    return groups

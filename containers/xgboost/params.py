@@ -28,10 +28,11 @@ REMOVED = {
     "prob_buffer_row": "prob_buffer_row was removed from xgboost; ignored",
 }
 MAXIMIZE = ("auc", "aucpr", "map", "ndcg", "pre", "accuracy", "balanced_accuracy", "f1", "f1_binary", "f1_macro",
-            "precision", "precision_macro", "precision_micro", "r2", "recall", "recall_macro", "recall_micro")
+            "precision", "precision_macro", "precision_micro", "r2", "recall", "recall_macro", "recall_micro",
+            "interval-regression-accuracy")
 MINIMIZE = ("rmse", "rmsle", "mae", "mape", "mphe", "mse", "logloss", "error", "merror", "mlogloss", "poisson-nloglik",
             "gamma-nloglik", "cox-nloglik", "gamma-deviance", "tweedie-nloglik", "aft-nloglik",
-            "interval-regression-accuracy", "quantile")
+            "quantile")
 CLASSIFICATION = ("binary:", "multi:", "rank:")
 
 

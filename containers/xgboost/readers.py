@@ -4,7 +4,7 @@ import tempfile
 
 from common.readers import Piece, Reader
 
-from .data import PARQUET, parquet_from_stream
+from .data import PARQUET, Layout, parquet_from_stream
 
 
 class ParquetReader(Reader):
@@ -16,6 +16,7 @@ class ParquetReader(Reader):
     def read(self, stream, source, options):
         with tempfile.TemporaryDirectory(prefix="algobox-parquet-") as workdir:
             first = 0
-            for chunk in parquet_from_stream(stream, str(source), options.weights, workdir, "Pipe"):
+            for chunk in parquet_from_stream(stream, str(source), Layout(weights=options.weights), workdir,
+                                             "Pipe"):
                 yield Piece(chunk.features, chunk.labels, chunk.weights, first)
                 first += len(chunk)

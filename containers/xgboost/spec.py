@@ -12,7 +12,7 @@ PARQUET = "application/x-parquet"
 TRAINING_TYPES = (ct.LIBSVM, ct.CSV, ct.RECORDIO_PROTOBUF, PARQUET)  # libsvm first: the default
 # The metrics xgboost computes that the built-in declares (validation:<name>); the library prints the line
 # ``[12]\ttrain-rmse:0.1\tvalidation-rmse:0.2`` and CloudWatch shows the tabs as #011.
-METRIC_NAMES = ("auc", "aucpr", "map", "ndcg", "accuracy", "balanced_accuracy", "f1", "f1_binary", "f1_macro",
+METRIC_NAMES = ("auc", "aucpr", "map", "ndcg", "pre", "accuracy", "balanced_accuracy", "f1", "f1_binary", "f1_macro",
                 "precision", "precision_macro", "precision_micro", "r2", "recall", "recall_macro", "recall_micro",
                 "rmse", "rmsle", "mae", "mape", "mphe", "mse", "logloss", "error", "merror", "mlogloss",
                 "poisson-nloglik", "gamma-nloglik", "cox-nloglik", "gamma-deviance", "tweedie-nloglik",

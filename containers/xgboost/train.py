@@ -12,10 +12,13 @@ import numpy as np
 from common.distributed import master_address, port as cluster_port
 from common.errors import AlgorithmError, ClientError, DataError, HyperparameterError
 
-from . import checks, params as params_mod
-from .checkpoints import Checkpoints
-from .data import Indexing, iter_chunks, library_message
-from .matrix import build, spill_channel
+from . import checks, library, params as params_mod
+
+library.load()  # before the modules below import it: without scikit-learn's import cost
+
+from .checkpoints import Checkpoints  # noqa: E402
+from .data import Indexing, Layout, iter_chunks, library_message  # noqa: E402
+from .matrix import build, spill_channel  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +96,8 @@ class Collective:
 
 def read_channel(context, name, settings):
     indexing = Indexing(name)
-    chunks = iter_chunks(context.channels[name], context.paths, csv_weights=settings.csv_weights, indexing=indexing,
-                         stop=context.stop)
+    layout = Layout.for_objective(settings.objective, settings.csv_weights)
+    chunks = iter_chunks(context.channels[name], context.paths, layout=layout, indexing=indexing, stop=context.stop)
     with context.timings.stage(f"read {name}"):
         started = time.perf_counter()
         spill = spill_channel(name, chunks, context.shard(name))  # (rank, hosts) if replicated
