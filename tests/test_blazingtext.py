@@ -8,6 +8,7 @@ import fasttext
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors
+from gensim.test.utils import datapath
 
 from blazingtext_data import TOPICS, sentences, text, wordsim_corpus
 from containers.blazingtext import wordsim
@@ -132,7 +133,7 @@ def test_word2vec_artifacts_load_in_gensim_and_fasttext_and_eval_json_matches_ge
         np.testing.assert_allclose(vectors[word], upstream_vector(model, word), rtol=1e-4, atol=1e-6)
     results = json.loads((job.model_dir / "eval.json").read_text())
     scores = results[wordsim.NAME]
-    _, spearman, oov = vectors.evaluate_word_pairs(str(wordsim.DATASET))  # lower-cased, as ours
+    _, spearman, oov = vectors.evaluate_word_pairs(datapath("wordsim353.tsv"))  # lower-cased, as ours
     assert results["mean_rho"] == pytest.approx(spearman.statistic, abs=1e-3)
     assert scores["total_pairs"] == 353 and scores["not_found"] == round(oov / 100 * 353)
     assert results["mean_rho"] > 0.1  # highly rated pairs share lines more often

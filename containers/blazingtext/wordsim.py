@@ -1,6 +1,7 @@
 """WordSimilarity-353: Spearman's rho between the model's cosine similarities and the human scores.
 
-``wordsim353.tsv`` (bundled, the copy gensim ships as ``gensim/test/test_data/wordsim353.tsv``) is the guide's
+``wordsim353.json`` (bundled: the pairs of the copy gensim ships as ``gensim/test/test_data/wordsim353.tsv``, as
+JSON so that the package data rule of pyproject.toml installs it into the image) is the guide's
 WS-353 set: 353 pairs, all 353 in one file (the guide's "WS-353 datasets"; its relatedness/similarity subsets are
 not shipped, so ``mean_rho`` is the rho of the whole set). Pairs with a word outside the vocabulary are left out
 and counted as ``not_found``, as gensim's ``evaluate_word_pairs`` does (``dummy4unknown=False``).
@@ -12,18 +13,13 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-DATASET = Path(__file__).with_name("wordsim353.tsv")
+DATASET = Path(__file__).with_name("wordsim353.json")
 NAME = "EN-WS-353-ALL.txt"
 
 
 def pairs(path=DATASET):
-    out = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        first, second, score = line.split("\t")[:3]
-        out.append((first.lower(), second.lower(), float(score)))
-    return out
+    document = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [(first.lower(), second.lower(), float(score)) for first, second, score in document["pairs"]]
 
 
 def evaluate(vector_of, known):
