@@ -3,8 +3,11 @@
 The scheme of Ji et al., "Parallelizing Word2Vec in Shared and Distributed Memory" (the guide's reference): the
 context words around a target (a window of at most ``window_size`` each side, drawn per target as word2vec does,
 at most ``batch_size`` of them) share the target's ``negative_samples`` negatives, so one target's update is a
-small matrix product, and a step batches ``TARGETS_PER_STEP`` targets into one ``bmm``. Updates are plain SGD
-with word2vec's linearly decaying rate, applied with ``index_add_`` (no autograd, no optimizer state).
+small matrix product, and a step batches up to 1024 targets into one ``bmm``. Updates are plain SGD with
+word2vec's linearly decaying rate, applied with ``index_add_`` (no autograd, no optimizer state). A step sums the
+updates of every occurrence of a word in it, all computed at the same point: when the most frequent word (after
+subsampling) would occur more than about ``DUPLICATES`` times in a step (small vocabularies), a step takes fewer
+targets.
 
 Several hosts: each reads its share of ``train`` (FullyReplicated: every world-size-th block of lines), the
 vocabulary is counted on every share and merged (``all_gather_bytes``), every host starts from the same vectors,
@@ -28,7 +31,9 @@ from .fasttext_bin import write_skipgram
 
 log = logging.getLogger(__name__)
 LINES_PER_BATCH = 256  # the unit hosts share a FullyReplicated channel by
-TARGETS_PER_STEP = 1024
+MAX_TARGETS_PER_STEP = 1024
+MIN_TARGETS_PER_STEP = 32
+DUPLICATES = 16  # about how many updates of the most frequent word one step may sum
 SYNC_STEPS = 64
 NEGATIVE_POWER = 0.75
 MIN_RATE = 1e-4
@@ -78,6 +83,12 @@ def encode(lines, vocabulary):
         ids.extend(kept)
         line_of.extend([number] * len(kept))
     return np.asarray(ids, dtype=np.int64), np.asarray(line_of, dtype=np.int64)
+
+
+def targets_per_step(counts, t, contexts):
+    kept = counts * keep_probability(counts, t)
+    peak = float(kept.max() / kept.sum())
+    return int(min(MAX_TARGETS_PER_STEP, max(MIN_TARGETS_PER_STEP, DUPLICATES / (contexts * peak))))
 
 
 def keep_probability(counts, t):
@@ -157,7 +168,7 @@ def average(model, cluster, stopping):
     return float(flag[0]) > 0
 
 
-def train_epochs(context, model, ids, line_of, hp, cluster, steps_per_epoch, rng):
+def train_epochs(context, model, ids, line_of, hp, cluster, steps_per_epoch, per_step, rng):
     words = pairs = 0
     started = time.perf_counter()
     stopped = False
@@ -166,7 +177,7 @@ def train_epochs(context, model, ids, line_of, hp, cluster, steps_per_epoch, rng
         order = rng.permutation(kept.shape[0])
         loss_sum = pair_sum = 0.0
         for step in range(steps_per_epoch):
-            targets = order[step * TARGETS_PER_STEP:(step + 1) * TARGETS_PER_STEP]
+            targets = order[step * per_step:(step + 1) * per_step]
             if targets.shape[0]:
                 loss, count = model.update(*model.batch(targets, kept, kept_lines, rng))
                 loss_sum, pair_sum = loss_sum + loss, pair_sum + count
@@ -205,16 +216,16 @@ def train(context, hp):
             del lines
         rng = np.random.default_rng(SEED + cluster.rank)
         expected = float(np.sum(keep_probability(vocabulary.counts, hp["sampling_threshold"])[ids])) if ids.size else 0.0
-        local_steps = math.ceil(expected * 1.01 / TARGETS_PER_STEP) + 1
+        contexts = min(2 * hp["window_size"], hp["batch_size"])
+        per_step = targets_per_step(vocabulary.counts, hp["sampling_threshold"], contexts)
+        local_steps = math.ceil(expected * 1.01 / per_step) + 1
         steps = int(cluster.all_gather(torch.tensor([local_steps], dtype=torch.int64)).max())
         log.info("batch_skipgram: %d words in the vocabulary, %d tokens on this host (%d hosts), %d steps of %d "
                  "targets an epoch, contexts per target <= %d, negatives %d, sync every %d steps", len(vocabulary),
-                 ids.shape[0], cluster.world_size, steps, TARGETS_PER_STEP, min(2 * hp["window_size"],
-                                                                                hp["batch_size"]),
-                 hp["negative_samples"], SYNC_STEPS)
+                 ids.shape[0], cluster.world_size, steps, per_step, contexts, hp["negative_samples"], SYNC_STEPS)
         model = SkipGram(vocabulary, hp, steps * hp["epochs"])
         with context.timings.stage("train_vectors"):
-            words, seconds = train_epochs(context, model, ids, line_of, hp, cluster, steps, rng)
+            words, seconds = train_epochs(context, model, ids, line_of, hp, cluster, steps, per_step, rng)
         total = int(cluster.all_reduce_sum(torch.tensor([words], dtype=torch.int64)))
         log.info("Trained on %d words (all hosts) in %.1f s: %.0f words/s", total, seconds, total / max(seconds, 1e-9))
         if cluster.is_master:
