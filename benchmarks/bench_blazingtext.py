@@ -138,8 +138,11 @@ def overhead(work, repeat):
         subprocess.run([PYTHON, "-c", DIRECT, str(CACHE / "train.txt"), str(work / "direct.bin"), str(threads())],
                        check=True)
         direct.append(time.perf_counter() - started)
-        ours.append(run_job(job)[1])
-        print(f"  direct {direct[-1]:6.2f} s   ours {ours[-1]:6.2f} s   ratio {ours[-1] / direct[-1]:.3f}")
+        result, seconds = run_job(job)
+        ours.append(seconds)
+        stages = dict(re.findall(r"Stage (\w+) took ([\d.]+) s", result.output))
+        print(f"  direct {direct[-1]:6.2f} s   ours {ours[-1]:6.2f} s   ratio {ours[-1] / direct[-1]:.3f}   (ours: "
+              + ", ".join(f"{k} {float(v):.1f} s" for k, v in stages.items()) + ")")
     ratios = [a / b for a, b in zip(ours, direct)]
     print(f"median direct {statistics.median(direct):.2f} s, ours {statistics.median(ours):.2f} s; "
           f"median ratio {statistics.median(ratios):.3f} (goal <= 1.1)")
