@@ -13,7 +13,7 @@ max_iter=1000) on the same tokens and split.
 
 overhead: the whole ``algobox blazingtext train`` (train channel only) against a process that imports fasttext,
 calls ``train_supervised`` with the same arguments (the same threads) and saves the model: both are new
-processes, timed from start to exit, interleaved (A B A B ...); the median ratio.
+processes, timed from start to exit, interleaved (A B, B A, ...); the median ratio.
 
 word2vec: every description (one package a line, ~4.7M tokens) through ``algobox blazingtext train`` for cbow,
 skipgram and batch_skipgram (the guide's defaults: vector_dim 100, window 5, negatives 5, epochs 5, min_count 5,
@@ -133,16 +133,27 @@ def overhead(work, repeat):
           f"fasttext.train_supervised directly; threads={threads()}, {repeat} interleaved pairs")
     job = job_with(work / "overhead", {"mode": "supervised"}, {"train": CACHE / "train.txt"})
     ours, direct = [], []
-    for _ in range(repeat):
+
+    def run_direct():
         started = time.perf_counter()
         subprocess.run([PYTHON, "-c", DIRECT, str(CACHE / "train.txt"), str(work / "direct.bin"), str(threads())],
                        check=True)
         direct.append(time.perf_counter() - started)
+
+    def run_ours():
         result, seconds = run_job(job)
         ours.append(seconds)
-        stages = dict(re.findall(r"Stage (\w+) took ([\d.]+) s", result.output))
+        return dict(re.findall(r"Stage (\w+) took ([\d.]+) s", result.output))
+
+    for number in range(repeat):  # A B, B A, A B, ...: neither side always runs first
+        if number % 2 == 0:
+            run_direct()
+            stages = run_ours()
+        else:
+            stages = run_ours()
+            run_direct()
         print(f"  direct {direct[-1]:6.2f} s   ours {ours[-1]:6.2f} s   ratio {ours[-1] / direct[-1]:.3f}   (ours: "
-              + ", ".join(f"{k} {float(v):.1f} s" for k, v in stages.items()) + ")")
+              + ", ".join(f"{k} {float(v):.1f} s" for k, v in stages.items()) + ")", flush=True)
     ratios = [a / b for a, b in zip(ours, direct)]
     print(f"median direct {statistics.median(direct):.2f} s, ours {statistics.median(ours):.2f} s; "
           f"median ratio {statistics.median(ratios):.3f} (goal <= 1.1)")
