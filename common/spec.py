@@ -111,6 +111,9 @@ class AlgorithmSpec:
     request_types: tuple = ()
     response_types: tuple = ()
     default_accept: str = contenttypes.JSON
+    # A request without an Accept (or with */*) is answered in its own content type when that is a response type
+    # (BlazingText: "the content-type and accept parameters must be equal"); else in default_accept.
+    accept_follows_content_type: bool = False
     response_key: str = "predictions"
     csv_columns: tuple | None = None
     metrics: tuple = ()

@@ -62,8 +62,10 @@ def invoke(model, spec, body, content_type, accept):
     default_type = spec.request_types[0] if spec.request_types else None
     media = contenttypes.parse(content_type, default=default_type)
     decoder = codecs.decoder(media.mime, spec.request_types)
-    encoder, accept_media = codecs.negotiate(contenttypes.parse_accept(accept), spec.response_types,
-                                             spec.default_accept)
+    default_accept = spec.default_accept
+    if spec.accept_follows_content_type and media.mime in spec.response_types:
+        default_accept = media.mime
+    encoder, accept_media = codecs.negotiate(contenttypes.parse_accept(accept), spec.response_types, default_accept)
     if not body:
         raise CodecError("Request body is empty")
     inputs = decoder.decode(body, media, hints_for(model))

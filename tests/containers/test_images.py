@@ -146,6 +146,20 @@ class Sample:
     model_file: str = "model_algo-1"       # a file training writes under /opt/ml/model
 
 
+def _check_blazingtext(body):
+    assert body[0]["label"] == ["__label__tech"] and 0 < body[0]["prob"][0] <= 1, body
+
+
+def _blazingtext_train(n=200, seed=0):
+    topics = {"tech": "linux kernel intel chip code software", "food": "bread cheese soup recipe bake salt"}
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        topic = rng.choice(sorted(topics))
+        lines.append(f"__label__{topic} " + " ".join(rng.choice(topics[topic].split()) for _ in range(6)))
+    return "\n".join(lines) + "\n"
+
+
 def _check_kmeans(body):
     first = body["predictions"][0]
     assert "closest_cluster" in first, body
@@ -208,6 +222,20 @@ def _check_image_classification(body):
 
 
 SAMPLES = {
+    "blazingtext": Sample(
+        hyperparameters={"mode": "supervised", "epochs": "5", "min_count": "1", "learning_rate": "0.5",
+                         "buckets": "1000", "vector_dim": "10"},
+        train_files={"train/train.txt": _blazingtext_train()},
+        channels={"train": {"ContentType": "text/plain", "TrainingInputMode": "File"}},
+        request=("application/json", json.dumps({"instances": ["linux kernel code"]})),
+        check=_check_blazingtext,
+        bad_jobs=[
+            ("missing-mode", _without("mode"), ["mode", "required"]),
+            ("word2vec-hyperparameter-in-supervised", _with("window_size", "3"),
+             ["window_size", "Word2Vec"]),
+        ],
+        model_file="model.bin",
+    ),
     "kmeans": Sample(
         hyperparameters={"k": "3", "feature_dim": "4", "mini_batch_size": "50"},
         train_files={"train/train.csv": _clustered_csv(50, FOUR_D)},

@@ -1,0 +1,240 @@
+"""batch_skipgram: mini-batched skip-gram with negative sampling in PyTorch, data-parallel over hosts.
+
+The scheme of Ji et al., "Parallelizing Word2Vec in Shared and Distributed Memory" (the guide's reference): the
+context words around a target (a window of at most ``window_size`` each side, drawn per target as word2vec does,
+at most ``batch_size`` of them) share the target's ``negative_samples`` negatives, so one target's update is a
+small matrix product, and a step batches up to 1024 targets into one ``bmm``. Updates are plain SGD with
+word2vec's linearly decaying rate, applied with ``index_add_`` (no autograd, no optimizer state). A step sums the
+updates of every occurrence of a word in it, all computed at the same point: when the most frequent word (after
+subsampling) would occur more than about ``DUPLICATES`` times in a step (small vocabularies), a step takes fewer
+targets.
+
+Several hosts: each reads its share of ``train`` (FullyReplicated: every world-size-th block of lines), the
+vocabulary is counted on every share and merged (``all_gather_bytes``), every host starts from the same vectors,
+and the hosts average their vectors every ``SYNC_STEPS`` steps (and at the end) with one all-reduce each.
+"""
+
+import json
+import logging
+import math
+import time
+from collections import Counter
+
+import numpy as np
+
+from common import logs
+from common.errors import DataError
+
+from . import wordsim
+from .artifacts import write_vectors_txt
+from .fasttext_bin import write_skipgram
+
+log = logging.getLogger(__name__)
+LINES_PER_BATCH = 256  # the unit hosts share a FullyReplicated channel by
+MAX_TARGETS_PER_STEP = 1024
+MIN_TARGETS_PER_STEP = 32
+DUPLICATES = 16  # about how many updates of the most frequent word one step may sum
+SYNC_STEPS = 64
+NEGATIVE_POWER = 0.75
+MIN_RATE = 1e-4
+SEED = 7
+
+
+class Vocabulary:
+    """Words with at least min_count occurrences, most frequent first (ties by word), and their counts."""
+
+    def __init__(self, counts, min_count):
+        kept = sorted(((c, w) for w, c in counts.items() if c >= min_count), key=lambda cw: (-cw[0], cw[1]))
+        self.words = [w for _, w in kept]
+        self.counts = np.asarray([c for c, _ in kept], dtype=np.int64)
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    def __len__(self):
+        return len(self.words)
+
+
+def read_share(context):
+    """This host's lines, each a list of tokens."""
+    lines = []
+    progress = logs.Progress("train")
+    for batch in context.batches("train", LINES_PER_BATCH):
+        lines.extend(line.split() for line in batch.features)
+        progress.update(len(batch))
+    progress.done()
+    return lines
+
+
+def global_counts(lines, cluster):
+    counts = Counter(token for line in lines for token in line)
+    if cluster.world_size == 1:
+        return counts
+    merged = Counter()
+    for part in cluster.all_gather_bytes(json.dumps(counts).encode("utf-8")):
+        merged.update(json.loads(part.decode("utf-8")))
+    return merged
+
+
+def encode(lines, vocabulary):
+    """Token ids (words below min_count dropped) and each token's line number, as int64 arrays."""
+    index = vocabulary.index
+    ids, line_of = [], []
+    for number, line in enumerate(lines):
+        kept = [index[t] for t in line if t in index]
+        ids.extend(kept)
+        line_of.extend([number] * len(kept))
+    return np.asarray(ids, dtype=np.int64), np.asarray(line_of, dtype=np.int64)
+
+
+def targets_per_step(counts, t, contexts):
+    kept = counts * keep_probability(counts, t)
+    peak = float(kept.max() / kept.sum())
+    return int(min(MAX_TARGETS_PER_STEP, max(MIN_TARGETS_PER_STEP, DUPLICATES / (contexts * peak))))
+
+
+def keep_probability(counts, t):
+    """fastText's subsampling: a word of frequency f is kept with probability sqrt(t / f) + t / f (at most 1)."""
+    frequency = counts / counts.sum()
+    return np.minimum(1.0, np.sqrt(t / frequency) + t / frequency)
+
+
+class SkipGram:
+    """Input vectors ``w`` (the word vectors) and output vectors ``c``, trained by shared-negative mini-batches."""
+
+    def __init__(self, vocabulary, hp, total_steps, seed=SEED):
+        import torch
+
+        self.torch = torch
+        self.dim, self.window, self.negatives = hp["vector_dim"], hp["window_size"], hp["negative_samples"]
+        self.contexts = min(2 * self.window, hp["batch_size"])
+        self.rate, self.total_steps, self.step = hp["learning_rate"], max(total_steps, 1), 0
+        generator = torch.Generator().manual_seed(seed)
+        self.w = (torch.rand(len(vocabulary), self.dim, generator=generator) - 0.5) * (2.0 / self.dim)
+        self.c = torch.zeros(len(vocabulary), self.dim)
+        weights = vocabulary.counts.astype(np.float64) ** NEGATIVE_POWER
+        self.cdf = np.cumsum(weights / weights.sum())
+        self.keep_probability = keep_probability(vocabulary.counts, hp["sampling_threshold"])
+        offsets = np.arange(1, self.window + 1)
+        self.offsets = np.stack([-offsets, offsets], axis=1).reshape(-1)  # -1, 1, -2, 2, ...: nearest first
+
+    def learning_rate(self):
+        return self.rate * max(MIN_RATE, 1.0 - self.step / self.total_steps)
+
+    def subsample(self, ids, line_of, rng):
+        keep = rng.random(ids.shape[0]) < self.keep_probability[ids]
+        return ids[keep], line_of[keep]
+
+    def batch(self, targets, ids, line_of, rng):
+        """(context ids (m, L), mask (m, L), output ids (m, 1 + negatives)) for the target positions."""
+        n = ids.shape[0]
+        reach = rng.integers(1, self.window + 1, size=targets.shape[0])
+        positions = targets[:, None] + self.offsets[None, :]
+        inside = (positions >= 0) & (positions < n)
+        positions = np.clip(positions, 0, n - 1)
+        valid = inside & (np.abs(self.offsets)[None, :] <= reach[:, None]) & \
+            (line_of[positions] == line_of[targets][:, None])
+        valid &= np.cumsum(valid, axis=1) <= self.contexts
+        negatives = np.searchsorted(self.cdf, rng.random((targets.shape[0], self.negatives)))
+        negatives = np.minimum(negatives, len(self.cdf) - 1)
+        outputs = np.concatenate([ids[targets][:, None], negatives], axis=1)
+        return ids[positions], valid, outputs
+
+    def update(self, context_ids, mask, outputs):
+        torch = self.torch
+        rate = self.learning_rate()
+        ctx = torch.from_numpy(context_ids)
+        out = torch.from_numpy(outputs)
+        m = torch.from_numpy(mask.astype(np.float32))
+        w_in = self.w[ctx]                       # (m, L, d)
+        c_out = self.c[out]                      # (m, 1 + k, d)
+        scores = torch.bmm(w_in, c_out.transpose(1, 2))  # (m, L, 1 + k)
+        labels = torch.zeros_like(scores)
+        labels[:, :, 0] = 1.0
+        g = (labels - torch.sigmoid(scores)) * (m.unsqueeze(2) * rate)
+        loss = -(torch.nn.functional.logsigmoid(torch.where(labels > 0, scores, -scores)).sum(2) * m).sum()
+        self.w.index_add_(0, ctx.reshape(-1), torch.bmm(g, c_out).reshape(-1, self.dim))
+        self.c.index_add_(0, out.reshape(-1), torch.bmm(g.transpose(1, 2), w_in).reshape(-1, self.dim))
+        self.step += 1
+        return float(loss), float(m.sum())
+
+
+def average(model, cluster, stopping):
+    """Average the hosts' vectors; True when any host was asked to stop."""
+    torch = model.torch
+    flag = cluster.all_reduce_sum(torch.tensor([1.0 if stopping else 0.0]))
+    if cluster.world_size > 1:
+        for tensor in (model.w, model.c):
+            cluster.all_reduce_sum(tensor)
+            tensor /= cluster.world_size
+    return float(flag[0]) > 0
+
+
+def train_epochs(context, model, ids, line_of, hp, cluster, steps_per_epoch, per_step, rng):
+    words = pairs = 0
+    started = time.perf_counter()
+    stopped = False
+    for epoch in range(hp["epochs"]):
+        kept, kept_lines = model.subsample(ids, line_of, rng)
+        order = rng.permutation(kept.shape[0])
+        loss_sum = pair_sum = 0.0
+        for step in range(steps_per_epoch):
+            targets = order[step * per_step:(step + 1) * per_step]
+            if targets.shape[0]:
+                loss, count = model.update(*model.batch(targets, kept, kept_lines, rng))
+                loss_sum, pair_sum = loss_sum + loss, pair_sum + count
+            else:
+                model.step += 1
+            if (step + 1) % SYNC_STEPS == 0 or step + 1 == steps_per_epoch:
+                if average(model, cluster, context.stop.is_set()):
+                    stopped = True
+                    break
+        words += ids.shape[0]
+        pairs += pair_sum
+        elapsed = time.perf_counter() - started
+        log.info("Epoch %d: loss %.4f per pair, %d pairs, %.0f words/s on this host, rate %.5f", epoch + 1,
+                 loss_sum / max(pair_sum, 1.0), int(pair_sum), words / max(elapsed, 1e-9), model.learning_rate())
+        if stopped:
+            log.warning("Stopped by a signal in epoch %d; saving the vectors trained so far", epoch + 1)
+            break
+    return words, time.perf_counter() - started
+
+
+def train(context, hp):
+    import torch
+
+    from .train import VECTORS_BIN, VECTORS_TXT, evaluate_and_write, threads
+
+    torch.set_num_threads(threads())
+    with context.cluster("cpu") as cluster:
+        with context.timings.stage("read"):
+            lines = read_share(context)
+            counts = global_counts(lines, cluster)
+            vocabulary = Vocabulary(counts, hp["min_count"])
+            if not len(vocabulary):
+                raise DataError(f"No word occurs min_count={hp['min_count']} times or more in the training data: "
+                                "lower min_count or give more text")
+            ids, line_of = encode(lines, vocabulary)
+            del lines
+        rng = np.random.default_rng(SEED + cluster.rank)
+        expected = float(np.sum(keep_probability(vocabulary.counts, hp["sampling_threshold"])[ids])) if ids.size else 0.0
+        contexts = min(2 * hp["window_size"], hp["batch_size"])
+        per_step = targets_per_step(vocabulary.counts, hp["sampling_threshold"], contexts)
+        local_steps = math.ceil(expected * 1.01 / per_step) + 1
+        steps = int(cluster.all_gather(torch.tensor([local_steps], dtype=torch.int64)).max())
+        log.info("batch_skipgram: %d words in the vocabulary, %d tokens on this host (%d hosts), %d steps of %d "
+                 "targets an epoch, contexts per target <= %d, negatives %d, sync every %d steps", len(vocabulary),
+                 ids.shape[0], cluster.world_size, steps, per_step, contexts, hp["negative_samples"], SYNC_STEPS)
+        model = SkipGram(vocabulary, hp, steps * hp["epochs"])
+        with context.timings.stage("train_vectors"):
+            words, seconds = train_epochs(context, model, ids, line_of, hp, cluster, steps, per_step, rng)
+        total = int(cluster.all_reduce_sum(torch.tensor([words], dtype=torch.int64)))
+        log.info("Trained on %d words (all hosts) in %.1f s: %.0f words/s", total, seconds, total / max(seconds, 1e-9))
+        if cluster.is_master:
+            vectors = model.w.numpy()
+            with context.timings.stage("save"):
+                write_skipgram(context.paths.model_dir / VECTORS_BIN, vocabulary.words, vocabulary.counts, vectors,
+                               model.c.numpy(), ws=hp["window_size"], epoch=hp["epochs"], min_count=hp["min_count"],
+                               neg=hp["negative_samples"], t=hp["sampling_threshold"])
+                write_vectors_txt(context.paths.model_dir / VECTORS_TXT, vocabulary.words, vectors)
+            with context.timings.stage("evaluate"):
+                evaluate_and_write(context, hp, lambda w: vectors[vocabulary.index[w]], vocabulary.index.__contains__)
+        cluster.barrier()
