@@ -139,9 +139,11 @@ def test_a_folder_with_only_vectors_txt_serves_it(tmp_path):
 def test_a_corrupt_model_bin_never_becomes_healthy(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "model.bin").write_bytes(b"not a fastText model")
-    with pytest.raises(RuntimeError, match="model.bin"):
-        with serve(ALG, tmp_path, startup_timeout=30):
+    with pytest.raises(RuntimeError) as failed:
+        with serve(ALG, tmp_path, startup_timeout=60):
             pass
+    # the server exits naming the file (a loaded machine may not get that far in 60 s: still never healthy)
+    assert "Cannot load the fastText model model.bin" in str(failed.value) or "did not answer" in str(failed.value)
 
 
 FIXTURES = Path(__file__).parent / "fixtures" / "blazingtext"

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
 
 DATASET = Path(__file__).with_name("wordsim353.json")
 NAME = "EN-WS-353-ALL.txt"
@@ -25,6 +24,8 @@ def pairs(path=DATASET):
 def evaluate(vector_of, known):
     """``{"EN-WS-353-ALL.txt": {"spearmans_rho", "not_found", "total_pairs"}, "mean_rho"}``; rho is None when
     fewer than 3 pairs are in the vocabulary. ``vector_of(word)`` gives a vector, ``known(word)`` says in-vocab."""
+    from scipy.stats import spearmanr  # here: scipy.stats is a large import, needed only by the end of a job
+
     data = pairs()
     model, human, missing = [], [], 0
     for first, second, score in data:
