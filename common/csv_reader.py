@@ -20,9 +20,10 @@ BLOCK_BYTES = 16 << 20
 MAX_COLUMNS = 1_000_000  # no algorithm takes wider rows; past this a row is refused before parsing
 
 
-def _read_block(stream, size=BLOCK_BYTES):
-    """Up to ``size`` bytes, and the error that cut the read short (a stop request during a stalled Pipe read),
-    so the whole lines read before it are still parsed."""
+def _read_block(stream, size=None):
+    """Up to ``size`` bytes (BLOCK_BYTES), and the error that cut the read short (a stop request during a stalled
+    Pipe read), so the whole lines read before it are still parsed."""
+    size = size or BLOCK_BYTES
     read1 = getattr(stream, "read1", None)
     if read1 is None:
         return stream.read(size), None
@@ -39,10 +40,10 @@ def _read_block(stream, size=BLOCK_BYTES):
     return b"".join(parts), None
 
 
-def line_blocks(stream, size=BLOCK_BYTES, terminate=False):
-    """Blocks of whole lines (about ``size`` bytes each; a longer line is a block of its own), each with the
-    number of lines before it. ``terminate``: a last line without a newline gets one (for parsers that need
-    every line ended)."""
+def line_blocks(stream, size=None, terminate=False):
+    """Blocks of whole lines (about ``size`` bytes each, default BLOCK_BYTES; a longer line is a block of its
+    own), each with the number of lines before it. ``terminate``: a last line without a newline gets one (for
+    parsers that need every line ended)."""
     rest = b""
     lines_before = 0
     while True:
