@@ -229,8 +229,8 @@ def compare_trees(args, tmp, train_file, feature_dim, first_after=None):
                 rates[name].append(train_rows_per_second(output))
                 walls[name].append(float("nan"))
                 reached = re.findall(r"(\d+) records, ", output)[-1]
-                log(f"    {name:6s} ({tree}): training {rates[name][-1]:,.0f} rows/s (stopped after "
-                    f"{args.before_seconds} s at record {int(reached):,})")
+                log(f"    {name:6s} ({tree}): training {rates[name][-1]:,.0f} rows/s (at most {args.before_seconds} s: "
+                    f"{int(reached):,} records)")
                 continue
             seconds, _, output = run_train(Path(tmp, f"job-{name}-{i}"), [train_file], hp, tree=tree)
             rates[name].append(train_rows_per_second(output))
