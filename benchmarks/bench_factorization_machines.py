@@ -161,22 +161,25 @@ def planted_benchmark(args, tmp):
     xt, logits, yt = oracle.rows(args.test_rows, seed=2)
     log(f"(a) planted: {args.rows:,} train / {args.test_rows:,} test rows, {oracle.feature_dim:,} features, "
         f"{x.nnz // x.shape[0]} non-zeros per row, positive rate {y.mean():.3f}")
-    train_file, test_file = Path(tmp, "train.pbr"), Path(tmp, "test.pbr")
+    folder = Path(args.data_dir) if args.data_dir else Path(tmp)
+    folder.mkdir(parents=True, exist_ok=True)
+    train_file, test_file = folder / f"train-{args.rows}.pbr", folder / f"test-{args.test_rows}.pbr"
     start = time.perf_counter()
-    write_recordio(train_file, x, y)
-    write_recordio(test_file, xt, yt)
+    for path, rows, labels in ((train_file, x, y), (test_file, xt, yt)):
+        if not (args.data_dir and path.exists()):
+            write_recordio(path, rows, labels)
     log(f"    (recordIO written in {time.perf_counter() - start:.0f} s: {train_file.stat().st_size / 1e6:.0f} MB)")
     hp = {**BENCH, "feature_dim": oracle.feature_dim, "epochs": args.epochs}
     if not args.speed_only:
         planted_quality(args, tmp, (x, y, xt, yt, logits), hp, train_file, test_file)
     if not args.skip_rss:
         hp1 = {**hp, "epochs": 1}
-        _, rss1, _ = run_train(Path(tmp, "job-rss-1"), [train_file], hp1)
+        _, rss1, out1 = run_train(Path(tmp, "job-rss-1"), [train_file], hp1)
         _, rss4, out4 = run_train(Path(tmp, "job-rss-4"), [train_file] * 4, hp1)
         log(f"(b) peak RSS of algobox FM train, 1 epoch: {rss1:.0f} MB at {args.rows:,} rows, {rss4:.0f} MB at "
             f"{4 * args.rows:,} rows (x{rss4 / rss1:.2f}); {train_rows_per_second(out4):,.0f} rows/s at 4x")
     if args.before:
-        compare_trees(args, tmp, train_file, oracle.feature_dim)
+        compare_trees(args, tmp, train_file, oracle.feature_dim, None if args.skip_rss else out1)
 
 
 def planted_quality(args, tmp, data, hp, train_file, test_file):
@@ -208,7 +211,7 @@ def planted_quality(args, tmp, data, hp, train_file, test_file):
             f"{closed(loss_myfm):.0%}; {seconds_myfm:.0f} s (algobox's whole job took {seconds:.0f} s)")
 
 
-def compare_trees(args, tmp, train_file, feature_dim):
+def compare_trees(args, tmp, train_file, feature_dim, first_after=None):
     """(b) the entrypoint's throughput, 1 epoch on the training file, with the code of --before (e.g. main before
     the vectorised recordIO decoding) and with this tree's, interleaved A B A B; and the decoding alone."""
     hp = {**BENCH, "feature_dim": feature_dim, "epochs": 1}
@@ -216,13 +219,18 @@ def compare_trees(args, tmp, train_file, feature_dim):
     rates, walls = {"before": [], "after": []}, {"before": [], "after": []}
     for i in range(args.repeats):
         for name, tree in (("before", args.before), ("after", str(REPO))):
+            if name == "after" and i == 0 and first_after is not None:  # the 1M RSS run above: the same job
+                rates[name].append(train_rows_per_second(first_after))
+                walls[name].append(float("nan"))
+                log(f"    {name:6s} ({tree}): training {rates[name][-1]:,.0f} rows/s (the RSS run at {args.rows:,})")
+                continue
             if name == "before" and args.before_seconds:  # its progress lines' rate over the rows it got to
                 output = run_train_for(Path(tmp, f"job-{name}-{i}"), [train_file], hp, args.before_seconds, tree)
                 rates[name].append(train_rows_per_second(output))
                 walls[name].append(float("nan"))
                 reached = re.findall(r"(\d+) records, ", output)[-1]
-                log(f"    {name:6s} ({tree}): training {rates[name][-1]:,.0f} rows/s (stopped after "
-                    f"{args.before_seconds} s at record {int(reached):,})")
+                log(f"    {name:6s} ({tree}): training {rates[name][-1]:,.0f} rows/s (at most {args.before_seconds} s: "
+                    f"{int(reached):,} records)")
                 continue
             seconds, _, output = run_train(Path(tmp, f"job-{name}-{i}"), [train_file], hp, tree=tree)
             rates[name].append(train_rows_per_second(output))
@@ -376,6 +384,7 @@ def main():
     parser.add_argument("--runs", default="defaults:adam,defaults:adagrad,defaults:sgd,tuned:adam,tuned:adagrad,"
                                           "tuned:sgdw,decayed:adam,decayed:adagrad,decayed:sgdw",
                         help="setting:optimizer pairs for --optimizers (defaults, tuned, decayed: tuned + lr_decay)")
+    parser.add_argument("--data-dir", help="keep the planted recordIO files here and reuse them (else a temp dir)")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "algobox-mlbench"))
     args = parser.parse_args()
     import torch
