@@ -258,7 +258,8 @@ def rrcf_agreement(x, scored=1000):
     own, count = np.zeros(len(subset)), np.zeros(len(subset))
     for _ in range(TREES):  # each tree from 256 of the 10,000 rows
         index = rng.choice(len(subset), SAMPLES, replace=False)
-        tree = rrcf.RCTree(subset[index], index_labels=index)
+        seed = int(rng.integers(2**31))  # rrcf's cuts seeded too, so that a rerun gives the same figures
+        tree = rrcf.RCTree(subset[index], index_labels=index, random_state=seed)
         trees.append(tree)
         for leaf in index:  # rrcf's batch recipe: CoDisp of a tree's own points
             own[leaf] += tree.codisp(leaf)
@@ -302,7 +303,7 @@ def main():
         nab()
     if "shuttle" not in skip:
         shuttle(args.mlbench)
-    x = speed(args.rows, args.rounds) if "speed" not in skip else synthetic(20_000)[0]
+    x = speed(args.rows, args.rounds) if "speed" not in skip else synthetic(args.rows)[0]  # rrcf: the same rows
     if "serve" not in skip:
         serving()
     if "rrcf" not in skip:
