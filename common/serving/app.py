@@ -5,6 +5,8 @@ declared response type, so a model that cannot answer fails the worker's boot (`
 a server whose every answer would be 500).
 """
 
+import ctypes
+import ctypes.util
 import logging
 import time
 
@@ -18,6 +20,20 @@ from .protocol import check_features, invoke, predict
 from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
+
+
+TRIM_AFTER_BYTES = 1 << 20  # after a request this large, hand the freed heap back to the system
+
+
+def _malloc_trim():
+    """glibc's ``malloc_trim`` (None elsewhere): freed memory of a large request otherwise stays in the worker's heap."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+MALLOC_TRIM = _malloc_trim()
 
 
 def read_body(limit_bytes):
@@ -90,8 +106,15 @@ def create_app(spec, model_dir, settings=None, model=None):
     def invocations():
         body = read_body(settings.max_payload_bytes)
         environ = request.environ
+        if len(body) >= TRIM_AFTER_BYTES:
+            environ["algobox.trim"] = True
         answer = invoke(model, spec, body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"))
         return Response(answer.body, mimetype=answer.content_type)
+
+    @app.teardown_request
+    def release_memory(exc=None):
+        if MALLOC_TRIM is not None and request.environ.get("algobox.trim"):
+            MALLOC_TRIM(0)
 
     @app.errorhandler(RequestError)
     def client_error(exc):
