@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 REQUIREMENTS := pyproject.toml $(wildcard requirements-*.txt) requirements-dev.txt constraints-cpu.txt $(wildcard containers/*/requirements*.txt)
 
-.PHONY: install nginx test demo bench lint clean
+.PHONY: install nginx test demo bench bench-deps lint clean
 
 install: $(VENV)/.installed nginx
 
@@ -30,6 +30,9 @@ test: install
 
 demo: install
 	$(PY) scripts/demo.py
+
+bench-deps: install
+	$(PY) -m pip install -q -r requirements-bench.txt
 
 bench: install
 	$(PY) benchmarks/bench_recordio.py
