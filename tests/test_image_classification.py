@@ -692,7 +692,8 @@ def test_chance_watch_needs_a_streak_and_warns_once():
 FROM_SCRATCH = [
     pytest.param("VGG16", "keras.applications 'caffe' preprocessing (RGB to BGR, minus the ImageNet mean on [0, 255]): "
                           "it is the keras.applications model 'vgg16'", id="VGG16"),
-    # ConvNeXtTiny takes 4-17 minutes on 2 cores, too long for `make test`: ALGOBOX_LONG_TESTS=1 runs it
+    # ConvNeXtTiny takes 193 s on a quiet 2-core machine (17 min at load 25), too long for `make test`:
+    # ALGOBOX_LONG_TESTS=1 runs it (it passed in the integration run of 2026-12-01)
     pytest.param("ConvNeXtTiny", "images in [0, 255]: its leading Normalization", id="ConvNeXtTiny",
                  marks=pytest.mark.skipif(os.environ.get("ALGOBOX_LONG_TESTS") != "1",
                                           reason="ConvNeXtTiny from scratch takes minutes: ALGOBOX_LONG_TESTS=1")),
