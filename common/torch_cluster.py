@@ -67,10 +67,10 @@ class TorchCluster:
         return dist.TCPStore(master, distributed.port(), self.world_size, is_master=serve,
                              timeout=datetime.timedelta(seconds=timeout), wait_for_workers=False)
 
-    def _failed_peer(self):
-        """The first peer that reported a failure, as a PeerError, or None."""
+    def _failed_peer(self, ranks=None):
+        """The first peer (of ``ranks``, default all) that reported a failure, as a PeerError, or None."""
         for rank, host in enumerate(self.hosts):
-            if rank != self.rank and self.store.check([f"failed/{rank}"]):
+            if rank != self.rank and (ranks is None or rank in ranks) and self.store.check([f"failed/{rank}"]):
                 category, _, message = self.store.get(f"failed/{rank}").decode("utf-8", "replace").partition(": ")
                 return PeerError(host, category, message)
         return None
@@ -323,14 +323,16 @@ class TorchCluster:
             self._stopping.set()
 
     def _wait_for_master(self):
+        if self.store.check(["finished/0"]):
+            return
+        log.info("Waiting for %s to finish the job", self.hosts[0])
         peer_timeout = distributed.peer_timeout()
         beat, seen = -1, time.monotonic()
-        logged = False
         while not self.store.check(["finished/0"]):
-            if self.store.check(["failed/0"]):
-                category, _, message = self.store.get("failed/0").decode("utf-8", "replace").partition(": ")
+            failed = self._failed_peer(ranks=(0,))
+            if failed is not None:
                 self._mark_seen()
-                raise PeerError(self.hosts[0], category, message)
+                raise failed
             count = self.store.add("beat/0", 0)
             if count != beat:
                 beat, seen = count, time.monotonic()
@@ -338,9 +340,6 @@ class TorchCluster:
                 log.warning("%s stopped responding for %.0f s before it finished; leaving", self.hosts[0],
                             peer_timeout)
                 return
-            if not logged:
-                log.info("Waiting for %s to finish the job", self.hosts[0])
-                logged = True
             time.sleep(POLL_SECONDS)
 
     def __enter__(self):
