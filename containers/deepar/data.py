@@ -9,6 +9,8 @@ import numpy as np
 
 from common.errors import DataError
 
+from .series import cat_problem
+
 log = logging.getLogger(__name__)
 READ_BATCH = 4096
 
@@ -92,16 +94,9 @@ def settle_dynamic(series_list, setting):
 def check_against(series_list, layout, channel):
     """Test series must carry what the model was trained with."""
     for s in series_list:
-        if layout.cardinality:
-            if s.cat is None or s.cat.shape[0] != len(layout.cardinality):
-                found = "no 'cat'" if s.cat is None else f"{s.cat.shape[0]} 'cat' values"
-                raise DataError(f"{s.where}: {channel} record has {found}; the model has "
-                                f"{len(layout.cardinality)} categorical feature(s)")
-            over = np.flatnonzero(s.cat >= np.asarray(layout.cardinality))
-            if over.size:
-                i = int(over[0])
-                raise DataError(f"{s.where}: cat[{i}]={int(s.cat[i])} was not seen in training "
-                                f"(cardinality {layout.cardinality[i]})")
+        problem = cat_problem(s.cat, layout.cardinality)
+        if problem:
+            raise DataError(f"{s.where}: {channel} record{problem}")
         if layout.num_dynamic_feat:
             if s.dynamic_feat is None or s.dynamic_feat.shape[0] != layout.num_dynamic_feat:
                 raise DataError(f"{s.where}: {channel} record needs {layout.num_dynamic_feat} 'dynamic_feat' "

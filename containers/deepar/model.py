@@ -17,7 +17,7 @@ from common.serving.codecs import CodecError
 
 from .dataset import Layout
 from .frequency import Frequency
-from .series import RecordError, parse_record
+from .series import RecordError, cat_problem, parse_record
 
 log = logging.getLogger(__name__)
 
@@ -163,18 +163,9 @@ class DeepARModel:
                                   dynamic_extra=layout.prediction_length)
         except RecordError as exc:
             raise CodecError(f"instance {number}: {exc}") from None
-        if layout.cardinality:
-            if series.cat is None:
-                raise CodecError(f"instance {number} has no 'cat'; this model was trained with "
-                                 f"{len(layout.cardinality)} categorical feature(s)")
-            if series.cat.shape[0] != len(layout.cardinality):
-                raise CodecError(f"instance {number} has {series.cat.shape[0]} 'cat' values; the model has "
-                                 f"{len(layout.cardinality)}")
-            over = np.flatnonzero(series.cat >= np.asarray(layout.cardinality))
-            if over.size:
-                i = int(over[0])
-                raise CodecError(f"instance {number}: cat[{i}]={int(series.cat[i])} was not seen in training "
-                                 f"(cardinality {layout.cardinality[i]})")
+        problem = cat_problem(series.cat, layout.cardinality)
+        if problem:
+            raise CodecError(f"instance {number}{problem}")
         if layout.num_dynamic_feat:
             if series.dynamic_feat is None:
                 raise CodecError(f"instance {number} has no 'dynamic_feat'; this model was trained with "

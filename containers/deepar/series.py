@@ -136,3 +136,18 @@ def parse_record(document, *, use_cat=True, use_dynamic=True, dynamic_extra=0):
             raise RecordError(f"'dynamic_feat' arrays have {feat.shape[1]} values; they must have {what} ({wanted})")
         series.dynamic_feat = feat
     return series
+
+
+def cat_problem(cat, cardinality):
+    """What is wrong with a series' ``cat`` for a model trained with ``cardinality``, or None. The message
+    follows the series' name: "<where> has no 'cat'; ...", "<where>: cat[0]=7 was not seen in training ..."."""
+    if not cardinality:
+        return None
+    if cat is None or cat.shape[0] != len(cardinality):
+        found = "no 'cat'" if cat is None else f"{cat.shape[0]} 'cat' values"
+        return f" has {found}; the model has {len(cardinality)} categorical feature(s)"
+    over = np.flatnonzero(cat >= np.asarray(cardinality))
+    if over.size:
+        i = int(over[0])
+        return f": cat[{i}]={int(cat[i])} was not seen in training (cardinality {cardinality[i]})"
+    return None
