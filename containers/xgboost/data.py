@@ -105,46 +105,69 @@ def library_message(exc):
 _LIBSVM_CHARS = b"0123456789.-+eE: \t\r\n"
 
 
-def _libsvm_chunks(stream, source, indexing, workdir):
+def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
     """Blocks through the library's parser (about 4x faster than common's vectorised one, see
-    benchmarks/bench_libsvm.py); a block with any other character (letters: nan, inf, comments, qid, typos)
+    benchmarks/bench_libsvm.py); a block with any other character (letters: nan, inf, comments, typos)
     through common's, which reads nan/inf and comments and names a malformed line (the library's parser would
-    read ``2:x`` as 0 and drop a line that starts with a letter)."""
+    read ``2:x`` as 0 and drop a line that starts with a letter). ``qid:<n>`` tokens give each row its query id
+    (common's :func:`~common.libsvm.query_ids`, on either path); ranking objectives need one on every line,
+    others ignore them (logged once)."""
     import xgboost as xgb
 
+    ranking = layout is not None and layout.qid
+    ignored = False
     path = os.path.join(workdir, "block.libsvm")
     for block, lines_before in _blocks(stream):
-        if block.translate(None, _LIBSVM_CHARS):
-            parsed = _parse_strictly(block, lines_before, source)
-            features = parsed.matrix()
-            labels, weights = parsed.labels, parsed.weights
-        else:
+        has_qid = b"qid:" in block
+        plain = block.replace(b"qid:", b"") if has_qid else block
+        matrix = None
+        if not plain.translate(None, _LIBSVM_CHARS):
             with open(path, "wb") as f:
                 f.write(block)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the URI loader's deprecation notice
                     matrix = xgb.DMatrix(f"{path}?format=libsvm&indexing_mode=0", silent=True)
-            except xgb.core.XGBoostError as exc:
-                _parse_strictly(block, lines_before, source)  # names the bad line
-                raise DataError(f"libsvm cannot be parsed: {library_message(exc)}", source=source) from None
+            except xgb.core.XGBoostError:  # a qid: after the features, a typo: common's parser decides below
+                matrix = None
             finally:
                 os.unlink(path)
+        qid = None
+        if matrix is not None:
             labels = matrix.get_label()
             weights = matrix.get_weight()
             weights = weights if weights.size else None
             features = matrix.get_data()
+            if has_qid:
+                lines, ids = common_libsvm.query_ids(block, source, lines_before)
+                if ids.size == labels.shape[0]:  # one per line (at most one each), so one per row
+                    qid = ids
+                else:  # a line without one: common's parser names it
+                    matrix = None
+        if matrix is None:
+            parsed = _parse_strictly(block, lines_before, source)
+            features = parsed.matrix()
+            labels, weights, qid = parsed.labels, parsed.weights, parsed.qid
         if features.shape[0] != labels.shape[0]:
             raise DataError("libsvm block has rows without a label", source=source)
+        if ranking and qid is None:
+            raise DataError("ranking objectives need a query id on every libsvm line (label qid:<n> index:value "
+                            "...); this block has none", source=source, record=lines_before + 1)
+        if not ranking and qid is not None:
+            if not ignored:
+                log.warning("Channel data %s: libsvm qid: tokens ignored (query groups are for rank:* "
+                            "objectives)", source)
+                ignored = True
+            qid = None
         features = indexing.settle(sp.csr_matrix(features, dtype=np.float32), source)
         yield Chunk(features, labels.astype(np.float32),
-                    None if weights is None else np.asarray(weights, dtype=np.float32), source)
+                    None if weights is None else np.asarray(weights, dtype=np.float32), source, qid)
 
 
 def _parse_strictly(block, lines_before, source):
     """common's libsvm parser with this image's rules: every line labelled, weights on all lines or none (the
-    library needs one per row), ``qid:`` refused (no ranking groups here)."""
-    return common_libsvm.parse(block, source, lines_before, qid="refuse", weights="all")
+    library needs one per row), query ids (``qid:``) kept."""
+    return common_libsvm.parse(block, source, lines_before, qid="keep", weights="all")
 
 
 def _parse_csv_block(block, lines_before, source):
@@ -340,10 +363,10 @@ def check_layout(channel, layout):
     if mime == CSV and channel.label_size not in ((1, 2) if layout.bounds else (1,)):
         wanted = "two label columns (the lower and upper bound)" if layout.bounds else "one label column"
         raise ChannelError(f"Channel {channel.name!r}: xgboost takes {wanted}, not label_size={channel.label_size}")
-    if layout.qid and mime in (LIBSVM, RECORDIO):
+    if layout.qid and mime == RECORDIO:
         raise ChannelError(f"Channel {channel.name!r}: ranking objectives need a query id per row; {mime} does not "
-                           "carry one in this image: use text/csv or application/x-parquet with the query id column "
-                           "after the label (and the weight)")
+                           "carry one in this image: use text/libsvm (qid:<n>), or text/csv or application/x-parquet "
+                           "with the query id column after the label (and the weight)")
     if layout.bounds and mime == LIBSVM:
         raise ChannelError(f"Channel {channel.name!r}: survival:aft needs a lower and an upper bound per row, which "
                            "text/libsvm cannot carry: use text/csv or application/x-parquet (lower bound, upper bound "
@@ -363,7 +386,7 @@ def iter_chunks(channel, paths, *, layout=Layout(), workdir=None, epoch=0, index
             for source, stream in sources:
                 source = str(source)
                 if mime == LIBSVM:
-                    pieces = _libsvm_chunks(stream, source, indexing, workdir)
+                    pieces = _libsvm_chunks(stream, source, indexing, workdir, layout)
                 elif mime == CSV:
                     pieces = _csv_chunks(stream, source, layout)
                 elif mime == RECORDIO:
