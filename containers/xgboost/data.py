@@ -170,11 +170,13 @@ def _parse_strictly(block, lines_before, source):
     return common_libsvm.parse(block, source, lines_before, qid="keep", weights="all")
 
 
-def _parse_csv_block(block, lines_before, source):
+def _parse_csv_block(block, lines_before, source, dtype=np.float32):
+    """A block's values as ``dtype``: float32 (what the library keeps; pandas rounds each number to float64, then
+    to float32, as a float64 parse and a cast would), float64 when a query id column needs whole numbers."""
     import pandas
 
     try:
-        frame = pandas.read_csv(io.BytesIO(block), header=None, engine="c", dtype=np.float64,
+        frame = pandas.read_csv(io.BytesIO(block), header=None, engine="c", dtype=dtype,
                                 skip_blank_lines=True, na_values=["nan", "NaN", "NAN", "?", ""],
                                 keep_default_na=True)
     except pandas.errors.EmptyDataError:
@@ -304,7 +306,7 @@ def parsed_ahead(blocks, parse, workers=PARSE_THREADS):
 
 def _csv_chunks(stream, source, layout):
     columns = None
-    parse = partial(_parse_csv_block, source=source)
+    parse = partial(_parse_csv_block, source=source, dtype=np.float64 if layout.qid else np.float32)
     for block, lines_before, array in parsed_ahead(_blocks(stream, 16 << 20), parse):
         if not array.size:
             continue
