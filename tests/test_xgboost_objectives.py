@@ -165,6 +165,12 @@ def test_libsvm_qid_in_common_parser_is_a_column_or_skipped():
     skipped = libsvm.parse(text, labels="optional")
     assert skipped.qid is None and (skipped.matrix() != kept.matrix()).nnz == 0
     assert libsvm.parse(b"1 0:1\n", qid="keep").qid is None
+    largest = libsvm.parse(b"1 qid:9223372036854775807 0:1\n0 qid:0 0:2", qid="keep")  # no last newline
+    assert largest.qid.tolist() == [2**63 - 1, 0]
+    for bad, line in ((b"1 qid:9223372036854775808 0:1\n", 1), (b"1 qid:1 0:1\n1 qid: 0:1\n", 2),
+                      (b"1 qid:1 0:1\n1 qid:7a 0:1\n", 2), (b"1 qid:-3 0:1\n", 1)):
+        with pytest.raises(DataError, match=rf"libsvm query id '.*' is not a whole number .*record {line}\)"):
+            libsvm.parse(bad, "f", qid="keep")
     with pytest.raises(DataError, match=r"not supported here \(file f, record 1\)"):
         libsvm.parse(text, "f", qid="refuse")
 
