@@ -281,6 +281,7 @@ def test_bad_hyperparameters_are_client_errors_naming_them(job, hp, message):
 
 @pytest.mark.parametrize("data,message", [
     (b"1 1:0.5\n0 2:x\n", "libsvm token '2:x' is not <index>:<value> (file"),
+    (b"1:2 1:0.5\n0:1 1:1\n1 1:2\n", "some libsvm lines give a weight (label:weight) and others do not (file"),
     (b"1 qid:3 1:0.5\n0 qid:x 1:2\n", "libsvm query id 'x' is not a whole number in [0, 9223372036854775807] "
                                         "(file"),
 ])

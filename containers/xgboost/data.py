@@ -137,6 +137,9 @@ def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
             labels = matrix.get_label()
             weights = matrix.get_weight()
             weights = weights if weights.size else None
+            if weights is not None and not _every_line_weighted(block):
+                matrix = None  # the library packs the weights it found at the front: common's parser names the line
+        if matrix is not None:
             features = matrix.get_data()
             if has_qid:
                 lines, ids = common_libsvm.query_ids(block, source, lines_before)
@@ -162,6 +165,34 @@ def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
         features = indexing.settle(sp.csr_matrix(features, dtype=np.float32), source)
         yield Chunk(features, labels.astype(np.float32),
                     None if weights is None else np.asarray(weights, dtype=np.float32), source, qid)
+
+
+_LABEL_WINDOW = 32  # bytes looked at from each line's start for its label's ``:weight``
+
+
+def _every_line_weighted(block):
+    """Whether every non-blank line of a plain block (no comments) has ``label:weight``: the first token of each
+    line, read from a window of its first bytes, holds a colon. Unsure (a longer first token): False."""
+    raw = np.frombuffer(block, np.uint8)
+    starts = np.r_[0, np.flatnonzero(raw[:-1] == ord("\n")) + 1]
+    padded = np.concatenate((raw, np.full(_LABEL_WINDOW, ord("\n"), np.uint8)))
+    window = np.lib.stride_tricks.sliding_window_view(padded, _LABEL_WINDOW)[starts]
+    space = (window == ord(" ")) | (window == ord("\t")) | (window == ord("\r")) | (window == ord("\n"))
+    text = ~space
+    if text[:, 0].all():
+        begins = np.zeros(len(starts), np.int64)
+    else:  # leading whitespace or blank lines
+        begins = np.argmax(text, axis=1)
+        blank = ~text.any(axis=1)
+        if (blank & (window[:, -1] != ord("\n"))).any():
+            return False
+        window, space, begins = window[~blank], space[~blank], begins[~blank]
+    column = np.arange(_LABEL_WINDOW)
+    ends = np.argmax(space & (column >= begins[:, None]), axis=1)
+    if not (space & (column >= begins[:, None])).any(axis=1).all():
+        return False
+    colon = (window == ord(":")) & (column >= begins[:, None]) & (column < ends[:, None])
+    return bool(colon.any(axis=1).all())
 
 
 def _parse_strictly(block, lines_before, source):
