@@ -3,7 +3,8 @@
 - text/libsvm: ``label[:weight] index:value ...``, parsed by xgboost's own libsvm parser (its URI loader),
   one line-aligned block of at most BLOCK_BYTES at a time; indices as written (the library's zero-based
   default) and, when the channel's first block never uses index 0, shifted down by one (one-based), the
-  library's own detection rule, decided once per channel so that every block agrees.
+  library's own detection rule, decided once per channel so that every block agrees. ``qid:<n>`` (ranking)
+  gives each row its query id.
 - text/csv: label first, then with ``csv_weights=1`` the weight, then features; empty fields and NaN are
   missing values; pandas' C parser. The leading columns follow the objective (:class:`Layout`): ranking adds
   a query id column after the label (and weight), survival:aft has two label columns, the lower and upper bound.
@@ -142,7 +143,7 @@ def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
         if matrix is not None:
             features = matrix.get_data()
             if has_qid:
-                lines, ids = common_libsvm.query_ids(block, source, lines_before)
+                _, ids = common_libsvm.query_ids(block, source, lines_before)
                 if ids.size == labels.shape[0]:  # one per line (at most one each), so one per row
                     qid = ids
                 else:  # a line without one: common's parser names it
