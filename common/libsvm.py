@@ -13,7 +13,9 @@ passes over halves), to name the first bad line.
 Indices are zero- or one-based; like the xgboost library (dmlc's parser with ``indexing_mode`` auto), a file
 whose first block holds no index 0 is taken as one-based and shifted down by one. A later index 0 in a file
 taken as one-based is a data error naming the line. ``#`` starts a comment to the end of the line.
-``qid:<n>`` tokens (ranking) are skipped, or refused with ``qid="refuse"``.
+``qid:<n>`` tokens (ranking: the query id of the line's row) are skipped, refused with ``qid="refuse"``, or
+returned with ``qid="keep"`` as ``Parsed.qid`` (int64, one per row; None when no line has one; with some, every
+line needs exactly one). Only buffers holding ``qid:`` pay for it (a few vectorised passes over the buffer).
 """
 
 import re
@@ -42,7 +44,11 @@ _ALLOWED = bytes(i for i in range(256) if _CLASS[i] != OTHER)
 with np.errstate(over="ignore"):
     _POW10 = 10.0 ** np.arange(400, dtype=np.float64)  # past 1e308: inf
 _QID = re.compile(rb"(?:^|(?<=\s))qid:\S*")
+MIXED_QID = "some libsvm lines give a query id (qid:) and others do not"
+MAX_QID = 2**63 - 1
+QID_DIGITS = 19  # the digits of MAX_QID
 _COMMENT = re.compile(rb"#[^\n]*")
+_TOKEN = re.compile(rb"\S*")
 _SEPARATOR = re.compile(rb"[\s:]")
 
 
@@ -60,15 +66,17 @@ class _MixedWeights(Exception):
 
 class Parsed:
     """Rows of one buffer: labels, weights (None when no line has one), CSR indices (as written) and values,
-    and each row's line number (1-based, counting the lines before the buffer)."""
+    each row's line number (1-based, counting the lines before the buffer), and with ``qid="keep"`` each row's
+    query id (None when no line has one)."""
 
-    def __init__(self, labels, weights, indptr, indices, values, lines):
+    def __init__(self, labels, weights, indptr, indices, values, lines, qid=None):
         self.labels = labels
         self.weights = weights
         self.indptr = indptr
         self.indices = indices
         self.values = values
         self.lines = lines
+        self.qid = qid
 
     @property
     def rows(self):
@@ -336,16 +344,71 @@ def _scan(block, labels, weights):
 
 
 def _clean(block, qid, source, lines_before):
+    """The buffer without comments and qid tokens, and with ``qid="keep"`` :func:`query_ids` of it (or None)."""
     if b"#" in block:
         block = _COMMENT.sub(b"", block)
+    found_ids = None
     if b"qid:" in block:
         found = _QID.search(block)
         if found:
             if qid == "refuse":
-                raise DataError("libsvm 'qid:' (ranking groups) is not supported in this image", source=source,
+                raise DataError("libsvm 'qid:' (ranking groups) is not supported here", source=source,
                                 record=lines_before + block.count(b"\n", 0, found.start()) + 1)
+            if qid == "keep":
+                found_ids = query_ids(block, source, lines_before)
             block = _QID.sub(b"", block)
-    return block
+    return block, found_ids
+
+
+def query_ids(block, source=None, lines_before=0):
+    """``(line, qid)`` arrays of every ``qid:<n>`` token of a buffer of whole lines (comments removed): the line
+    0-based in the buffer, ascending, at most one per line; a query id that is not a whole number in
+    [0, 2**63 - 1], or a second one on a line, is a data error naming the line. Vectorised: the tokens are
+    found by their bytes, and their digits read from a window of QID_DIGITS + 1 bytes each."""
+    raw = np.frombuffer(block, np.uint8)
+    at = np.flatnonzero(raw[:-3] == ord("q")) if raw.size > 3 else np.zeros(0, np.int64)
+    if at.size:
+        at = at[(raw[at + 1] == ord("i")) & (raw[at + 2] == ord("d")) & (raw[at + 3] == ord(":"))]
+        at = at[(at == 0) | (_CLASS[raw[np.maximum(at - 1, 0)]] == SPACE)]  # a token's start, as in _QID
+    if not at.size:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    newlines = np.flatnonzero(raw == ord("\n"))
+    lines = np.searchsorted(newlines, at)
+    twice = np.flatnonzero(lines[1:] == lines[:-1])
+    if twice.size:
+        raise DataError("libsvm line has more than one qid:", source=source,
+                        record=lines_before + int(lines[twice[0] + 1]) + 1)
+    padded = np.concatenate((raw, np.full(QID_DIGITS + 1, ord(" "), np.uint8)))
+    window = np.lib.stride_tricks.sliding_window_view(padded, QID_DIGITS + 1)[at + 4]  # the bytes after qid:
+    ends = _CLASS[window] == SPACE
+    length = np.argmax(ends, axis=1)  # the token's end (none within the window: 0, refused below)
+    digits = window.astype(np.int64) - ord("0")
+    inside = np.arange(QID_DIGITS + 1) < length[:, None]
+    ok = (length > 0) & np.all(~inside | ((digits >= 0) & (digits <= 9)), axis=1)
+    ids = np.zeros(at.size, np.uint64)
+    for j in range(QID_DIGITS):  # Horner over the columns, each row stopping at its length
+        more = inside[:, j]
+        ids[more] = ids[more] * np.uint64(10) + digits[more, j].astype(np.uint64)
+    ok &= (length < QID_DIGITS) | (ids <= MAX_QID)  # 19 digits: may pass 2**63 - 1
+    if not ok.all():
+        bad = int(np.flatnonzero(~ok)[0])
+        text = _TOKEN.match(block, int(at[bad]) + 4).group()
+        raise DataError(f"libsvm query id {text.decode('utf-8', 'replace')!r} is not a whole number in "
+                        f"[0, {MAX_QID}]", source=source, record=lines_before + int(lines[bad]) + 1)
+    return lines, ids.astype(np.int64)
+
+
+def _row_qids(found_ids, parsed_lines, lines_before, source):
+    """Each row's query id from :func:`query_ids`' (line, qid); every row needs one when any line has one."""
+    lines, ids = found_ids
+    if not lines.size:
+        return None
+    rows = parsed_lines.astype(np.int64) - lines_before - 1  # 0-based lines in the buffer
+    at = np.minimum(np.searchsorted(lines, rows), lines.size - 1)
+    missing = lines[at] != rows
+    if missing.any():
+        raise DataError(MIXED_QID, source=source, record=int(parsed_lines[np.flatnonzero(missing)[0]]))
+    return ids[at]
 
 
 def _pieces(block):
@@ -365,9 +428,18 @@ def parse(block, source=None, lines_before=0, *, labels="required", qid="skip", 
 
     ``labels="optional"`` (requests): a line's first token is its label when it has no colon (and dropped).
     ``weights="ones"``: a line without ``:weight`` weighs 1 when others have one; ``"all"``: that is an error.
+    ``qid``: ``"skip"`` query ids, ``"refuse"`` them (a data error naming the line), or ``"keep"`` them in
+    ``Parsed.qid``.
     """
     block = bytes(block)
-    block = _clean(block, qid, source, lines_before)
+    block, found_ids = _clean(block, qid, source, lines_before)
+    parsed = _parse_clean(block, source, lines_before, labels, weights)
+    if found_ids is not None:
+        parsed.qid = _row_qids(found_ids, parsed.lines, lines_before, source)
+    return parsed
+
+
+def _parse_clean(block, source, lines_before, labels, weights):
     parts = []
     for piece, before in _pieces(block):
         try:

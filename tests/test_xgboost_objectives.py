@@ -97,6 +97,84 @@ def test_ranking_with_a_query_id_column_equals_xgboost_train(job, fmt, mode):
     assert len(lines) == 8
 
 
+def libsvm_ranking_bytes(y, qid, x, weights=None, comment=False):
+    """``label[:weight] qid:<n> 0:v 1:v ...`` per row (zero-based, every value written, %.9g: float32 exact);
+    ``comment``: a comment on the first line (common's parser reads that block, not the library's)."""
+    lines = []
+    for i in range(len(y)):
+        label = f"{y[i]:g}" if weights is None else f"{y[i]:g}:{weights[i]:.9g}"
+        features = " ".join(f"{j}:{v:.9g}" for j, v in enumerate(x[i]))
+        lines.append(f"{label} qid:{qid[i]} {features}" + (" # first query" if comment and i == 0 else ""))
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("parser,mode", [("library", "File"), ("library", "Pipe"), ("common", "File")])
+def test_ranking_from_libsvm_qid_equals_xgboost_train(job, tmp_path, parser, mode):
+    """libsvm ``qid:`` gives the query groups, through the library's parser (a plain file) and common's (a block
+    with a comment), with per-query weights (``label:weight``); the model equals ``xgboost.train`` on the
+    library's own reading of the same file (its libsvm loader takes qid too; the weights set per group) and on
+    the arrays with ``qid``."""
+    x, y, qid, sizes = ranking_rows(50)
+    group_weights = np.random.default_rng(5).uniform(0.5, 2, len(sizes)).astype(np.float32)
+    weights = np.repeat(group_weights, sizes)
+    data = libsvm_ranking_bytes(y, qid, x, weights, comment=parser == "common")
+    hp = {**RANK, "objective": "rank:pairwise", "num_round": 8, "eval_metric": "ndcg@5"}
+    result = train(job, data, "text/libsvm", hp, mode)
+    assert result.returncode == 0, result.output[-4000:]
+    assert f"{len(sizes)} query groups" in result.output and "weighted per group" in result.output
+    got = booster(result).predict(xgb.DMatrix(x))
+    params = {k: v for k, v in hp.items() if k != "num_round"}
+    runs = np.repeat(np.arange(len(sizes)), sizes)  # the library's qid= wants them ascending: the same runs
+    by_qid = xgb.train(params, xgb.QuantileDMatrix(x, label=y, qid=runs, weight=group_weights), 8)
+    np.testing.assert_allclose(got, by_qid.predict(xgb.DMatrix(x)), atol=1e-6)
+    path = tmp_path / "same.libsvm"
+    path.write_bytes(libsvm_ranking_bytes(y, qid, x))  # the library's loader refuses a weight per row with qid
+    library = xgb.DMatrix(f"{path}?format=libsvm", silent=True)
+    assert (np.diff(library.get_uint_info("group_ptr")) == sizes).all()
+    library.set_weight(group_weights)
+    np.testing.assert_allclose(got, xgb.train(params, library, 8).predict(xgb.DMatrix(x)), atol=1e-6)
+    unweighted = xgb.train(params, xgb.QuantileDMatrix(x, label=y, qid=runs), 8).predict(xgb.DMatrix(x))
+    assert np.abs(unweighted - got).max() > 1e-3  # the weights count
+
+
+@pytest.mark.parametrize("data,message,line", [
+    (b"1 qid:1 0:1\n0 0:2\n2 qid:2 0:3\n", "some libsvm lines give a query id (qid:) and others do not", 2),
+    (b"1 qid:1 0:1\n0 qid:1 qid:2 0:2\n", "more than one qid:", 2),
+    (b"1 qid:1 0:1\n0 qid:1.5 0:2\n", "libsvm query id '1.5' is not a whole number", 2),
+    (b"1 qid:1 0:1\n0 qid:2 0:2\n1 qid:1 0:2\n", "the rows of query id 1 are not together", None),
+    (b"1 0:1\n0 0:2\n", "ranking objectives need a query id on every libsvm line", 1),
+])
+def test_bad_libsvm_query_ids_are_client_errors_naming_the_line(job, data, message, line):
+    result = train(job, data, "text/libsvm", {**RANK, "num_round": 2})
+    assert result.returncode == 1, result.output[-3000:]
+    first = result.failure.splitlines()[0]
+    assert first.startswith("ClientError") and message in first, result.failure
+    if line is not None:
+        assert f"record {line})" in first, first
+
+
+def test_libsvm_qid_in_common_parser_is_a_column_or_skipped():
+    """common's parser (used by the serving codec and the training readers): qid kept per row, skipped, or
+    refused; comments and blank lines do not shift it; a buffer without qid has none."""
+    from common import libsvm
+    from common.errors import DataError
+
+    text = b"1 qid:3 0:1.5 1:2\n0\tqid:3 0:2 # qid:9\n\n2:0.5 qid:4 1:1\nqid:5 1:3\n"
+    kept = libsvm.parse(text, qid="keep", labels="optional")
+    assert kept.qid.tolist() == [3, 3, 4, 5] and kept.lines.tolist() == [1, 2, 4, 5]
+    skipped = libsvm.parse(text, labels="optional")
+    assert skipped.qid is None and (skipped.matrix() != kept.matrix()).nnz == 0
+    assert libsvm.parse(b"1 0:1\n", qid="keep").qid is None
+    largest = libsvm.parse(b"1 qid:9223372036854775807 0:1\n0 qid:0 0:2", qid="keep")  # no last newline
+    assert largest.qid.tolist() == [2**63 - 1, 0]
+    for bad, line in ((b"1 qid:9223372036854775808 0:1\n", 1), (b"1 qid:1 0:1\n1 qid: 0:1\n", 2),
+                      (b"1 qid:1 0:1\n1 qid:7a 0:1\n", 2), (b"1 qid:-3 0:1\n", 1)):
+        with pytest.raises(DataError, match=rf"libsvm query id '.*' is not a whole number .*record {line}\)"):
+            libsvm.parse(bad, "f", qid="keep")
+    with pytest.raises(DataError, match=r"not supported here \(file f, record 1\)"):
+        libsvm.parse(text, "f", qid="refuse")
+
+
 def test_ranking_weights_are_per_query_and_validation_metrics_stop_early(job):
     x, y, qid, sizes = ranking_rows(60)
     rng = np.random.default_rng(3)
@@ -185,7 +263,7 @@ def test_ranking_and_survival_models_serve_their_scores(job, tmp_path):
 
 
 @pytest.mark.parametrize("case,message", [
-    ("libsvm-rank", "ranking objectives need a query id per row; text/libsvm"),
+    ("recordio-rank", "ranking objectives need a query id per row; application/x-recordio-protobuf"),
     ("split-query", "the rows of query id 7 are not together"),
     ("fraction-qid", "query id 1.5 is not a non-negative integer"),
     ("weights-in-query", "every row of a query must carry the same weight"),
@@ -197,8 +275,9 @@ def test_bad_layouts_are_client_errors_naming_what(job, case, message):
     x = np.arange(12, dtype=np.float32).reshape(6, 2)
     y = np.array([0, 1, 0, 1, 2, 0], np.float32)
     content_type, hp = "text/csv", {**RANK, "num_round": 2}
-    if case == "libsvm-rank":
-        data, content_type = b"1 qid:1 0:1\n0 qid:1 0:2\n", "text/libsvm"
+    if case == "recordio-rank":
+        data = b"".join(recordio.encode_record(p) for p in protobuf.encode_dense(x, y))
+        content_type = "application/x-recordio-protobuf"
     elif case == "split-query":
         data = csv_bytes(y, [7, 7, 8, 8, 7, 7], x)
     elif case == "fraction-qid":

@@ -56,10 +56,13 @@ def test_every_request_type_answers_like_the_library(binary_root, binary, cancer
     expected = binary.predict(xgb.DMatrix(rows))
     libsvm_labelled = "\n".join("1 " + " ".join(f"{j + 1}:{v:.9g}" for j, v in enumerate(r)) for r in rows)
     libsvm_zero = "\n".join(" ".join(f"{j}:{v:.9g}" for j, v in enumerate(r)) for r in rows)
+    libsvm_qid = "\n".join(f"1 qid:{i // 5} " + " ".join(f"{j + 1}:{v:.9g}" for j, v in enumerate(r))
+                           for i, r in enumerate(rows))  # a ranking file's rows: the query id is ignored
     bodies = {
         "text/csv": csv_body(rows),
         "text/libsvm": libsvm_labelled.encode(),   # with labels, one-based (shifted, as the open container)
         "text/x-libsvm": libsvm_zero.encode(),     # without labels, zero-based
+        "application/x-libsvm": libsvm_qid.encode(),  # with labels and qid:, one-based
         "application/x-recordio-protobuf": b"".join(recordio.encode_record(p) for p in protobuf.encode_dense(rows)),
         "application/json": json.dumps({"instances": rows.tolist()}).encode(),
         "application/jsonlines": "\n".join(json.dumps({"features": r}) for r in rows.tolist()).encode(),

@@ -281,7 +281,9 @@ def test_bad_hyperparameters_are_client_errors_naming_them(job, hp, message):
 
 @pytest.mark.parametrize("data,message", [
     (b"1 1:0.5\n0 2:x\n", "libsvm token '2:x' is not <index>:<value> (file"),
-    (b"1 qid:3 1:0.5\n", "qid"),
+    (b"1:2 1:0.5\n0:1 1:1\n1 1:2\n", "some libsvm lines give a weight (label:weight) and others do not (file"),
+    (b"1 qid:3 1:0.5\n0 qid:x 1:2\n", "libsvm query id 'x' is not a whole number in [0, 9223372036854775807] "
+                                        "(file"),
 ])
 def test_bad_libsvm_names_the_line(job, data, message):
     job.add_file("train", "bad.libsvm", data)
@@ -289,6 +291,18 @@ def test_bad_libsvm_names_the_line(job, data, message):
     result = job.train("xgboost")
     assert result.returncode == 1
     assert message in result.failure.splitlines()[0], result.failure
+
+
+def test_libsvm_query_ids_are_ignored_without_a_ranking_objective(job, cancer):
+    """A ranking file (``qid:``) trains a binary model as the library does with it: the query ids unused."""
+    x, y = cancer
+    plain = libsvm_bytes(x, y).decode().splitlines()
+    data = "".join(f"{line.split(' ', 1)[0]} qid:{i // 10} {line.split(' ', 1)[1]}\n" for i, line in enumerate(plain))
+    result = train_job(job, data.encode(), "text/libsvm", {**PARAMS, "num_round": 3})
+    assert result.returncode == 0, result.output[-3000:]
+    assert "libsvm qid: tokens ignored (query groups are for rank:* objectives)" in result.output
+    expected = reference(x, y, PARAMS, 3).predict(xgb.DMatrix(x))
+    np.testing.assert_allclose(served(result).raw_predict(x), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("fmt,mode", [("csv", "File"), ("csv", "Pipe"), ("libsvm", "File"), ("libsvm", "Pipe")])

@@ -3,7 +3,8 @@
 - text/libsvm: ``label[:weight] index:value ...``, parsed by xgboost's own libsvm parser (its URI loader),
   one line-aligned block of at most BLOCK_BYTES at a time; indices as written (the library's zero-based
   default) and, when the channel's first block never uses index 0, shifted down by one (one-based), the
-  library's own detection rule, decided once per channel so that every block agrees.
+  library's own detection rule, decided once per channel so that every block agrees. ``qid:<n>`` (ranking)
+  gives each row its query id.
 - text/csv: label first, then with ``csv_weights=1`` the weight, then features; empty fields and NaN are
   missing values; pandas' C parser. The leading columns follow the objective (:class:`Layout`): ranking adds
   a query id column after the label (and weight), survival:aft has two label columns, the lower and upper bound.
@@ -105,53 +106,109 @@ def library_message(exc):
 _LIBSVM_CHARS = b"0123456789.-+eE: \t\r\n"
 
 
-def _libsvm_chunks(stream, source, indexing, workdir):
+def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
     """Blocks through the library's parser (about 4x faster than common's vectorised one, see
-    benchmarks/bench_libsvm.py); a block with any other character (letters: nan, inf, comments, qid, typos)
+    benchmarks/bench_libsvm.py); a block with any other character (letters: nan, inf, comments, typos)
     through common's, which reads nan/inf and comments and names a malformed line (the library's parser would
-    read ``2:x`` as 0 and drop a line that starts with a letter)."""
+    read ``2:x`` as 0 and drop a line that starts with a letter). ``qid:<n>`` tokens give each row its query id
+    (common's :func:`~common.libsvm.query_ids`, on either path); ranking objectives need one on every line,
+    others ignore them (logged once)."""
     import xgboost as xgb
 
+    ranking = layout is not None and layout.qid
+    ignored = False
     path = os.path.join(workdir, "block.libsvm")
     for block, lines_before in _blocks(stream):
-        if block.translate(None, _LIBSVM_CHARS):
-            parsed = _parse_strictly(block, lines_before, source)
-            features = parsed.matrix()
-            labels, weights = parsed.labels, parsed.weights
-        else:
+        has_qid = b"qid:" in block
+        plain = block.replace(b"qid:", b"") if has_qid else block
+        matrix = None
+        if not plain.translate(None, _LIBSVM_CHARS):
             with open(path, "wb") as f:
                 f.write(block)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the URI loader's deprecation notice
                     matrix = xgb.DMatrix(f"{path}?format=libsvm&indexing_mode=0", silent=True)
-            except xgb.core.XGBoostError as exc:
-                _parse_strictly(block, lines_before, source)  # names the bad line
-                raise DataError(f"libsvm cannot be parsed: {library_message(exc)}", source=source) from None
+            except xgb.core.XGBoostError:  # a qid: after the features, a typo: common's parser decides below
+                matrix = None
             finally:
                 os.unlink(path)
+        qid = None
+        if matrix is not None:
             labels = matrix.get_label()
             weights = matrix.get_weight()
             weights = weights if weights.size else None
+            if weights is not None and not _every_line_weighted(block):
+                matrix = None  # the library packs the weights it found at the front: common's parser names the line
+        if matrix is not None:
             features = matrix.get_data()
+            if has_qid:
+                _, ids = common_libsvm.query_ids(block, source, lines_before)
+                if ids.size == labels.shape[0]:  # one per line (at most one each), so one per row
+                    qid = ids
+                else:  # a line without one: common's parser names it
+                    matrix = None
+        if matrix is None:
+            parsed = _parse_strictly(block, lines_before, source)
+            features = parsed.matrix()
+            labels, weights, qid = parsed.labels, parsed.weights, parsed.qid
         if features.shape[0] != labels.shape[0]:
             raise DataError("libsvm block has rows without a label", source=source)
+        if ranking and qid is None:
+            raise DataError("ranking objectives need a query id on every libsvm line (label qid:<n> index:value "
+                            "...); this block has none", source=source, record=lines_before + 1)
+        if not ranking and qid is not None:
+            if not ignored:
+                log.warning("Channel data %s: libsvm qid: tokens ignored (query groups are for rank:* "
+                            "objectives)", source)
+                ignored = True
+            qid = None
         features = indexing.settle(sp.csr_matrix(features, dtype=np.float32), source)
         yield Chunk(features, labels.astype(np.float32),
-                    None if weights is None else np.asarray(weights, dtype=np.float32), source)
+                    None if weights is None else np.asarray(weights, dtype=np.float32), source, qid)
+
+
+_LABEL_WINDOW = 32  # bytes looked at from each line's start for its label's ``:weight``
+
+
+def _every_line_weighted(block):
+    """Whether every non-blank line of a plain block (no comments) has ``label:weight``: the first token of each
+    line, read from a window of its first bytes, holds a colon. Unsure (a longer first token): False."""
+    raw = np.frombuffer(block, np.uint8)
+    starts = np.r_[0, np.flatnonzero(raw[:-1] == ord("\n")) + 1]
+    padded = np.concatenate((raw, np.full(_LABEL_WINDOW, ord("\n"), np.uint8)))
+    window = np.lib.stride_tricks.sliding_window_view(padded, _LABEL_WINDOW)[starts]
+    space = (window == ord(" ")) | (window == ord("\t")) | (window == ord("\r")) | (window == ord("\n"))
+    text = ~space
+    if text[:, 0].all():
+        begins = np.zeros(len(starts), np.int64)
+    else:  # leading whitespace or blank lines
+        begins = np.argmax(text, axis=1)
+        blank = ~text.any(axis=1)
+        if (blank & (window[:, -1] != ord("\n"))).any():
+            return False
+        window, space, begins = window[~blank], space[~blank], begins[~blank]
+    column = np.arange(_LABEL_WINDOW)
+    ends = np.argmax(space & (column >= begins[:, None]), axis=1)
+    if not (space & (column >= begins[:, None])).any(axis=1).all():
+        return False
+    colon = (window == ord(":")) & (column >= begins[:, None]) & (column < ends[:, None])
+    return bool(colon.any(axis=1).all())
 
 
 def _parse_strictly(block, lines_before, source):
     """common's libsvm parser with this image's rules: every line labelled, weights on all lines or none (the
-    library needs one per row), ``qid:`` refused (no ranking groups here)."""
-    return common_libsvm.parse(block, source, lines_before, qid="refuse", weights="all")
+    library needs one per row), query ids (``qid:``) kept."""
+    return common_libsvm.parse(block, source, lines_before, qid="keep", weights="all")
 
 
-def _parse_csv_block(block, lines_before, source):
+def _parse_csv_block(block, lines_before, source, dtype=np.float32):
+    """A block's values as ``dtype``: float32 (what the library keeps; pandas rounds each number to float64, then
+    to float32, as a float64 parse and a cast would), float64 when a query id column needs whole numbers."""
     import pandas
 
     try:
-        frame = pandas.read_csv(io.BytesIO(block), header=None, engine="c", dtype=np.float64,
+        frame = pandas.read_csv(io.BytesIO(block), header=None, engine="c", dtype=dtype,
                                 skip_blank_lines=True, na_values=["nan", "NaN", "NAN", "?", ""],
                                 keep_default_na=True)
     except pandas.errors.EmptyDataError:
@@ -281,7 +338,7 @@ def parsed_ahead(blocks, parse, workers=PARSE_THREADS):
 
 def _csv_chunks(stream, source, layout):
     columns = None
-    parse = partial(_parse_csv_block, source=source)
+    parse = partial(_parse_csv_block, source=source, dtype=np.float64 if layout.qid else np.float32)
     for block, lines_before, array in parsed_ahead(_blocks(stream, 16 << 20), parse):
         if not array.size:
             continue
@@ -340,10 +397,10 @@ def check_layout(channel, layout):
     if mime == CSV and channel.label_size not in ((1, 2) if layout.bounds else (1,)):
         wanted = "two label columns (the lower and upper bound)" if layout.bounds else "one label column"
         raise ChannelError(f"Channel {channel.name!r}: xgboost takes {wanted}, not label_size={channel.label_size}")
-    if layout.qid and mime in (LIBSVM, RECORDIO):
+    if layout.qid and mime == RECORDIO:
         raise ChannelError(f"Channel {channel.name!r}: ranking objectives need a query id per row; {mime} does not "
-                           "carry one in this image: use text/csv or application/x-parquet with the query id column "
-                           "after the label (and the weight)")
+                           "carry one in this image: use text/libsvm (qid:<n>), or text/csv or application/x-parquet "
+                           "with the query id column after the label (and the weight)")
     if layout.bounds and mime == LIBSVM:
         raise ChannelError(f"Channel {channel.name!r}: survival:aft needs a lower and an upper bound per row, which "
                            "text/libsvm cannot carry: use text/csv or application/x-parquet (lower bound, upper bound "
@@ -363,7 +420,7 @@ def iter_chunks(channel, paths, *, layout=Layout(), workdir=None, epoch=0, index
             for source, stream in sources:
                 source = str(source)
                 if mime == LIBSVM:
-                    pieces = _libsvm_chunks(stream, source, indexing, workdir)
+                    pieces = _libsvm_chunks(stream, source, indexing, workdir, layout)
                 elif mime == CSV:
                     pieces = _csv_chunks(stream, source, layout)
                 elif mime == RECORDIO:
