@@ -222,6 +222,8 @@ def test_two_hosts_equal_one_host(tmp_path):
         assert result.returncode == 0, result.output[-3000:]
     assert results[0].model_files == ["xgboost-model"] and results[1].model_files == []
     assert "Joining xgboost's collective of 2 hosts as rank 1" in results[1].output
+    # the second host leaves after the first has saved (local mode stops all containers when one exits)
+    assert "Waiting for algo-1 to write the model" in results[1].output
     assert "Channel train: 2000 rows" in results[0].output and "Channel train: 2000 rows" in results[1].output
     single = Job(tmp_path / "single")
     one = train_job(single, data, "text/csv", hp)

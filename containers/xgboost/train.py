@@ -82,6 +82,16 @@ class Collective:
 
         return xgb.collective.allreduce(values, xgb.collective.Op.MAX)
 
+    def finish(self):
+        """The other hosts leave only once the first host has written the model: the SDK's local mode stops
+        every container as soon as one exits. One allreduce is the barrier; a first host that fails instead
+        closes its connections, which ends the wait here with an error."""
+        if self.world_size == 1:
+            return
+        if not self.is_master:
+            log.info("Waiting for %s to write the model before leaving the collective", self.resource.hosts[0])
+        self.allreduce_max(np.zeros(1))
+
     def __exit__(self, *exc_info):
         if self.context is not None:
             self.context.__exit__(*exc_info)
@@ -198,6 +208,7 @@ def train(context):
         booster = run_training(context, settings, library_params, dtrain, watch, cluster)
         if cluster.is_master:
             save_model(context, booster, train_spill.libsvm_shift)
+        cluster.finish()
 
 
 def run_training(context, settings, library_params, dtrain, watch, cluster):
