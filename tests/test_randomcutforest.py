@@ -185,9 +185,10 @@ def reference_score(forest, row):
     return total / forest.num_trees
 
 
-@pytest.mark.parametrize("dim", [1, 3, 10, 70])
+@pytest.mark.parametrize("dim", [1, 3, 10, 20, 48, 70])
 def test_kernel_equals_a_plain_per_row_reference(dim):
-    # feature_dim 1-3 (not padded), 10 (padded to 16), 70 (wide, not padded); rows inside and outside the
+    # the kernel's three box paths: feature_dim 1-3 and 70 (a loop over the features), 10 (padded to one 16-lane
+    # vector), 20 and 48 (padded to 32, or 48 as is: a loop over 16-lane blocks); rows inside and outside the
     # training range and repeated training points (leaves of mass > 1)
     rng = np.random.default_rng(dim)
     base = rng.normal(size=(200, dim)).astype(np.float32)
