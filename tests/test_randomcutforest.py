@@ -154,6 +154,52 @@ def test_kernel_equals_numpy_reference_on_ragged_chunks_and_repeated_points(rows
     np.testing.assert_allclose(kernels.score(forest, x, "numba"), kernels.score(forest, x, "numpy"), rtol=1e-5)
 
 
+def reference_score(forest, row):
+    """The README's formula, one row and one node at a time, in float64: the straightforward reading of it."""
+    row = np.asarray(row, np.float64)
+    total = 0.0
+    for t in range(forest.num_trees):
+        node, path = int(forest.roots[t]), []
+        while True:  # descend by the cuts
+            path.append(node)
+            if forest.left[node] < 0:
+                break
+            node = int(forest.left[node]) + int(row[forest.cut_dimension[node]] > forest.cut_value[node])
+        m = float(forest.mass[forest.roots[t]])
+        leaf_point = forest.leaf_points[forest.point_index[node]].astype(np.float64)
+        depth = len(path) - 1
+        if np.array_equal(row, leaf_point):
+            c = float(forest.mass[node])
+            s = (1 - c / (2 * m)) / (depth + math.log2(c + 1))
+        else:
+            s = 1 / (depth + 1)
+            for k in range(depth - 1, -1, -1):  # climb while the row lies outside the box
+                low = forest.box_min[path[k]].astype(np.float64)
+                high = forest.box_max[path[k]].astype(np.float64)
+                ext = (np.maximum(low - row, 0) + np.maximum(row - high, 0)).sum()
+                if ext == 0:
+                    break
+                p = ext / ((high - low).sum() + ext)
+                s = p / (k + 1) + (1 - p) * s
+        total += s * math.log2(m + 1)
+    return total / forest.num_trees
+
+
+@pytest.mark.parametrize("dim", [1, 3, 10, 20, 48, 70])
+def test_kernel_equals_a_plain_per_row_reference(dim):
+    # the kernel's three box paths: feature_dim 1-3 and 70 (a loop over the features), 10 (padded to one 16-lane
+    # vector), 20 and 48 (padded to 32, or 48 as is: a loop over 16-lane blocks); rows inside and outside the
+    # training range and repeated training points (leaves of mass > 1)
+    rng = np.random.default_rng(dim)
+    base = rng.normal(size=(200, dim)).astype(np.float32)
+    train = np.concatenate([base, base[:20], base[:20]])
+    forest = forest_of(train, trees=20, per_tree=128)
+    x = np.concatenate([base[:30], rng.normal(size=(60, dim)).astype(np.float32) * 3])
+    expected = np.array([reference_score(forest, row) for row in x])
+    np.testing.assert_allclose(kernels.score(forest, x, "numba"), expected, rtol=1e-5)
+    np.testing.assert_allclose(kernels.score(forest, x, "numpy"), expected, rtol=1e-5)
+
+
 def test_merged_forest_scores_are_the_tree_weighted_mean():
     x = gaussian_with_outliers(2000, 4)
     a, b = forest_of(x[:1000], trees=50, seed=1), forest_of(x[1000:], trees=60, seed=2)
