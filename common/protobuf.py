@@ -586,6 +586,14 @@ def encode_dense(features, labels=None):
     return [row.tobytes() for row in _Layout(entries).encode(arrays)]
 
 
+def dense_rows(features):
+    """``encode_dense(features)`` (no labels) as one (n, length) uint8 array; None for rows of no values."""
+    features = _rows_of(features)
+    if features.shape[1] == 0:
+        return None
+    return _Layout([(1, "values", "float32_tensor", features.shape[1])]).encode([features])
+
+
 def encode_sparse(matrix, labels=None):
     """One Record per row of a sparse matrix: float32 ``values`` with ``keys`` and ``shape`` [columns]."""
     matrix = sp.csr_matrix(matrix)

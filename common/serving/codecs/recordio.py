@@ -60,3 +60,12 @@ def output_records(columns, rows=layout.CHUNK_ROWS):
     return (recordio.encode_rows(protobuf.output_rows({name: values[start:start + rows]
                                                        for name, values in columns.items()}))
             for start in range(0, count, rows))
+
+
+def dense_records(features, rows=layout.CHUNK_ROWS):
+    """``encode_dense(features)`` (n x values, float32) framed as recordIO, in chunks laid out by numpy."""
+    features = np.asarray(features, dtype=np.float32)
+    if not len(features) or protobuf.dense_rows(features[:1]) is None:
+        return (b"".join(recordio.encode_record(p) for p in protobuf.encode_dense(features)),)
+    return (recordio.encode_rows(protobuf.dense_rows(features[start:start + rows]))
+            for start in range(0, len(features), rows))
