@@ -119,7 +119,7 @@ def json_document(columns, key, names=None):
     if arrays is None:
         return (dumps({key: records({name: columns[name] for name in names})}),)
     count = len(arrays[names[0]]) if names else 0
-    return layout.records_stream(count, lambda start, stop: layout.json_object_pieces(arrays, names, start, stop),
+    return layout.records_stream(count, lambda start, stop, sep: layout.json_objects(arrays, names, start, stop, sep),
                                  b",", head=b"{" + dumps(key) + b":[", tail=b"]}")
 
 
@@ -130,5 +130,5 @@ def json_lines(columns, names=None):
     if arrays is None:
         return (b"\n".join(dumps(record) for record in records({name: columns[name] for name in names})),)
     count = len(arrays[names[0]]) if names else 0
-    return layout.records_stream(count, lambda start, stop: layout.json_object_pieces(arrays, names, start, stop),
+    return layout.records_stream(count, lambda start, stop, sep: layout.json_objects(arrays, names, start, stop, sep),
                                  b"\n")
