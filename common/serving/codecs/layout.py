@@ -2,8 +2,9 @@
 
 A text response is records of constant bytes (keys, brackets, commas) around one *token* per column (a
 number, or a vector's ``[...]``). Each column's tokens for a chunk come from one call that formats the whole
-column (orjson for JSON numbers, ``%``-formatting for CSV), and the chunk's bytes from one numpy gather: no
-Python object per record, and only one chunk's bytes held at a time (the body is streamed).
+column (orjson for JSON numbers, one ``%`` for a chunk of CSV lines), and the chunk's bytes from numpy (a
+padded byte matrix, see ``assemble``) or ``bytes.replace`` on orjson's text: no Python object per record,
+and only one chunk's bytes held at a time (the body is streamed).
 
 The number formats are exactly those of the per-record encoders: orjson's for JSON (orjson formats a numpy
 float64 as it does a Python float), ``%.9g`` or ``repr`` for CSV.
@@ -22,7 +23,7 @@ except ImportError:  # pragma: no cover - orjson is in the runtime's requirement
     orjson = None
 
 CHUNK_ROWS = 1 << 15  # records per chunk: about 1.5 MB of JSON for two scalar columns
-COMMA, NEWLINE, OPEN, CLOSE = b",\n[]"
+COMMA, OPEN, CLOSE = b",[]"
 
 
 @dataclass
@@ -97,12 +98,6 @@ def json_tokens(array):
     starts = np.flatnonzero(buffer == OPEN)[1:]
     ends = np.flatnonzero(buffer == CLOSE)[:-1] + 1
     return Tokens(buffer, starts.astype(np.int64), (ends - starts).astype(np.int64))
-
-
-def text_tokens(values, pattern):
-    """Tokens of ``pattern % value`` for each Python value of a flat list (CSV's ``%.9g``, ``%r``, ``%d``)."""
-    data = ((pattern + "\n") * len(values) % tuple(values)).encode()
-    return split_tokens(data, NEWLINE, len(values), trailing=1)
 
 
 def _merged(pieces):
