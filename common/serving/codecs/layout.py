@@ -146,9 +146,10 @@ def assemble(pieces, count):
     return flat[flat != 0].tobytes()
 
 
-def records_stream(count, records_for, separator, head=b"", tail=b"", rows=CHUNK_ROWS):
+def records_stream(count, records_for, separator, head=b"", tail=b"", rows=None):
     """The chunks of a body: ``head``, then ``count`` records joined by ``separator``, then ``tail``;
     ``records_for(start, stop, separator)`` gives the bytes of records ``start:stop`` joined by ``separator``."""
+    rows = rows or CHUNK_ROWS
     if head:
         yield head
     for start in range(0, count, rows):
@@ -214,9 +215,10 @@ def _repr_safe(array):
     return bool(((magnitude >= 1e-4) & (magnitude < 1e16) | (array == 0)).all())
 
 
-def csv_stream(arrays, names, float_format="%.9g", rows=CHUNK_ROWS):
+def csv_stream(arrays, names, float_format="%.9g", rows=None):
     """CSV lines of numeric columns in chunks, one record per line, a 2-D column's row as that many fields:
     integers as ``%d``, floats as ``float_format`` (``%.9g``, or ``%r`` for ``repr``), no final newline."""
+    rows = rows or CHUNK_ROWS
     fields = []  # (array, column or None, pattern)
     for name in names:
         array = arrays[name]

@@ -51,9 +51,10 @@ class RecordIOProtobufCodec(Codec):
         return output_records(columns)
 
 
-def output_records(columns, rows=layout.CHUNK_ROWS):
+def output_records(columns, rows=None):
     """``encode_outputs`` framed as recordIO, in chunks of records laid out by numpy (per record where the
     records are not all alike)."""
+    rows = rows or layout.CHUNK_ROWS
     count = len(next(iter(columns.values()))) if columns else 0
     if not count or protobuf.output_rows({name: values[:1] for name, values in columns.items()}) is None:
         return (b"".join(recordio.encode_record(p) for p in protobuf.encode_outputs(columns)),)
@@ -62,8 +63,9 @@ def output_records(columns, rows=layout.CHUNK_ROWS):
             for start in range(0, count, rows))
 
 
-def dense_records(features, rows=layout.CHUNK_ROWS):
+def dense_records(features, rows=None):
     """``encode_dense(features)`` (n x values, float32) framed as recordIO, in chunks laid out by numpy."""
+    rows = rows or layout.CHUNK_ROWS
     features = np.asarray(features, dtype=np.float32)
     if not len(features) or protobuf.dense_rows(features[:1]) is None:
         return (b"".join(recordio.encode_record(p) for p in protobuf.encode_dense(features)),)
