@@ -18,6 +18,11 @@ An algorithm's ``model_class`` (``AlgorithmSpec.model_class``) is a class with:
 ``allows_missing`` (attribute, optional, default False)
     NaN (an empty CSV field, ``nan``, a JSON ``null``) is a missing value the model handles (XGBoost);
     otherwise non-finite features are the client's to fix (400).
+``predict_rows`` (attribute, optional, default None)
+    The model's answer for a record depends on that record alone, and ``predict`` may be given the records
+    in slices of at most this many rows (the runtime joins the slices' columns; a slice's ``extras`` are not
+    joined, so a model with extras leaves this None). Bounds ``predict``'s own temporaries for a request of
+    millions of records to those of one slice.
 ``prepare(inputs) -> inputs`` (optional)
     Validation or conversion before ``predict`` (raise ``CodecError`` for the client's faults).
 ``warmup_inputs() -> inputs`` (optional)
@@ -87,6 +92,23 @@ def warmup_inputs(model):
         return own()
     dim = feature_dim(model)
     return np.zeros((1, dim), np.float32) if dim else None
+
+
+def predict_rows(model):
+    value = getattr(model, "predict_rows", None)
+    return int(value) if value else None
+
+
+def join_predictions(parts):
+    """The columns of predictions of consecutive slices of records, joined (numpy arrays or lists)."""
+    if len(parts) == 1:
+        return parts[0]
+    columns = {}
+    for name, first in parts[0].columns.items():
+        values = [part.columns[name] for part in parts]
+        columns[name] = (sum((list(v) for v in values), []) if isinstance(first, list)
+                         else np.concatenate([np.asarray(v) for v in values]))
+    return Prediction(columns, parts[0].extras)
 
 
 def check_prediction(prediction, rows, name):

@@ -586,6 +586,14 @@ def encode_dense(features, labels=None):
     return [row.tobytes() for row in _Layout(entries).encode(arrays)]
 
 
+def dense_rows(features):
+    """``encode_dense(features)`` (no labels) as one (n, length) uint8 array; None for rows of no values."""
+    features = _rows_of(features)
+    if features.shape[1] == 0:
+        return None
+    return _Layout([(1, "values", "float32_tensor", features.shape[1])]).encode([features])
+
+
 def encode_sparse(matrix, labels=None):
     """One Record per row of a sparse matrix: float32 ``values`` with ``keys`` and ``shape`` [columns]."""
     matrix = sp.csr_matrix(matrix)
@@ -621,3 +629,20 @@ def encode_outputs(columns):
     if any(count == 0 for *_, count in entries):
         return [_encode_message(label={name: array[i] for name, array in zip(names, arrays)}) for i in range(n)]
     return [row.tobytes() for row in _Layout(entries).encode(arrays)]
+
+
+def output_rows(columns):
+    """``encode_outputs`` as one (n, length) uint8 array, every Record the same length (numpy, no per-record
+    object); None where the records are not all alike (an empty tensor), or there are no columns."""
+    names = sorted(columns)
+    arrays = [np.asarray(columns[name], dtype=np.float32) for name in names]
+    if not arrays:
+        return None
+    n = arrays[0].shape[0]
+    if any(array.ndim not in (1, 2) or array.shape[0] != n for array in arrays):
+        return None  # encode_outputs says what is wrong
+    arrays = [array.reshape(n, -1) for array in arrays]
+    entries = [(2, name, "float32_tensor", array.shape[1]) for name, array in zip(names, arrays)]
+    if any(count == 0 for *_, count in entries):
+        return None
+    return _Layout(entries).encode(arrays)

@@ -201,6 +201,23 @@ def encode_record(payload):
     return b"".join(out)
 
 
+def encode_rows(rows):
+    """``b"".join(encode_record(row.tobytes()) for row in rows)`` for an (n, length) uint8 array of payloads of
+    one length, framed by numpy; rows holding the magic word at a 4-byte boundary are framed one by one."""
+    count, length = rows.shape
+    if length > MAX_RECORD_BYTES:
+        raise ValueError(f"record of {length} bytes is over the {MAX_RECORD_BYTES}-byte limit")
+    aligned = length // 4 * 4
+    words = np.ascontiguousarray(rows[:, :aligned]).view("<u4") if aligned else np.zeros((count, 0), "<u4")
+    if (words == MAGIC).any():
+        return b"".join(encode_record(row.tobytes()) for row in rows)
+    pad = -length % 4
+    framed = np.zeros((count, 8 + length + pad), np.uint8)
+    framed[:, :8] = np.frombuffer(struct.pack("<II", MAGIC, WHOLE << 29 | length), np.uint8)
+    framed[:, 8:8 + length] = rows
+    return framed.tobytes()
+
+
 def write_records(stream, payloads):
     """Write each payload as a RecordIO record."""
     for payload in payloads:

@@ -139,3 +139,69 @@ def test_png_bomb_is_refused_by_the_classifier_without_decoding():
     assert len(bomb) < LIMIT
     with pytest.raises(CodecError, match="16000 x 16000"):
         classifier.probabilities([bomb])
+
+
+# ---------------------------------------------------------------------------------- chunked response encoders
+
+def _values(rng, n, *shape, dtype="float32"):
+    """Numbers of every magnitude orjson and repr write differently (1e-5, 1e-7, 1e17), zeros, integers."""
+    import numpy as np
+
+    values = rng.normal(size=(n,) + shape) * np.exp(rng.uniform(-30, 30, size=(n,) + shape))
+    values.flat[::7] = 0.0
+    values.flat[::11] = np.round(values.flat[::11])
+    return values.astype(dtype)
+
+
+def _per_record(spec, mime, columns):
+    """The bytes the per-record encoders wrote (rows.records, format_rows, encode_outputs + encode_record)."""
+    import numpy as np
+
+    from common import protobuf, recordio
+    from common.serving.codecs.csv import format_rows
+    from common.serving.codecs.json import dumps
+    from common.serving.codecs.rows import column_list, records
+
+    if mime == "application/json":
+        return dumps({spec.encode_options().response_key: records(columns)})
+    if mime == "application/jsonlines":
+        return b"\n".join(dumps(record) for record in records(columns))
+    if mime == "text/csv":
+        return format_rows(columns, tuple(columns))
+    arrays = {name: np.asarray(column_list(values, name), np.float32) for name, values in columns.items()}
+    return b"".join(recordio.encode_record(p) for p in protobuf.encode_outputs(arrays))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 2500])
+def test_chunked_encoders_write_the_per_record_bytes(monkeypatch, rows):
+    """common's JSON, JSON Lines, CSV and recordIO encoders, chunk by chunk (chunks of 1,000 records here),
+    write exactly the bytes of the per-record encoders they replace, for every column shape the tabular models
+    answer with (one scalar, two, an integer label first or last, vectors, three columns)."""
+    import numpy as np
+
+    from common.model import Prediction
+    from common.serving.codecs import layout
+    from common.spec import load_spec
+
+    monkeypatch.setattr(layout, "CHUNK_ROWS", 1000)
+    rng = np.random.default_rng(rows)
+    labels = rng.integers(0, 3, rows)
+    shapes = {
+        "score": {"score": _values(rng, rows)},
+        "score + label": {"score": _values(rng, rows), "predicted_label": labels.astype(np.int64)},
+        "label + score": {"predicted_label": labels.astype(np.int64) - 1, "score": _values(rng, rows, dtype="float64")},
+        "two floats": {"closest_cluster": labels.astype(np.float32), "distance_to_cluster": _values(rng, rows)},
+        "vectors": {"projection": _values(rng, rows, 3)},
+        "three": {"predicted_label": labels.astype(np.float32), "distances": _values(rng, rows, 4),
+                  "labels": labels[:, None].repeat(4, 1).astype(np.float32)},
+        "flags": {"flag": labels > 0, "id": labels.astype(np.uint8)},
+    }
+    spec = load_spec("kmeans")
+    for shape, columns in shapes.items():
+        for mime in ("application/json", "application/jsonlines", "text/csv", "application/x-recordio-protobuf"):
+            codec = COMMON.find(mime)
+            media = contenttypes.parse(mime)
+            chunks = list(codec.chunks(Prediction(dict(columns)), media, spec.encode_options()))
+            assert b"".join(chunks) == _per_record(spec, mime, columns), (shape, mime)
+            if rows > 1000:
+                assert len(chunks) > 2, (shape, mime)  # written chunk by chunk

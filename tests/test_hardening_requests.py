@@ -98,14 +98,12 @@ def cases():
 
 
 LIBSVM = "text/libsvm"
-# A valid request of millions of empty rows: parsed in ~0.5 s now (15.8 s and ~680 MB before), but the answer
-# holds one prediction per row (3,000,000 rows: a 150 MB JSON body; 25-50 s and ~900 MB to build through
-# Factorization Machines), which no response encoder bounds yet. Kept as a strict xfail, once (Factorization
-# Machines: common's libsvm codec and JSON encoder; XGBoost's encoders build the same per-row objects), so the
-# bar stays visible and the day it is met shows.
-NOT_MET = "the response to millions of rows is not bounded yet (issue 11: the response encoders)"
-XFAIL = ("factorization-machines", "libsvm valid, 3,000,000 label-only lines")
+# A valid request of millions of empty rows: parsed in ~0.5 s (15.8 s and ~680 MB once), answered with one
+# prediction per row (3,000,000 rows: a 150 MB JSON body, 51.5 s and +870 MB once; the response encoders now
+# lay records out with numpy and stream them). Here once, through Factorization Machines; every response type
+# and shape: test_huge_answer_is_bounded below.
 MANY_ROWS = "libsvm valid, 3,000,000 label-only lines"
+MANY_ROWS_ALGORITHM = "factorization-machines"
 
 
 def libsvm_cases():
@@ -124,7 +122,7 @@ def libsvm_cases():
     yield "libsvm tokens of 1 MB", b"1 1:" + b"1" * (1 << 20) + b".5\n", LIBSVM, (200, 400)
     rows = b"".join(b"%d 1:0.5 7:1.25 19:-2\n" % (i % 2) for i in range(150_000))
     yield "libsvm valid, 150,000 rows", rows, LIBSVM, ok
-    yield "libsvm valid, 3,000,000 label-only lines", b"0\n" * 3_000_000, LIBSVM, ok  # see NOT_MET
+    yield "libsvm valid, 3,000,000 label-only lines", b"0\n" * 3_000_000, LIBSVM, ok  # see MANY_ROWS
 
 
 def _varint(n):
@@ -167,66 +165,97 @@ class RSSSampler(threading.Thread):
             time.sleep(0.005)
 
 
-def write_model(algorithm, model_dir):
+def write_model(algorithm, model_dir, features=FEATURES):
     rng = np.random.default_rng(0)
     if algorithm == "kmeans":
-        ndarray.save(model_dir / "model_algo-1", [CENTROIDS])
+        ndarray.save(model_dir / "model_algo-1", [np.ascontiguousarray(CENTROIDS[:, :features])])
     elif algorithm == "factorization-machines":
         from containers.factorization_machines.model import FMModel
 
-        FMModel(np.array([-0.25], np.float32), rng.normal(size=(FEATURES, 1)).astype(np.float32),
-                rng.normal(size=(FEATURES, 2)).astype(np.float32), "binary_classifier").save(model_dir)
+        FMModel(np.array([-0.25], np.float32), rng.normal(size=(features, 1)).astype(np.float32),
+                rng.normal(size=(features, 2)).astype(np.float32), "binary_classifier").save(model_dir)
     elif algorithm == "xgboost":
         xgb = pytest.importorskip("xgboost")
-        x = rng.normal(size=(500, FEATURES)).astype(np.float32)
+        x = rng.normal(size=(500, features)).astype(np.float32)
         booster = xgb.train({"objective": "binary:logistic", "max_depth": 3}, xgb.DMatrix(x, x[:, 0] > 0), 5)
         (model_dir / "xgboost-model").write_bytes(bytes(booster.save_raw("ubj")))
-    else:  # PCA: 3 components of 20 features
-        ndarray.save(model_dir / "model_algo-1", {"v": rng.normal(size=(FEATURES, 3)).astype(np.float32),
+    elif algorithm == "linear_learner":
+        from containers.linear_learner.model import LinearModel
+
+        LinearModel(rng.normal(size=(features, 1)).astype(np.float32), np.array([0.1], np.float32),
+                    "binary_classifier", "logistic").save(model_dir)
+    elif algorithm == "knn":
+        from containers.knn import checks, knn
+
+        raw = {"feature_dim": str(features), "k": "3", "predictor_type": "classifier", "sample_size": "200"}
+        plan = checks.plan(load_spec("knn").hyperparameters.parse(raw))
+        x = rng.normal(size=(200, features)).astype(np.float32)
+        knn.build_model(plan, x, rng.integers(0, 3, 200).astype(np.float32), None).save(model_dir)
+    elif algorithm == "randomcutforest":
+        from containers.randomcutforest import forest
+        from containers.randomcutforest.model import RandomCutForestModel
+
+        x = rng.normal(size=(4000, features)).astype(np.float32)
+        RandomCutForestModel(forest.build_forest(forest.split_sample(x, 50, 64, rng), rng), 64).save(model_dir)
+    else:  # PCA: 3 components
+        ndarray.save(model_dir / "model_algo-1", {"v": rng.normal(size=(features, 3)).astype(np.float32),
                                                   "s": np.ones(3, np.float32),
-                                                  "mean": np.zeros((1, FEATURES), np.float32)})
+                                                  "mean": np.zeros((1, features), np.float32)})
 
 
 ALGORITHMS = ["kmeans", "pca", "factorization-machines", "xgboost"]
 ALL_TABULAR = ALGORITHMS + ["knn", "linear_learner", "randomcutforest"]
 
 
-def _start(algorithm, root):
+def _start(algorithm, root, features=FEATURES):
     (root / "model").mkdir()
-    write_model(algorithm, root / "model")
+    write_model(algorithm, root / "model", features)
     running = serve(algorithm, root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1"})
     server = running.__enter__()
     server.stop_context = running
-    server.post(b"1," * 19 + b"1", "text/csv")
+    assert server.post(",".join(["1"] * features).encode(), "text/csv").status_code == 200
     workers = [p for p in psutil.Process(server.process.pid).children() if "nginx" not in " ".join(p.cmdline())]
     assert len(workers) == 1
     server.worker = workers[0]
-    reference = _reference_body()
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        assert server.post(reference, "text/csv").status_code == 200
-        timings.append(time.perf_counter() - start)
-    server.reference_s = min(timings)
+    server.reference_s = None
+    if features == FEATURES:
+        reference = _reference_body()
+        timings = []
+        for _ in range(3):
+            start = time.perf_counter()
+            assert server.post(reference, "text/csv").status_code == 200
+            timings.append(time.perf_counter() - start)
+        server.reference_s = min(timings)
     return server
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    """One server per algorithm, started when its first case runs and stopped when the next algorithm's
-    starts (cases come grouped by algorithm); ``outputs`` keeps each stopped server's log."""
+    """One server at a time, per algorithm and feature count, started when its first case runs and stopped
+    when another's starts (cases come grouped); ``outputs`` keeps each stopped server's log (by algorithm for
+    models of FEATURES features, else "algorithm/features"), ``references`` each one's reference time."""
     class Servers:
         def __init__(self):
             self.current = None
             self.outputs = {}
+            self.references = {}
 
-        def get(self, algorithm):
-            if self.current is not None and self.current.algorithm != algorithm:
+        def get(self, algorithm, features=FEATURES):
+            key = algorithm if features == FEATURES else f"{algorithm}/{features}"
+            if self.current is not None and self.current.algorithm != key:
                 self.stop()
             if self.current is None:
-                self.current = _start(algorithm, tmp_path_factory.mktemp(f"worst-{algorithm}"))
-                self.current.algorithm = algorithm
+                self.current = _start(algorithm, tmp_path_factory.mktemp(f"worst-{algorithm}"), features)
+                self.current.algorithm = key
+                if self.current.reference_s is not None:
+                    self.references[key] = self.current.reference_s
             return self.current
+
+        def reference(self):
+            """Seconds a valid 6 MB CSV request of 40,000 rows takes through k-means (measured once)."""
+            if "kmeans" not in self.references:
+                self.get("kmeans")
+            return self.references["kmeans"]
 
         def stop(self):
             if self.current is not None:
@@ -244,10 +273,9 @@ def _params():
     for algorithm in ALGORITHMS:
         accepts = load_spec(algorithm).request_types
         for case in bodies:
-            if case[2] not in accepts or (case[0] == MANY_ROWS and (algorithm, case[0]) != XFAIL):
+            if case[2] not in accepts or (case[0] == MANY_ROWS and algorithm != MANY_ROWS_ALGORITHM):
                 continue
-            marks = pytest.mark.xfail(reason=NOT_MET, strict=True) if (algorithm, case[0]) == XFAIL else ()
-            yield pytest.param(algorithm, *case, id=f"{algorithm}-{case[0]}", marks=marks)
+            yield pytest.param(algorithm, *case, id=f"{algorithm}-{case[0]}")
 
 
 CASES = list(_params())
@@ -268,32 +296,41 @@ def test_every_request_codec_on_main_is_covered():
         assert algorithms & set(ALGORITHMS), (decode.__qualname__, algorithms)
 
 
-@pytest.mark.parametrize("algorithm,name,body,content_type,statuses", CASES)
-def test_worst_shaped_request_is_bounded(servers, algorithm, name, body, content_type, statuses):
-    server = servers.get(algorithm)
-    assert len(body) <= LIMIT, len(body)
+def measured_post(server, body, content_type, accept):
+    """``(answer, seconds, extra MB at peak, extra MB after)`` of one request, the worker's RSS sampled."""
     before = server.worker.memory_info().rss
     sampler = RSSSampler(server.worker)
     sampler.start()
     start = time.perf_counter()
-    answer = server.post(body, content_type, accept="application/json")
+    answer = server.post(body, content_type, accept=accept, stream=True)
+    answer._content = b"".join(answer.iter_content(1 << 20))  # read in 1 MB pieces (requests' default: 10 KB)
     seconds = time.perf_counter() - start
     sampler.running = False
     sampler.join()
+    return answer, seconds, (sampler.peak - before) / 1e6, (server.worker.memory_info().rss - before) / 1e6
+
+
+def check_bounds(name, seconds, bound, reference_s, extra_mb, after_mb):
+    assert seconds < bound, f"{name}: {seconds:.2f} s; a valid 6 MB CSV request took {reference_s:.2f} s"
+    assert extra_mb < EXTRA_MB_BOUND, f"{name}: +{extra_mb:.0f} MB"
+    assert after_mb < RETURNED_MB_BOUND, f"{name}: +{after_mb:.0f} MB still held after the answer"
+
+
+@pytest.mark.parametrize("algorithm,name,body,content_type,statuses", CASES)
+def test_worst_shaped_request_is_bounded(servers, algorithm, name, body, content_type, statuses):
+    server = servers.get(algorithm)
+    assert len(body) <= LIMIT, len(body)
+    answer, seconds, extra_mb, after_mb = measured_post(server, body, content_type, "application/json")
     assert answer.status_code in statuses, (answer.status_code, answer.text[:300])
     if answer.status_code == 200:
         document = json.loads(answer.text, parse_constant=lambda c: pytest.fail(f"{c} in a 200 answer"))
         assert document["predictions"] if "predictions" in document else document["projections"]
     else:
         assert answer.json()["error"]
-    extra_mb = (sampler.peak - before) / 1e6
-    after_mb = (server.worker.memory_info().rss - before) / 1e6
     bound = max(SECONDS_BOUND, REFERENCE_RATIO * server.reference_s)
     print(f"{name}: {answer.status_code} in {seconds:.2f} s (bound {bound:.2f} s), +{extra_mb:.0f} MB peak, "
           f"+{after_mb:.0f} MB after")
-    assert seconds < bound, f"{name}: {seconds:.2f} s; a valid 6 MB CSV request took {server.reference_s:.2f} s"
-    assert extra_mb < EXTRA_MB_BOUND, f"{name}: +{extra_mb:.0f} MB"
-    assert after_mb < RETURNED_MB_BOUND, f"{name}: +{after_mb:.0f} MB still held after the answer"
+    check_bounds(name, seconds, bound, server.reference_s, extra_mb, after_mb)
     assert server.get("/ping").status_code == 200
 
 
@@ -305,3 +342,77 @@ def test_no_traceback_for_client_errors(servers, algorithm):
     output = servers.outputs.get(algorithm)
     assert output is not None, f"no worst-shape case ran against {algorithm}"
     assert "Traceback" not in output, output[-3000:]
+
+
+# Valid requests of 3,000,000 records whose answers are huge (up to ~220 MB): every response type the tabular
+# algorithms answer in, through each response encoder (common's, Linear Learner's, XGBoost's, k-NN's verbose
+# selection), and each shape of answer: a scalar score, score + predicted_label, two scalars, vectors. 6 MB of
+# "0\n": libsvm label-only lines (empty rows) for models of FEATURES features, CSV rows of one feature for
+# models of one feature. Every record's answer is then the answer to a one-record request, so the huge body is
+# checked byte for byte.
+HUGE_ROWS = 3_000_000
+JSON, JSONLINES, CSV, RECORDIO = "application/json", "application/jsonlines", "text/csv", "application/x-recordio-protobuf"
+HUGE = [  # (algorithm, features, request type, accept types, the answer's shape, records)
+    ("factorization-machines", FEATURES, LIBSVM, (JSON, JSONLINES, RECORDIO), "score + predicted_label", HUGE_ROWS),
+    ("xgboost", FEATURES, LIBSVM, (CSV, JSON, JSONLINES, RECORDIO), "score", HUGE_ROWS),
+    ("kmeans", 1, CSV, (JSON, JSONLINES, RECORDIO), "closest_cluster + distance_to_cluster", HUGE_ROWS),
+    ("pca", 1, CSV, (JSON, JSONLINES, RECORDIO), "projection vectors", HUGE_ROWS),
+    ("linear_learner", 1, CSV, (JSON, JSONLINES, CSV, RECORDIO), "score + predicted_label", HUGE_ROWS),
+    # k-NN and RCF: 300,000 records (their encoders are common's); 3,000,000 are predict-bound (MODEL_BOUND)
+    ("knn", 1, CSV, (JSON + "; verbose=true", JSONLINES, RECORDIO + "; verbose=true"),
+     "predicted_label (verbose: + distances, labels vectors)", HUGE_ROWS // 10),
+    ("randomcutforest", 1, CSV, (JSON, RECORDIO), "score", HUGE_ROWS // 10),
+]
+# The model's own predict() of 3,000,000 records takes 6-8 s on the shared machine, the answer's encoding under
+# 0.6 s: faiss' flat search (k-NN, 3 neighbours among 200 points) and the forest's scoring (RCF, 50 trees).
+# Strict xfails: the bar is not met for these two, and not by the response encoders.
+MODEL_BOUND = "predict() of 3,000,000 records takes 6-8 s (faiss flat search / forest scoring), not the encoders"
+HUGE_CASES = [pytest.param(algorithm, features, content_type, accept, rows, id=f"{algorithm}-{accept}-{rows}".replace("; ", ";"))
+              for algorithm, features, content_type, accepts, shape, rows in HUGE for accept in accepts] + [
+    pytest.param(algorithm, 1, CSV, JSON, HUGE_ROWS, id=f"{algorithm}-{JSON}-{HUGE_ROWS}",
+                 marks=pytest.mark.xfail(reason=MODEL_BOUND, strict=True))
+    for algorithm in ("knn", "randomcutforest")]
+
+
+def repeated(one, accept, count):
+    """The answer to ``count`` identical records, from the answer to one (its head, record and tail)."""
+    mime = accept.split(";")[0]
+    if mime == JSON:
+        head = one[:one.index(b"[") + 1]
+        assert one.endswith(b"]}"), one[-40:]
+        return head + b",".join([one[len(head):-2]] * count) + b"]}"
+    if mime == RECORDIO:
+        return one * count
+    return b"\n".join([one] * count)  # JSON lines, CSV: one line per record, no final newline
+
+
+def test_huge_answers_cover_every_response_encoder():
+    """Each response encoder class of the tabular algorithms, for each type they answer in, has a huge case."""
+    covered = {(algorithm, accept.split(";")[0]) for algorithm, _, _, accepts, _, _ in HUGE for accept in accepts}
+    encoders = {}
+    for algorithm in ALL_TABULAR:
+        spec = load_spec(algorithm)
+        for mime in spec.response_types:
+            codec = type(spec.codecs_registry().find(mime))
+            encoders.setdefault((codec.__module__, codec.__qualname__), set()).add((algorithm, mime))
+    for encoder, uses in encoders.items():
+        assert uses & covered, (encoder, uses)
+
+
+@pytest.mark.parametrize("algorithm,features,content_type,accept,rows", HUGE_CASES)
+def test_huge_answer_is_bounded(servers, algorithm, features, content_type, accept, rows):
+    reference_s = servers.reference()
+    bound = max(SECONDS_BOUND, REFERENCE_RATIO * reference_s)
+    server = servers.get(algorithm, features)
+    one = server.post(b"0\n", content_type, accept=accept)
+    assert one.status_code == 200, one.text[:300]
+    body = b"0\n" * rows
+    assert len(body) <= LIMIT
+    answer, seconds, extra_mb, after_mb = measured_post(server, body, content_type, accept)
+    assert answer.status_code == 200, answer.text[:300]
+    name = f"{algorithm} {accept}, {rows:,} records"
+    print(f"{name}: {len(answer.content) / 1e6:.0f} MB in {seconds:.2f} s (bound {bound:.2f} s), "
+          f"+{extra_mb:.0f} MB peak, +{after_mb:.0f} MB after")
+    assert answer.content == repeated(one.content, accept, rows)
+    check_bounds(name, seconds, bound, reference_s, extra_mb, after_mb)
+    assert server.get("/ping").status_code == 200

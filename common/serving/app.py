@@ -63,7 +63,7 @@ def warm_up(spec, model):
         prediction = predict(model, inputs)
         codecs = spec.codecs_registry()
         for mime in spec.response_types:
-            codecs.find(mime).encode(prediction, spec.parse_media(mime), spec.encode_options())
+            b"".join(codecs.find(mime).chunks(prediction, spec.parse_media(mime), spec.encode_options()))
     except RequestError as exc:
         raise ClientError(f"The model cannot answer a warm-up request ({exc}); it cannot serve") from exc
     except Exception as exc:
@@ -78,6 +78,37 @@ def load_model(spec, model_dir):
     log.info("Loaded and warmed up the %s model from %s in %.2f s", spec.name, model_dir,
              time.perf_counter() - started)
     return model
+
+
+STREAM_AFTER_BYTES = 4 << 20  # a body of more chunks than this is streamed (no Content-Length), not held whole
+
+
+def respond(answer, trim=False):
+    """A response of the answer's chunks: whole, with its Content-Length, when they come to under
+    STREAM_AFTER_BYTES; else streamed as they are made, so that the worker holds one chunk of a huge answer at
+    a time. The first chunk is made here, so a failure to make it is still answered as an error."""
+    chunks = answer.chunks
+    if isinstance(chunks, bytes):
+        return Response(chunks, mimetype=answer.content_type)
+    chunks = iter(chunks)
+    head, size = [], 0
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size >= STREAM_AFTER_BYTES:
+            break
+    else:
+        return Response(b"".join(head), mimetype=answer.content_type)
+
+    def stream():
+        yield from head
+        head.clear()
+        yield from chunks
+
+    response = Response(stream(), mimetype=answer.content_type)
+    if trim and MALLOC_TRIM is not None:
+        response.call_on_close(lambda: MALLOC_TRIM(0))  # after the last chunk is sent
+    return response
 
 
 def _json_error(message, status):
@@ -109,7 +140,8 @@ def create_app(spec, model_dir, settings=None, model=None):
         if len(body) >= TRIM_AFTER_BYTES:
             environ["algobox.trim"] = True
         answer = invoke(model, spec, body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"))
-        return Response(answer.body, mimetype=answer.content_type)
+        del body
+        return respond(answer, trim=bool(environ.get("algobox.trim")))
 
     @app.teardown_request
     def release_memory(exc=None):

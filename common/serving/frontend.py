@@ -27,6 +27,8 @@ CLIENT_TIMEOUT_ENV = "ALGOBOX_CLIENT_TIMEOUT"
 DEFAULT_CLIENT_TIMEOUT = 20
 KEEPALIVE_SECONDS = 75  # longer than the platform's idle connections; idle connections cost nginx ~nothing
 BODY_BUFFER = "1m"  # bodies over this go to a temporary file in the server's scratch directory
+# Answers: read from gunicorn in 64 KB buffers, 2 MB of them in memory per connection (beyond that, to a
+# temporary file): answers of hundreds of MB stream in fewer, larger pieces than nginx's 4-8 KB default.
 STOP_SECONDS = 10
 
 CONFIG = """\
@@ -64,6 +66,9 @@ http {{
       proxy_send_timeout {model_timeout}s;
       proxy_read_timeout {model_timeout}s;
       proxy_intercept_errors off;
+      proxy_buffer_size 64k;
+      proxy_buffers 32 64k;
+      proxy_busy_buffers_size 256k;
     }}
     error_page 413 @too_large;
     error_page 502 503 @unavailable;

@@ -3,7 +3,7 @@
 ``invoke(model, spec, body, content_type, accept)`` decodes the body with the request type's codec,
 checks the records against the model (feature count, finite values unless the model allows missing
 ones), calls the model's optional ``prepare`` and its ``predict``, and encodes the result with the
-negotiated response codec. ``/invocations`` wraps it; tests call it in-process.
+negotiated response codec, whose chunks the server streams. ``/invocations`` wraps it; tests call it in-process.
 """
 
 from dataclasses import dataclass
@@ -12,14 +12,24 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import contenttypes
-from ..model import allows_missing, as_prediction, check_prediction, dense_width, feature_dim
+from ..model import (allows_missing, as_prediction, check_prediction, dense_width, feature_dim,
+                     join_predictions, predict_rows)
 from .codecs import CodecError, DecodeHints
 
 
-@dataclass(frozen=True)
+@dataclass
 class Response:
-    body: bytes
+    """The answer: ``chunks`` of its body (an iterable of bytes, consumed once) and its content type."""
+
+    chunks: object
     content_type: str
+
+    @property
+    def body(self):
+        """The whole body as bytes (for callers that want it at once; the server streams ``chunks``)."""
+        if not isinstance(self.chunks, bytes):
+            self.chunks = b"".join(self.chunks)
+        return self.chunks
 
 
 def hints_for(model):
@@ -47,11 +57,21 @@ def check_features(inputs, model):
 
 
 def predict(model, inputs):
+    """The model's prediction for the records, in slices of ``predict_rows`` where the model declares it."""
     prepare = getattr(model, "prepare", None)
     if callable(prepare):
         inputs = prepare(inputs)
-    prediction = as_prediction(model.predict(inputs))
     rows = len(inputs) if isinstance(inputs, list) else inputs.shape[0]
+    step = predict_rows(model)
+    if step is None or rows <= step:
+        prediction = as_prediction(model.predict(inputs))
+    else:
+        parts = []
+        for start in range(0, rows, step):
+            part = as_prediction(model.predict(inputs[start:start + step]))
+            check_prediction(part, min(step, rows - start), type(model).__name__)
+            parts.append(part)
+        prediction = join_predictions(parts)
     check_prediction(prediction, rows, type(model).__name__)
     return prediction
 
@@ -71,4 +91,4 @@ def invoke(model, spec, body, content_type, accept):
     inputs = decoder.decode(body, media, hints_for(model))
     check_features(inputs, model)
     prediction = predict(model, inputs)
-    return Response(encoder.encode(prediction, accept_media, spec.encode_options()), accept_media.mime)
+    return Response(encoder.chunks(prediction, accept_media, spec.encode_options()), accept_media.mime)

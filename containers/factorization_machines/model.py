@@ -12,6 +12,8 @@ from . import artifact
 
 
 class FMModel:
+    predict_rows = 1 << 16  # rows per predict() call (common/model.py): one record's answer depends on it alone
+
     def __init__(self, w0, w, v, predictor_type):
         if predictor_type not in artifact.PREDICTOR_TYPES:
             raise ClientError(f"Unknown predictor_type {predictor_type!r}")

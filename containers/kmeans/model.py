@@ -12,6 +12,8 @@ MODEL_FILE = "model_algo-1"
 class KMeansModel:
     """Centroids of shape (k, feature_dim); ``predict`` gives each row's closest cluster and its distance."""
 
+    predict_rows = 1 << 16  # rows per predict() call (common/model.py): one record's answer depends on it alone
+
     def __init__(self, centroids):
         self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
         if self.centroids.ndim != 2 or self.centroids.shape[0] == 0 or self.centroids.shape[1] == 0:

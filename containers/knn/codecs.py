@@ -19,15 +19,15 @@ def selected(prediction, media):
 
 
 class VerboseJSON(JSONCodec):
-    def encode(self, prediction, media, options):
-        return super().encode(selected(prediction, media), media, options)
+    def encode_chunks(self, prediction, media, options):
+        return super().encode_chunks(selected(prediction, media), media, options)
 
 
 class VerboseJSONLines(JSONLinesCodec):
-    def encode(self, prediction, media, options):
-        return super().encode(selected(prediction, media), media, options)
+    def encode_chunks(self, prediction, media, options):
+        return super().encode_chunks(selected(prediction, media), media, options)
 
 
 class VerboseRecordIO(RecordIOProtobufCodec):
-    def encode(self, prediction, media, options):
-        return super().encode(selected(prediction, media), media, options)
+    def encode_chunks(self, prediction, media, options):
+        return super().encode_chunks(selected(prediction, media), media, options)

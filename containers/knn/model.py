@@ -79,6 +79,8 @@ def normalize_rows(x):
 class KNNModel:
     """A faiss index, the labels of its points, and how to turn neighbours into a prediction."""
 
+    predict_rows = 1 << 16  # rows per predict() call (common/model.py): one record's answer depends on it alone
+
     def __init__(self, index, labels, k, predictor_type, feature_dim=None, projection_matrix=None,
                  normalize=False, metric="L2", index_type=None, reduction=None, nprobe=None):
         self.index = index

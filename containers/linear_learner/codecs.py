@@ -8,33 +8,30 @@ Requests decode as common/'s codecs do (these classes only change ``encode``).
 
 import numpy as np
 
-from common.serving.codecs.csv import CSVCodec
-from common.serving.codecs.json import JSONCodec, dumps
+from common.serving.codecs.csv import CSVCodec, csv_lines
+from common.serving.codecs.json import JSONCodec, json_document, json_lines
 from common.serving.codecs.jsonlines import JSONLinesCodec
-from common.serving.codecs.rows import column_list
 
 
-def records(columns):
-    score = column_list(columns["score"], "score")
-    if "predicted_label" not in columns:
-        return [{"score": s} for s in score]
-    labels = np.asarray(columns["predicted_label"]).astype(np.int64).tolist()
-    return [{"score": s, "predicted_label": p} for s, p in zip(score, labels)]
+def answer_columns(columns):
+    """``score`` and, for classifiers, ``predicted_label`` as an integer column (in that order)."""
+    answer = {"score": columns["score"]}
+    if "predicted_label" in columns:
+        answer["predicted_label"] = np.asarray(columns["predicted_label"]).astype(np.int64)
+    return answer
 
 
 class LinearJSONCodec(JSONCodec):
-    def encode(self, prediction, media, options):
-        return dumps({options.response_key: records(prediction.columns)})
+    def encode_chunks(self, prediction, media, options):
+        return json_document(answer_columns(prediction.columns), options.response_key)
 
 
 class LinearJSONLinesCodec(JSONLinesCodec):
-    def encode(self, prediction, media, options):
-        return b"\n".join(dumps(record) for record in records(prediction.columns))
+    def encode_chunks(self, prediction, media, options):
+        return json_lines(answer_columns(prediction.columns))
 
 
 class LinearCSVCodec(CSVCodec):
-    def encode(self, prediction, media, options):
-        columns = prediction.columns
-        if "predicted_label" in columns:
-            return "\n".join(str(v) for v in np.asarray(columns["predicted_label"]).astype(np.int64).tolist()).encode()
-        return "\n".join(f"{v:.9g}" for v in column_list(columns["score"], "score")).encode()
+    def encode_chunks(self, prediction, media, options):
+        columns = answer_columns(prediction.columns)
+        return csv_lines(columns, ["predicted_label" if "predicted_label" in columns else "score"])

@@ -17,6 +17,8 @@ MODEL_FILE = "model_algo-1"
 class PCAModel:
     """Projection of rows onto the components: ``(x - mean) v``, one column per component."""
 
+    predict_rows = 1 << 16  # rows per predict() call (common/model.py): one record's answer depends on it alone
+
     def __init__(self, v, s, mean=None):
         self.v = np.ascontiguousarray(v, dtype=np.float32)
         if self.v.ndim != 2:

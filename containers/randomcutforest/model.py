@@ -36,6 +36,8 @@ DENSE_CHUNK_ELEMENTS = 1 << 22  # sparse requests are densified this many values
 class RandomCutForestModel:
     """Anomaly scores of rows: one ``score`` column, higher is more anomalous."""
 
+    predict_rows = 1 << 16  # rows per predict() call (common/model.py): one record's answer depends on it alone
+
     def __init__(self, forest, num_samples_per_tree=None):
         self.forest = forest
         self.num_samples_per_tree = num_samples_per_tree or int(forest.tree_mass.max())

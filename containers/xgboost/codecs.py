@@ -14,12 +14,15 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from common import libsvm, protobuf, recordio
+from common import libsvm
 from common.errors import DataError
 from common.serving.codecs import Codec, CodecError
 from common.serving.codecs.csv import CSVCodec as CommonCSV
 from common.serving.codecs.json import JSONCodec as CommonJSON
+from common.serving.codecs import json as common_json
+from common.serving.codecs import layout
 from common.serving.codecs.json import dumps
+from common.serving.codecs.recordio import dense_records, output_records
 from common.serving.codecs.jsonlines import JSONLinesCodec as CommonJSONLines
 from common.serving.codecs.recordio import RecordIOProtobufCodec as CommonRecordIO
 
@@ -66,6 +69,39 @@ def records(columns):
     return [{name: _json_value(name, values[i]) for name, values in lists.items()} for i in range(n)]
 
 
+def numeric_columns(columns):
+    """The columns as the vectorised encoders take them, when ``records`` would give exactly their numbers: all
+    finite (no ``null``), integer keys integral (then integers: truncated, for lists, as ``_json_value``
+    does). None otherwise: those answers take the per-record path."""
+    arrays = {}
+    for name, values in columns.items():
+        array = np.asarray(values, dtype=np.float64)
+        if array.ndim not in (1, 2) or not np.isfinite(array).all():
+            return None
+        if name in INTEGER_KEYS:
+            if array.ndim == 1 and not (array == np.floor(array)).all():
+                return None
+            if np.abs(array).max(initial=0) >= 2**63:
+                return None
+            array = array.astype(np.int64)
+        arrays[name] = array
+    return arrays
+
+
+def json_document(columns, key):
+    arrays = numeric_columns(columns)
+    if arrays is None:
+        return (dumps({key: records(columns)}),)
+    return common_json.json_document(arrays, key)
+
+
+def json_lines(columns):
+    arrays = numeric_columns(columns)
+    if arrays is None:
+        return (b"\n".join(dumps(record) for record in records(columns)),)
+    return common_json.json_lines(arrays)
+
+
 def _field(name, value):
     if isinstance(value, list):
         return '"' + str([_json_value(name, v) for v in value]) + '"'
@@ -76,45 +112,42 @@ def _field(name, value):
 def format_csv(columns):
     """``score`` (with or without contributions): one record per line, every value a field. Selected keys: one
     field per key, lists quoted, as the open container writes them. No final newline (AssembleWith=Line)."""
-    n, lists = _lists(columns)
-    names = list(lists)
+    names = list(columns)
     if names[0] == "score":
+        n = len(columns["score"])
         flat = np.hstack([np.asarray(columns[name], dtype=np.float64).reshape(n, -1) for name in names])
-        if flat.shape[1] == 1:
-            return "\n".join(map(repr, flat[:, 0].tolist())).encode()
-        return "\n".join(",".join(map(repr, row)) for row in flat.tolist()).encode()
-    return "\n".join(",".join(_field(name, lists[name][i]) for name in names) for i in range(n)).encode()
+        return layout.csv_stream({"values": flat}, ["values"], float_format="%r")
+    n, lists = _lists(columns)
+    return ("\n".join(",".join(_field(name, lists[name][i]) for name in names) for i in range(n)).encode(),)
 
 
 class CSVCodec(CommonCSV):
-    def encode(self, prediction, media, options):
+    def encode_chunks(self, prediction, media, options):
         return format_csv(columns_of(prediction, media))
 
 
 class JSONCodec(CommonJSON):
     """``{"predictions": [{"score": 0.43}, ...]}`` (a list of class probabilities for multi:softprob)."""
 
-    def encode(self, prediction, media, options):
-        return dumps({options.response_key: records(columns_of(prediction, media))})
+    def encode_chunks(self, prediction, media, options):
+        return json_document(columns_of(prediction, media), options.response_key)
 
 
 class JSONLinesCodec(CommonJSONLines):
-    def encode(self, prediction, media, options):
-        return b"\n".join(dumps(record) for record in records(columns_of(prediction, media)))
+    def encode_chunks(self, prediction, media, options):
+        return json_lines(columns_of(prediction, media))
 
 
 class RecordIOCodec(CommonRecordIO):
     """Default: one Record per row with the prediction(s) in ``features['values']`` (the open container's
     layout); selected keys and contributions: ``label[key]`` float32 tensors."""
 
-    def encode(self, prediction, media, options):
+    def encode_chunks(self, prediction, media, options):
         columns = columns_of(prediction, media)
         n = len(next(iter(columns.values())))
         if list(columns) == ["score"]:
-            payloads = protobuf.encode_dense(np.asarray(columns["score"], dtype=np.float32).reshape(n, -1))
-        else:
-            payloads = protobuf.encode_outputs({k: np.asarray(v, dtype=np.float32) for k, v in columns.items()})
-        return b"".join(recordio.encode_record(p) for p in payloads)
+            return dense_records(np.asarray(columns["score"], dtype=np.float32).reshape(n, -1))
+        return output_records({k: np.asarray(v, dtype=np.float32) for k, v in columns.items()})
 
 
 class LibSVMCodec(Codec):

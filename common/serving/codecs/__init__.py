@@ -2,8 +2,11 @@
 
 A codec declares its ``content_type`` and ``aliases`` and implements ``decode(body, media, hints)`` (a request
 body into model input: a float32 array or CSR matrix of rows, or a list of raw payloads) and/or
-``encode(prediction, media, options)`` (the model's output into bytes). Every codec reports a bad payload
-with :class:`CodecError`, whose message says what was wrong.
+``encode(prediction, media, options)`` (the model's output into bytes) or ``encode_chunks(...)`` (the same
+bytes as an iterable of chunks, for answers of millions of records: the server streams them; ``encode`` then
+joins them). ``chunks(...)`` is what the server calls: the most derived of the two a class defines. Checks that
+can fail (a non-finite output: 400) run when ``encode_chunks`` is called, not while its chunks are iterated.
+Every codec reports a bad payload with :class:`CodecError`, whose message says what was wrong.
 
 ``common/`` registers its codecs in ``COMMON``; an algorithm adds its own (or replaces one for itself) by
 naming codec classes in ``AlgorithmSpec.codecs``; its registry is a child of ``COMMON``, so two algorithms'
@@ -54,7 +57,22 @@ class Codec:
         raise UnsupportedContentType(f"{self.content_type} is not accepted as a request type")
 
     def encode(self, prediction, media, options):
+        if type(self).encode_chunks is Codec.encode_chunks:
+            raise UnsupportedAccept(f"{self.content_type} is not offered as a response type")
+        return b"".join(self.encode_chunks(prediction, media, options))
+
+    def encode_chunks(self, prediction, media, options):
         raise UnsupportedAccept(f"{self.content_type} is not offered as a response type")
+
+    def chunks(self, prediction, media, options):
+        """The response body as an iterable of bytes, through whichever of ``encode_chunks`` and ``encode`` the
+        most derived class defines (a subclass that overrides ``encode`` keeps its own bytes)."""
+        for klass in type(self).__mro__:
+            if "encode_chunks" in vars(klass):
+                return self.encode_chunks(prediction, media, options)
+            if "encode" in vars(klass):
+                return (self.encode(prediction, media, options),)
+        raise UnsupportedAccept(f"{self.content_type} is not offered as a response type")  # pragma: no cover
 
     @classmethod
     def can_decode(cls):
@@ -62,7 +80,7 @@ class Codec:
 
     @classmethod
     def can_encode(cls):
-        return cls.encode is not Codec.encode
+        return cls.encode is not Codec.encode or cls.encode_chunks is not Codec.encode_chunks
 
 
 class Registry:

@@ -12,7 +12,7 @@ import numpy as np
 from ... import csv_reader
 from ...contenttypes import CSV
 from ...errors import DataError
-from . import Codec, CodecError, register_codec
+from . import Codec, CodecError, layout, register_codec
 from .rows import column_list
 
 
@@ -67,6 +67,14 @@ class CSVCodec(Codec):
     def decode(self, body, media, hints):
         return decode_csv(body, media, hints)
 
-    def encode(self, prediction, media, options):
+    def encode_chunks(self, prediction, media, options):
         names = options.csv_columns or tuple(prediction.columns)
-        return format_rows(prediction.columns, names)
+        return csv_lines(prediction.columns, names)
+
+
+def csv_lines(columns, names):
+    """``format_rows`` in chunks: numeric columns formatted a chunk of records at a time (``layout``)."""
+    arrays = layout.numeric_columns(columns, names)
+    if arrays is None:
+        return (format_rows(columns, names),)
+    return layout.csv_stream(arrays, names)

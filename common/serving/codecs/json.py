@@ -7,7 +7,7 @@ NaN literals are parse errors, hence 400), else by the standard library under th
 import json as _json
 
 from ...contenttypes import JSON
-from . import Codec, CodecError, register_codec
+from . import Codec, CodecError, layout, register_codec
 from .features import features_of
 from .rows import records
 
@@ -107,5 +107,28 @@ class JSONCodec(Codec):
             raise CodecError("JSON request holds no instances")
         return features_of(instances, "instance", hints)
 
-    def encode(self, prediction, media, options):
-        return dumps({options.response_key: records(prediction.columns)})
+    def encode_chunks(self, prediction, media, options):
+        return json_document(prediction.columns, options.response_key)
+
+
+def json_document(columns, key, names=None):
+    """``{key: [{"name": value, ...}, ...]}`` in chunks: numeric columns laid out by numpy (``layout``), the
+    bytes ``dumps({key: records(columns)})`` gives."""
+    names = list(columns) if names is None else list(names)
+    arrays = layout.numeric_columns(columns, names)
+    if arrays is None:
+        return (dumps({key: records({name: columns[name] for name in names})}),)
+    count = len(arrays[names[0]]) if names else 0
+    return layout.records_stream(count, lambda start, stop, sep: layout.json_objects(arrays, names, start, stop, sep),
+                                 b",", head=b"{" + dumps(key) + b":[", tail=b"]}")
+
+
+def json_lines(columns, names=None):
+    """One ``{"name": value, ...}`` per record, joined by newlines, in chunks (see ``json_document``)."""
+    names = list(columns) if names is None else list(names)
+    arrays = layout.numeric_columns(columns, names)
+    if arrays is None:
+        return (b"\n".join(dumps(record) for record in records({name: columns[name] for name in names})),)
+    count = len(arrays[names[0]]) if names else 0
+    return layout.records_stream(count, lambda start, stop, sep: layout.json_objects(arrays, names, start, stop, sep),
+                                 b"\n")

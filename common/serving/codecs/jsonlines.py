@@ -7,8 +7,7 @@ after each response, so a trailing newline of ours would put an empty line after
 from ...contenttypes import JSONLINES
 from . import Codec, CodecError, register_codec
 from .features import features_of
-from .json import check_containers, dumps, orjson, parse_json
-from .rows import records
+from .json import check_containers, dumps, json_lines, orjson, parse_json
 
 
 def _parse_all_at_once(body):
@@ -60,5 +59,5 @@ class JSONLinesCodec(Codec):
         check_containers(body, hints, "JSON Lines")
         return features_of(parse_lines(body), "line", hints)
 
-    def encode(self, prediction, media, options):
-        return join_lines(records(prediction.columns))
+    def encode_chunks(self, prediction, media, options):
+        return json_lines(prediction.columns)

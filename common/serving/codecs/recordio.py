@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from ... import protobuf, recordio
 from ...contenttypes import RECORDIO_PROTOBUF
 from ...errors import DataError
-from . import Codec, CodecError, register_codec
+from . import Codec, CodecError, layout, register_codec
 from .rows import column_list
 
 
@@ -38,11 +38,36 @@ class RecordIOProtobufCodec(Codec):
             raise CodecError(f"Malformed recordIO-protobuf: {type(exc).__name__}: {exc}") from None
         return features
 
-    def encode(self, prediction, media, options):
+    def encode_chunks(self, prediction, media, options):
         columns = {}
         for name, values in prediction.columns.items():
-            listed = column_list(values, name)
-            if listed and isinstance(listed[0], str):
-                continue  # strings have no float32 tensor; JSON carries them
-            columns[name] = np.asarray(listed, dtype=np.float32)
-        return b"".join(recordio.encode_record(p) for p in protobuf.encode_outputs(columns))
+            array = layout.numeric(values, name)  # checks finite values, as column_list does
+            if array is None:
+                listed = column_list(values, name)
+                if listed and isinstance(listed[0], str):
+                    continue  # strings have no float32 tensor; JSON carries them
+                array = listed
+            columns[name] = np.asarray(array, dtype=np.float32)
+        return output_records(columns)
+
+
+def output_records(columns, rows=None):
+    """``encode_outputs`` framed as recordIO, in chunks of records laid out by numpy (per record where the
+    records are not all alike)."""
+    rows = rows or layout.CHUNK_ROWS
+    count = len(next(iter(columns.values()))) if columns else 0
+    if not count or protobuf.output_rows({name: values[:1] for name, values in columns.items()}) is None:
+        return (b"".join(recordio.encode_record(p) for p in protobuf.encode_outputs(columns)),)
+    return (recordio.encode_rows(protobuf.output_rows({name: values[start:start + rows]
+                                                       for name, values in columns.items()}))
+            for start in range(0, count, rows))
+
+
+def dense_records(features, rows=None):
+    """``encode_dense(features)`` (n x values, float32) framed as recordIO, in chunks laid out by numpy."""
+    rows = rows or layout.CHUNK_ROWS
+    features = np.asarray(features, dtype=np.float32)
+    if not len(features) or protobuf.dense_rows(features[:1]) is None:
+        return (b"".join(recordio.encode_record(p) for p in protobuf.encode_dense(features)),)
+    return (recordio.encode_rows(protobuf.dense_rows(features[start:start + rows]))
+            for start in range(0, len(features), rows))

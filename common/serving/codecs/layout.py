@@ -1,0 +1,264 @@
+"""Responses of millions of records, laid out by numpy, a chunk of records at a time.
+
+A text response is records of constant bytes (keys, brackets, commas) around one *token* per column (a
+number, or a vector's ``[...]``). Each column's tokens for a chunk come from one call that formats the whole
+column (orjson for JSON numbers, one ``%`` for a chunk of CSV lines), and the chunk's bytes from numpy (a
+padded byte matrix, see ``assemble``) or ``bytes.replace`` on orjson's text: no Python object per record,
+and only one chunk's bytes held at a time (the body is streamed).
+
+The number formats are exactly those of the per-record encoders: orjson's for JSON (orjson formats a numpy
+float64 as it does a Python float), ``%.9g`` or ``repr`` for CSV.
+"""
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .rows import NonFiniteOutput
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is in the runtime's requirements
+    orjson = None
+
+CHUNK_ROWS = 1 << 15  # records per chunk: about 1.5 MB of JSON for two scalar columns
+COMMA, OPEN, CLOSE = b",[]"
+
+
+@dataclass
+class Tokens:
+    """One token per record: the ``lengths[i]`` bytes of ``buffer`` (a uint8 array) from ``starts[i]``."""
+
+    buffer: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+
+
+def numeric(values, name):
+    """A column as a numpy array the vectorised path formats exactly as ``rows.column_list`` does (integers stay
+    integers, booleans and floats are formatted as float64, floats checked finite), or None for anything else (strings, nested
+    lists, 3-D arrays): those take the per-record path."""
+    if isinstance(values, list) and values and not isinstance(values[0], (int, float, np.number)):
+        return None
+    array = np.asarray(values)
+    if array.ndim not in (1, 2):
+        return None
+    if array.dtype.kind in "iu":
+        return array
+    if array.dtype.kind not in "bf":
+        return None
+    if array.dtype.kind == "b":
+        array = array.astype(np.float64)  # floats (float32 too) are widened chunk by chunk, when formatted
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite.reshape(len(array), -1).all(axis=1))[0])
+        raise NonFiniteOutput(f"The model's {name!r} for record {bad} is not finite; the record's features are "
+                              "outside the range this model can answer for")
+    return array
+
+
+def numeric_columns(columns, names):
+    """``{name: array}`` for the named columns when all are numeric (see ``numeric``), else None."""
+    if orjson is None:
+        return None
+    arrays = {}
+    for name in names:
+        array = numeric(columns[name], name)
+        if array is None:
+            return None
+        arrays[name] = array
+    return arrays
+
+
+def split_tokens(data, delimiter, count, skip=0, trailing=0):
+    """Tokens of ``data`` (bytes) separated by one ``delimiter`` byte, after ``skip`` leading and before
+    ``trailing`` final bytes."""
+    buffer = np.frombuffer(data, np.uint8)
+    cuts = np.flatnonzero(buffer[skip:len(buffer) - trailing] == delimiter) + skip
+    if len(cuts) != count - 1:
+        raise ValueError(f"expected {count} tokens, found {len(cuts) + 1}")
+    starts = np.empty(count, np.int64)
+    starts[0] = skip
+    starts[1:] = cuts + 1
+    ends = np.empty(count, np.int64)
+    ends[:-1] = cuts
+    ends[-1] = len(buffer) - trailing
+    return Tokens(buffer, starts, ends - starts)
+
+
+def json_tokens(array):
+    """A numeric column's JSON tokens: each number (1-D) or each row's ``[...]`` (2-D), as orjson writes them."""
+    if array.dtype.kind == "f":
+        array = array.astype(np.float64, copy=False)  # orjson writes a float32 array as float32 (shorter)
+    data = orjson.dumps(np.ascontiguousarray(array), option=orjson.OPT_SERIALIZE_NUMPY)
+    if array.ndim == 1:
+        return split_tokens(data, COMMA, len(array), skip=1, trailing=1)
+    buffer = np.frombuffer(data, np.uint8)
+    starts = np.flatnonzero(buffer == OPEN)[1:]
+    ends = np.flatnonzero(buffer == CLOSE)[:-1] + 1
+    return Tokens(buffer, starts.astype(np.int64), (ends - starts).astype(np.int64))
+
+
+def _merged(pieces):
+    out = []
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            if not piece:
+                continue
+            if out and isinstance(out[-1], bytes):
+                out[-1] += piece
+                continue
+        out.append(piece)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _keep(width):
+    """Row ``k`` keeps the first ``k`` of ``width`` bytes (0xFF) and zeroes the rest: the mask of a token of k bytes."""
+    return ((np.arange(width + 1)[:, None] > np.arange(width)[None, :]) * 0xFF).astype(np.uint8)
+
+
+def assemble(pieces, count):
+    """The bytes of ``count`` records, each the concatenation of ``pieces``: constant bytes, or Tokens (one per
+    record). Numpy lays the records out as rows of a zero-padded byte matrix (a template row of the constants;
+    each token in a column as wide as its longest, copied through a sliding-window view of its buffer: one index
+    per token, not per byte) and drops the padding (no text here holds a NUL byte: orjson escapes it, numbers
+    have none)."""
+    pieces = _merged(pieces)
+    widths = [len(piece) if isinstance(piece, bytes) else int(piece.lengths.max(initial=0)) for piece in pieces]
+    template = np.zeros(sum(widths), np.uint8)
+    offset = 0
+    for piece, width in zip(pieces, widths):
+        if isinstance(piece, bytes):
+            template[offset:offset + width] = np.frombuffer(piece, np.uint8)
+        offset += width
+    matrix = np.empty((count, len(template)), np.uint8)
+    matrix[:] = template
+    offset = 0
+    for piece, width in zip(pieces, widths):
+        if not isinstance(piece, bytes) and width:
+            padded = np.concatenate([piece.buffer, np.zeros(width, np.uint8)])
+            windows = np.lib.stride_tricks.sliding_window_view(padded, width)
+            np.bitwise_and(windows[piece.starts], _keep(width)[piece.lengths], out=matrix[:, offset:offset + width])
+        offset += width
+    flat = matrix.ravel()
+    return flat[flat != 0].tobytes()
+
+
+def records_stream(count, records_for, separator, head=b"", tail=b"", rows=None):
+    """The chunks of a body: ``head``, then ``count`` records joined by ``separator``, then ``tail``;
+    ``records_for(start, stop, separator)`` gives the bytes of records ``start:stop`` joined by ``separator``."""
+    rows = rows or CHUNK_ROWS
+    if head:
+        yield head
+    for start in range(0, count, rows):
+        stop = min(count, start + rows)
+        chunk = records_for(start, stop, separator)
+        yield chunk + separator if stop < count else chunk
+    if tail:
+        yield tail
+
+
+def assembled(pieces, count, separator):
+    """``count`` records of ``pieces`` (see ``assemble``) joined by ``separator``."""
+    body = assemble(list(pieces) + [separator], count)
+    return body[:len(body) - len(separator)] if separator else body
+
+
+def json_object_pieces(arrays, names, start, stop):
+    """``{"name": token, ...}`` of records ``start:stop`` of numeric columns, keys as orjson writes them."""
+    pieces = []
+    for number, name in enumerate(names):
+        pieces.append((b"{" if number == 0 else b",") + orjson.dumps(name) + b":")
+        pieces.append(json_tokens(arrays[name][start:stop]))
+    pieces.append(b"}" if names else b"{}")
+    return pieces
+
+
+def json_objects(arrays, names, start, stop, separator):
+    """Records ``start:stop`` as JSON objects joined by ``separator``: by ``bytes.replace`` on orjson's text of
+    the columns where their shape allows (``_replaced``), else laid out by ``assemble``."""
+    body = _replaced(arrays, names, start, stop, separator)
+    if body is None:
+        body = assembled(json_object_pieces(arrays, names, start, stop), stop - start, separator)
+    return body
+
+
+def _float64(array):
+    return array.astype(np.float64, copy=False) if array.dtype.kind == "f" else array
+
+
+def _replaced(arrays, names, start, stop, separator):
+    """One column (numbers or vectors), or two columns of floats, as JSON objects by ``bytes.replace`` on
+    orjson's text of the column (or of both as an (n, 2) array); None for other shapes (``assemble`` then:
+    faster where an integer column would need its ".0" removed)."""
+    columns = [arrays[name][start:stop] for name in names]
+    keys = [b"{" + orjson.dumps(name) + b":" for name in names]
+    if len(columns) == 1:
+        data = orjson.dumps(np.ascontiguousarray(_float64(columns[0])), option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+        if columns[0].ndim == 1:
+            return keys[0] + data.replace(b",", b"}" + separator + keys[0]) + b"}"
+        return keys[0] + data.replace(b"],[", b"]}" + separator + keys[0] + b"[") + b"}"
+    if len(columns) != 2 or any(column.ndim != 1 or column.dtype.kind != "f" for column in columns):
+        return None
+    pairs = np.column_stack([column.astype(np.float64) for column in columns])
+    data = orjson.dumps(pairs, option=orjson.OPT_SERIALIZE_NUMPY)[2:-2]  # b"a0,b0],[a1,b1"
+    data = data.replace(b"],[", b"\x00").replace(b",", b"," + keys[1][1:]).replace(b"\x00", b"}" + separator + keys[0])
+    return keys[0] + data + b"}"
+
+
+def _repr_safe(array):
+    """Do orjson's tokens equal ``repr`` for every value? (They differ only in exponent notation: orjson writes
+    ``0.00001`` and ``1e-7`` where repr writes ``1e-05`` and ``1e-07``.)"""
+    magnitude = np.abs(array)
+    return bool(((magnitude >= 1e-4) & (magnitude < 1e16) | (array == 0)).all())
+
+
+def csv_stream(arrays, names, float_format="%.9g", rows=None):
+    """CSV lines of numeric columns in chunks, one record per line, a 2-D column's row as that many fields:
+    integers as ``%d``, floats as ``float_format`` (``%.9g``, or ``%r`` for ``repr``), no final newline."""
+    rows = rows or CHUNK_ROWS
+    fields = []  # (array, column or None, pattern)
+    for name in names:
+        array = arrays[name]
+        pattern = "%d" if array.dtype.kind in "iu" else float_format
+        if array.ndim == 1:
+            fields.append((array, None, pattern))
+        else:
+            fields.extend((array, column, pattern) for column in range(array.shape[1]))
+    line = ",".join(pattern for *_, pattern in fields) + "\n"
+    count = len(arrays[names[0]]) if names else 0
+    all_repr = bool(fields) and all(pattern in ("%r", "%d") for *_, pattern in fields)
+
+    def chunks():
+        for start in range(0, count, rows):
+            stop = min(count, start + rows)
+            if all_repr:
+                text = _repr_lines(fields, start, stop)
+            if not all_repr or text is None:
+                flat = [None] * ((stop - start) * len(fields))
+                for number, (array, column, _) in enumerate(fields):
+                    part = array[start:stop] if column is None else array[start:stop, column]
+                    flat[number::len(fields)] = part.tolist()
+                text = (line * (stop - start) % tuple(flat)).encode()
+            yield text if stop < count else text[:-1]
+
+    return chunks()
+
+
+def _repr_lines(fields, start, stop):
+    """``%r`` lines of float fields, or ``%d`` lines of integer fields, through orjson, when its tokens equal
+    repr's (else None)."""
+    block = np.column_stack([array[start:stop] if column is None else array[start:stop, column]
+                             for array, column, _ in fields])
+    if block.dtype.kind == "f":
+        if any(pattern != "%r" for *_, pattern in fields) or not _repr_safe(block):
+            return None
+        block = block.astype(np.float64, copy=False)
+    elif block.dtype.kind not in "iu" or any(pattern != "%d" for *_, pattern in fields):
+        return None
+    if orjson is None:
+        return None
+    data = orjson.dumps(np.ascontiguousarray(block), option=orjson.OPT_SERIALIZE_NUMPY)
+    return data[2:-2].replace(b"],[", b"\n") + b"\n"
