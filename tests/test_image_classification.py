@@ -774,6 +774,35 @@ def test_family_learns_and_a_wrong_input_range_does_not(tmp_path, architecture, 
     assert max(wrong_accuracy) <= min(right_accuracy) - 0.2, (right_accuracy, wrong_accuracy)
 
 
+def test_precise_batch_norm_statistics_are_those_of_all_images():
+    """The re-estimated moving mean and variance are the mean and variance over all the images seen (pooled
+    over batches of different means), the momentum is kept, and a frozen layer is not touched."""
+    import keras
+    import tensorflow as tf
+
+    from containers.image_classification_tensorflow import batchnorm
+
+    inputs = keras.Input((4, 4, 3))
+    nested = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.BatchNormalization(momentum=0.99)])
+    frozen = keras.layers.BatchNormalization(momentum=0.9)
+    frozen.trainable = False
+    features = frozen(nested(inputs))
+    body = keras.Model(inputs, features)
+    layers = batchnorm.batch_norm_layers(body)
+    assert layers == [nested.layers[0]]
+    rng = np.random.default_rng(0)
+    images = np.concatenate([rng.normal(i, 1.0 + i, (6, 4, 4, 3)) for i in range(4)]).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.zeros(len(images)))).batch(6)
+    precise = batchnorm.PreciseBatchNorm(body, layers, dataset, len(images), 6)
+    precise.estimate()
+    bn = layers[0]
+    np.testing.assert_allclose(bn.moving_mean.numpy(), images.mean(axis=(0, 1, 2)), rtol=1e-4)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), images.var(axis=(0, 1, 2)), rtol=1e-4)
+    assert bn.momentum == 0.99 and precise.fresh and precise.batches == 4
+    np.testing.assert_array_equal(frozen.moving_mean.numpy(), np.zeros(3))
+    np.testing.assert_array_equal(frozen.moving_variance.numpy(), np.ones(3))
+
+
 LONG = pytest.mark.skipif(os.environ.get("ALGOBOX_LONG_TESTS") != "1",
                           reason="this family from scratch takes minutes on 2 cores: ALGOBOX_LONG_TESTS=1")
 # The smallest member of each batch-normalised family scripts/pack_backbone.py packs, at the smallest input it
