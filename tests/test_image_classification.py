@@ -803,6 +803,30 @@ def test_precise_batch_norm_statistics_are_those_of_all_images():
     np.testing.assert_array_equal(frozen.moving_variance.numpy(), np.ones(3))
 
 
+@pytest.mark.slow
+def test_frozen_backbone_keeps_its_batch_norm_statistics(tmp_path):
+    """train_only_on_top_layer='True': the backbone runs in inference mode and its batch-norm statistics are not
+    re-estimated: the saved backbone has exactly the ones it came with."""
+    import keras
+
+    original = tiny_backbone(tmp_path / "tiny_bn.keras", batch_norm=True)
+    job = Job(tmp_path / "frozen")
+    add_images(job, "training", ["circle", "square"], 12, seed=3)
+    job.add_file("model", "backbone.keras", original.read_bytes())
+    job.write_config({"epochs": 2, "batch_size": 8, "train_only_on_top_layer": "True"}, CHANNELS)
+    result = job.train(ALGORITHM, timeout=600)
+    assert result.returncode == 0, result.output[-5000:]
+    assert "Batch-norm statistics: the backbone is frozen (train_only_on_top_layer='True')" in result.output
+    assert "batch-norm statistics re-estimated" not in result.output
+    before = [layer for layer in keras.models.load_model(original).layers if "batch_normalization" in layer.name]
+    after = [layer for layer in keras.models.load_model(job.model_dir / "backbone.keras").layers
+             if "batch_normalization" in layer.name]
+    assert len(before) == len(after) == 3
+    for old, new in zip(before, after):
+        for a, b in zip(old.get_weights(), new.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
 LONG = pytest.mark.skipif(os.environ.get("ALGOBOX_LONG_TESTS") != "1",
                           reason="this family from scratch takes minutes on 2 cores: ALGOBOX_LONG_TESTS=1")
 # The smallest member of each batch-normalised family scripts/pack_backbone.py packs, at the smallest input it
