@@ -68,7 +68,7 @@ def plain_fit_throughput(job, backbone_tar, args):
     (channel / "model.tar.gz").write_bytes(backbone_tar.read_bytes())
     loaded = backbone.load(channel)
     keras.utils.set_random_seed(7)
-    model, _ = network.build(loaded, len(names), hp, train_backbone=True)
+    model, _, _ = network.build(loaded, len(names), hp, train_backbone=True)
     loss, metrics = network.loss_and_metrics(hp, binary=False)
     model.compile(optimizer=network.optimizer(hp), loss=loss, metrics=metrics)
     dataset = data.dataset(train_images, len(names), loaded.image_size, hp["image_resize_interpolation"],

@@ -34,12 +34,16 @@ def augmentation(hp):
 
 def build(backbone, num_outputs, hp, train_backbone, augment=()):
     """``image`` (float, [0, 1]) -> [augmentation] -> [rescale to the backbone's input range] -> [its
-    keras.applications preprocessing] -> backbone -> [pooling] -> dropout -> dense softmax (or sigmoid) head."""
+    keras.applications preprocessing] -> backbone -> [pooling] -> dropout -> dense softmax (or sigmoid) head.
+
+    Returns the classifier, its head and its body: the same layers from after the augmentation to the
+    backbone's features (what re-estimating the batch-norm statistics runs)."""
     height, width = backbone.image_size
     inputs = keras.Input((height, width, 3), name="image")
     x = inputs
     for layer in augment:
         x = layer(x)
+    body_input = x
     low, high = backbone.input_range
     if (low, high) != (0.0, 1.0):
         x = keras.layers.Rescaling(high - low, offset=low, name="input_range")(x)
@@ -47,6 +51,7 @@ def build(backbone, num_outputs, hp, train_backbone, augment=()):
         x = preprocessing.apply(x, backbone.mode)
     backbone.layer.trainable = train_backbone
     x = backbone.layer(x, training=False) if not train_backbone else backbone.layer(x)
+    body = keras.Model(body_input, x, name="body")
     if len(x.shape) == 4:
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     rate = hp["dropout_rate"]
@@ -54,7 +59,7 @@ def build(backbone, num_outputs, hp, train_backbone, augment=()):
     head = keras.layers.Dense(num_outputs, activation="sigmoid" if num_outputs == 1 else "softmax",
                               kernel_regularizer=keras.regularizers.L2(hp["regularizers_l2"]), name="head")
     outputs = head(x)
-    return keras.Model(inputs, outputs, name="image_classifier"), head
+    return keras.Model(inputs, outputs, name="image_classifier"), head, body
 
 
 def optimizer(hp):

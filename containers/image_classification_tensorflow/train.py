@@ -13,6 +13,7 @@ from common.logs import metric  # noqa: E402
 from common.errors import AlgorithmError, ChannelError, HyperparameterError  # noqa: E402
 
 from . import backbone as backbones  # noqa: E402
+from . import batchnorm  # noqa: E402
 from . import data  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class ChanceWatch:
         )
 
 
-def callbacks(context, hp, validation_data, num_train, batch_size, watch=None):
+def callbacks(context, hp, validation_data, num_train, batch_size, watch=None, precise=None):
     import keras
 
     class Report(keras.callbacks.Callback):
@@ -133,6 +134,8 @@ def callbacks(context, hp, validation_data, num_train, batch_size, watch=None):
 
         def on_train_batch_end(self, batch, logs=None):
             self.batches += 1
+            if precise is not None:
+                precise.fresh = False
             self.last = time.perf_counter()
             if context.stop.is_set():
                 self.model.stop_training = True
@@ -149,6 +152,8 @@ def callbacks(context, hp, validation_data, num_train, batch_size, watch=None):
                 if not name.startswith("val_") and name != "learning_rate":
                     metric(f"train:{name}", value, epoch=epoch + 1)
             if validation_data is not None and not context.stop.is_set():
+                if precise is not None:
+                    line += f"; batch-norm statistics re-estimated ({precise.estimate():.1f} s)"
                 started = time.perf_counter()
                 results = self.model.evaluate(validation_data, verbose=0, return_dict=True)
                 line += f"; validation ({time.perf_counter() - started:.1f} s) " + ", ".join(
@@ -207,6 +212,23 @@ def stop_if_asked(context, stage):
                              "no model was saved")
 
 
+def precise_batch_norm(body, loaded, train_backbone, train_data, num_train, batch_size):
+    """The PreciseBatchNorm of a trained backbone with BatchNormalization layers, else None; logs which."""
+    if not train_backbone:
+        log.info("Batch-norm statistics: the backbone is frozen (train_only_on_top_layer='True') and runs in "
+                 "inference mode, so its statistics stay as they are")
+        return None
+    layers = batchnorm.batch_norm_layers(loaded.layer)
+    if not layers:
+        if loaded.kind == "saved_model":
+            log.info("Batch-norm statistics: the SavedModel backbone's are its own (not Keras layers this container "
+                     "can re-estimate); they follow its moving averages")
+        return None
+    precise = batchnorm.PreciseBatchNorm(body, layers, train_data, num_train, batch_size)
+    log.info("Batch-norm statistics: %s", precise.describe())
+    return precise
+
+
 def train(context):
     hp = context.hyperparameters
     check_hyperparameters(hp)
@@ -238,7 +260,7 @@ def train(context):
         keep = keep_head(hp, loaded, class_names, binary)
         train_backbone = hp["train_only_on_top_layer"] != "True"
         augment = network.augmentation(hp) if hp["augmentation"] == "True" else []
-        classifier, head = network.build(loaded, 1 if binary else len(class_names), hp, train_backbone, augment)
+        classifier, head, body = network.build(loaded, 1 if binary else len(class_names), hp, train_backbone, augment)
         if keep:
             head.set_weights([loaded.head["kernel"], loaded.head["bias"]])
             log.info("Kept the top layer of the earlier model (reinitialize_top_layer=%s)",
@@ -257,7 +279,9 @@ def train(context):
     val_data = (data.dataset(val_images, len(class_names), loaded.image_size, method, batch_size,
                              training=False, binary=binary) if len(val_images) else None)
     watch = ChanceWatch(train_images.counts(len(class_names)), hp, loaded)
-    chosen = callbacks(context, hp, val_data, len(train_images), batch_size, watch)
+    with distribution.scope():
+        precise = precise_batch_norm(body, loaded, train_backbone, train_data, len(train_images), batch_size)
+    chosen = callbacks(context, hp, val_data, len(train_images), batch_size, watch, precise)
     stop_if_asked(context, "while building the network")
     context.started()  # from here a SIGTERM saves the model of the epochs trained so far
     with context.timings.stage("fit"), warnings.catch_warnings():
@@ -272,5 +296,10 @@ def train(context):
             if callback.best_weights is not None:
                 log.info("Keeping the weights of epoch %d (lowest validation loss %.4f)", callback.best_epoch + 1,
                          callback.best)
+    if precise is not None and not precise.fresh:  # trained on since the last estimate (no validation, SIGTERM)
+        with context.timings.stage("batch_norm"):
+            seconds = precise.estimate()
+        log.info("Batch-norm statistics re-estimated for the weights to save on %d training images in %.1f s",
+                 precise.images, seconds)
     with context.timings.stage("save"):
         save(context, classifier, head, loaded, class_names, binary, hp)
