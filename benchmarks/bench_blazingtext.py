@@ -191,7 +191,7 @@ def word2vec_job(work, name, hp, hosts_=("algo-1",), env=None, cpus=None):
             scores["total_pairs"] - scores["not_found"])
 
 
-def word2vec(work, epochs, modes=("cbow", "skipgram", "batch_skipgram")):
+def word2vec(work, epochs, modes=("skipgram", "batch_skipgram", "cbow")):  # the bar's pair first
     print(f"\n(word2vec) {CACHE / 'all.txt'}: {sum(len(l.split()) for l in open(CACHE / 'all.txt'))} tokens; "
           f"epochs={epochs}; one host of {len(os.sched_getaffinity(0))} CPUs; WordSim-353 Spearman rho over the "
           "pairs in the vocabulary")

@@ -11,7 +11,8 @@ the number of targets a step takes is sized so that the most frequent word (afte
 
 Several hosts: each reads its share of ``train`` (FullyReplicated: every world-size-th block of lines), the
 vocabulary is counted on every share and merged (``all_gather_bytes``), every host starts from the same vectors,
-and the hosts average their vectors every ``SYNC_STEPS`` steps (and at the end) with one all-reduce each.
+and every ``SYNC_STEPS`` steps (and at the end of each epoch) the hosts sum their updates since the last round
+with one all-reduce per matrix.
 """
 
 import json
@@ -103,7 +104,7 @@ def keep_probability(counts, t):
 class SkipGram:
     """Input vectors ``w`` (the word vectors) and output vectors ``c``, trained by mini-batches of pairs."""
 
-    def __init__(self, vocabulary, hp, total_steps, seed=SEED):
+    def __init__(self, vocabulary, hp, total_steps, seed=SEED, hosts=1):
         import torch
 
         self.torch = torch
@@ -113,6 +114,8 @@ class SkipGram:
         generator = torch.Generator().manual_seed(seed)
         self.w = (torch.rand(len(vocabulary), self.dim, generator=generator) - 0.5) * (2.0 / self.dim)
         self.c = torch.zeros(len(vocabulary), self.dim)
+        # (w, c) as of the last round between hosts (the same on every host), when there are several
+        self.synced = (self.w.clone(), self.c.clone()) if hosts > 1 else None
         weights = vocabulary.counts.astype(np.float64) ** NEGATIVE_POWER
         self.cdf = np.cumsum(weights / weights.sum())
         self.keep_probability = keep_probability(vocabulary.counts, hp["sampling_threshold"])
@@ -167,14 +170,18 @@ class SkipGram:
         return float(loss), pairs
 
 
-def average(model, cluster, stopping):
-    """Average the hosts' vectors; True when any host was asked to stop."""
+def synchronize(model, cluster, stopping):
+    """Give every host the vectors of the last round plus all hosts' updates since then, summed; True when any host
+    was asked to stop. Summed, not averaged: most rows a round touches are touched on one host only (the updates are
+    sparse), and averaging would halve those updates (the learning rate) for every extra host."""
     torch = model.torch
     flag = cluster.all_reduce_sum(torch.tensor([1.0 if stopping else 0.0]))
     if cluster.world_size > 1:
-        for tensor in (model.w, model.c):
+        for tensor, synced in zip((model.w, model.c), model.synced):
+            tensor -= synced  # this host's updates since the last round
             cluster.all_reduce_sum(tensor)
-            tensor /= cluster.world_size
+            tensor += synced
+            synced.copy_(tensor)
     return float(flag[0]) > 0
 
 
@@ -198,7 +205,7 @@ def train_epochs(context, model, ids, line_of, hp, cluster, steps_per_epoch, per
             else:
                 model.step += 1
             if (step + 1) % SYNC_STEPS == 0 or step + 1 == steps_per_epoch:
-                if average(model, cluster, context.stop.is_set()):
+                if synchronize(model, cluster, context.stop.is_set()):
                     stopped = True
                     break
         words += ids.shape[0]
@@ -237,7 +244,7 @@ def train(context, hp):
         log.info("batch_skipgram: %d words in the vocabulary, %d tokens on this host (%d hosts), %d steps of %d "
                  "targets an epoch, contexts per target <= %d, negatives %d per pair, sync every %d steps", len(vocabulary),
                  ids.shape[0], cluster.world_size, steps, per_step, contexts, hp["negative_samples"], SYNC_STEPS)
-        model = SkipGram(vocabulary, hp, steps * hp["epochs"])
+        model = SkipGram(vocabulary, hp, steps * hp["epochs"], hosts=cluster.world_size)
         with context.timings.stage("train_vectors"):
             words, seconds = train_epochs(context, model, ids, line_of, hp, cluster, steps, per_step, rng)
         total = int(cluster.all_reduce_sum(torch.tensor([words], dtype=torch.int64)))
