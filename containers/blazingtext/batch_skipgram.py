@@ -242,8 +242,8 @@ def train(context, hp):
         local_steps = math.ceil(expected * 1.01 / per_step) + 1
         steps = int(cluster.all_gather(torch.tensor([local_steps], dtype=torch.int64)).max())
         log.info("batch_skipgram: %d words in the vocabulary, %d tokens on this host (%d hosts), %d steps of %d "
-                 "targets an epoch, contexts per target <= %d, negatives %d per pair, sync every %d steps", len(vocabulary),
-                 ids.shape[0], cluster.world_size, steps, per_step, contexts, hp["negative_samples"], SYNC_STEPS)
+                 "targets an epoch, contexts per target <= %d, negatives %d per pair, sync every %d steps",
+                 len(vocabulary), ids.shape[0], cluster.world_size, steps, per_step, contexts, hp["negative_samples"], SYNC_STEPS)
         model = SkipGram(vocabulary, hp, steps * hp["epochs"], hosts=cluster.world_size)
         with context.timings.stage("train_vectors"):
             words, seconds = train_epochs(context, model, ids, line_of, hp, cluster, steps, per_step, rng)
