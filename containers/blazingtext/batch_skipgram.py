@@ -1,17 +1,18 @@
 """batch_skipgram: mini-batched skip-gram with negative sampling in PyTorch, data-parallel over hosts.
 
-The scheme of Ji et al., "Parallelizing Word2Vec in Shared and Distributed Memory" (the guide's reference): the
-context words around a target (a window of at most ``window_size`` each side, drawn per target as word2vec does,
-at most ``batch_size`` of them) share the target's ``negative_samples`` negatives, so one target's update is a
-small matrix product, and a step batches up to 1024 targets into one ``bmm``. Updates are plain SGD with
-word2vec's linearly decaying rate, applied with ``index_add_`` (no autograd, no optimizer state). A step sums the
-updates of every occurrence of a word in it, all computed at the same point: when the most frequent word (after
-subsampling) would occur more than about ``DUPLICATES`` times in a step (small vocabularies), a step takes fewer
-targets.
+Each target word's context words (a window of at most ``window_size`` each side, drawn per target as word2vec and
+fastText do, at most ``batch_size`` of them, within the line) make its (context, target) pairs, and each pair draws
+its own ``negative_samples`` negatives from unigram^0.75, as word2vec's and fastText's skip-gram do. A step batches
+the pairs of a few hundred targets (about 2,000 pairs): one gather of the rows, elementwise products for the
+scores, and the updates applied with ``index_add_`` (plain SGD with word2vec's linearly decaying rate, no autograd,
+no optimizer state). A step sums the updates of every occurrence of a word in it, all computed at the same point:
+the number of targets a step takes is sized so that the most frequent word (after subsampling) occurs about
+``DUPLICATES`` times in it at most.
 
 Several hosts: each reads its share of ``train`` (FullyReplicated: every world-size-th block of lines), the
 vocabulary is counted on every share and merged (``all_gather_bytes``), every host starts from the same vectors,
-and the hosts average their vectors every ``SYNC_STEPS`` steps (and at the end) with one all-reduce each.
+and every ``SYNC_STEPS`` steps (and at the end of each epoch) the hosts sum their updates since the last round
+with one all-reduce per matrix.
 """
 
 import json
@@ -38,6 +39,9 @@ SYNC_STEPS = 64
 NEGATIVE_POWER = 0.75
 MIN_RATE = 1e-4
 SEED = 7
+# One thread a host: a step is a few ~1M-element ops, where a second intra-op thread gains little, and on a shared
+# core it costs 10-20x (each op waits for its slowest thread; measured 8-11 ms against 100-175 ms a step at load 8).
+TORCH_THREADS = 1
 
 
 class Vocabulary:
@@ -98,9 +102,9 @@ def keep_probability(counts, t):
 
 
 class SkipGram:
-    """Input vectors ``w`` (the word vectors) and output vectors ``c``, trained by shared-negative mini-batches."""
+    """Input vectors ``w`` (the word vectors) and output vectors ``c``, trained by mini-batches of pairs."""
 
-    def __init__(self, vocabulary, hp, total_steps, seed=SEED):
+    def __init__(self, vocabulary, hp, total_steps, seed=SEED, hosts=1):
         import torch
 
         self.torch = torch
@@ -110,11 +114,16 @@ class SkipGram:
         generator = torch.Generator().manual_seed(seed)
         self.w = (torch.rand(len(vocabulary), self.dim, generator=generator) - 0.5) * (2.0 / self.dim)
         self.c = torch.zeros(len(vocabulary), self.dim)
+        # (w, c) as of the last round between hosts (the same on every host), when there are several
+        self.synced = (self.w.clone(), self.c.clone()) if hosts > 1 else None
         weights = vocabulary.counts.astype(np.float64) ** NEGATIVE_POWER
         self.cdf = np.cumsum(weights / weights.sum())
         self.keep_probability = keep_probability(vocabulary.counts, hp["sampling_threshold"])
         offsets = np.arange(1, self.window + 1)
         self.offsets = np.stack([-offsets, offsets], axis=1).reshape(-1)  # -1, 1, -2, 2, ...: nearest first
+        self.label = torch.zeros(1, 1 + self.negatives)  # 1 for the target's own output row, 0 for negatives
+        self.label[0, 0] = 1.0
+        self.sign = 2.0 * self.label - 1.0
 
     def learning_rate(self):
         return self.rate * max(MIN_RATE, 1.0 - self.step / self.total_steps)
@@ -124,7 +133,9 @@ class SkipGram:
         return ids[keep], line_of[keep]
 
     def batch(self, targets, ids, line_of, rng):
-        """(context ids (m, L), mask (m, L), output ids (m, 1 + negatives)) for the target positions."""
+        """The (context, target) pairs of the target positions, ordered by target: ``(inputs (P,), outputs (P, 1 +
+        negatives), owner (P,))``: the context word's id, the target's id then the pair's own negatives, and the
+        number of the pair's target within ``targets``."""
         n = ids.shape[0]
         reach = rng.integers(1, self.window + 1, size=targets.shape[0])
         positions = targets[:, None] + self.offsets[None, :]
@@ -133,38 +144,44 @@ class SkipGram:
         valid = inside & (np.abs(self.offsets)[None, :] <= reach[:, None]) & \
             (line_of[positions] == line_of[targets][:, None])
         valid &= np.cumsum(valid, axis=1) <= self.contexts
-        negatives = np.searchsorted(self.cdf, rng.random((targets.shape[0], self.negatives)))
+        owner, slot = np.nonzero(valid)
+        negatives = np.searchsorted(self.cdf, rng.random((owner.shape[0], self.negatives)))
         negatives = np.minimum(negatives, len(self.cdf) - 1)
-        outputs = np.concatenate([ids[targets][:, None], negatives], axis=1)
-        return ids[positions], valid, outputs
+        outputs = np.concatenate([ids[targets[owner]][:, None], negatives], axis=1)
+        return ids[positions[owner, slot]], outputs, owner
 
-    def update(self, context_ids, mask, outputs):
+    def update(self, inputs, outputs):
+        """One SGD step over P pairs: scores (P, 1 + k), the target's output row first. Elementwise products for the
+        scores and outer products, ``bmm`` for the input gradients and ``index_select`` for the rows: the fast ones on
+        CPU at these sizes."""
         torch = self.torch
         rate = self.learning_rate()
-        ctx = torch.from_numpy(context_ids)
-        out = torch.from_numpy(outputs)
-        m = torch.from_numpy(mask.astype(np.float32))
-        w_in = self.w[ctx]                       # (m, L, d)
-        c_out = self.c[out]                      # (m, 1 + k, d)
-        scores = torch.bmm(w_in, c_out.transpose(1, 2))  # (m, L, 1 + k)
-        labels = torch.zeros_like(scores)
-        labels[:, :, 0] = 1.0
-        g = (labels - torch.sigmoid(scores)) * (m.unsqueeze(2) * rate)
-        loss = -(torch.nn.functional.logsigmoid(torch.where(labels > 0, scores, -scores)).sum(2) * m).sum()
-        self.w.index_add_(0, ctx.reshape(-1), torch.bmm(g, c_out).reshape(-1, self.dim))
-        self.c.index_add_(0, out.reshape(-1), torch.bmm(g.transpose(1, 2), w_in).reshape(-1, self.dim))
+        pairs = inputs.shape[0]
+        rows = torch.from_numpy(inputs)
+        out = torch.from_numpy(outputs).reshape(-1)
+        w_in = self.w.index_select(0, rows)                                          # (P, d)
+        c_out = self.c.index_select(0, out).reshape(pairs, outputs.shape[1], self.dim)  # (P, 1 + k, d)
+        scores = (c_out * w_in.unsqueeze(1)).sum(2)                                  # (P, 1 + k)
+        loss = -torch.nn.functional.logsigmoid(scores * self.sign).sum()
+        g = (self.label - torch.sigmoid(scores)) * rate                              # (P, 1 + k)
+        self.w.index_add_(0, rows, torch.bmm(g.unsqueeze(1), c_out).squeeze(1))
+        self.c.index_add_(0, out, (g.unsqueeze(2) * w_in.unsqueeze(1)).reshape(-1, self.dim))
         self.step += 1
-        return float(loss), float(m.sum())
+        return float(loss), pairs
 
 
-def average(model, cluster, stopping):
-    """Average the hosts' vectors; True when any host was asked to stop."""
+def synchronize(model, cluster, stopping):
+    """Give every host the vectors of the last round plus all hosts' updates since then, summed; True when any host
+    was asked to stop. Summed, not averaged: most rows a round touches are touched on one host only (the updates are
+    sparse), and averaging would halve those updates (the learning rate) for every extra host."""
     torch = model.torch
     flag = cluster.all_reduce_sum(torch.tensor([1.0 if stopping else 0.0]))
     if cluster.world_size > 1:
-        for tensor in (model.w, model.c):
+        for tensor, synced in zip((model.w, model.c), model.synced):
+            tensor -= synced  # this host's updates since the last round
             cluster.all_reduce_sum(tensor)
-            tensor /= cluster.world_size
+            tensor += synced
+            synced.copy_(tensor)
     return float(flag[0]) > 0
 
 
@@ -177,14 +194,18 @@ def train_epochs(context, model, ids, line_of, hp, cluster, steps_per_epoch, per
         order = rng.permutation(kept.shape[0])
         loss_sum = pair_sum = 0.0
         for step in range(steps_per_epoch):
-            targets = order[step * per_step:(step + 1) * per_step]
-            if targets.shape[0]:
-                loss, count = model.update(*model.batch(targets, kept, kept_lines, rng))
+            if step % SYNC_STEPS == 0:  # the pairs of SYNC_STEPS steps at once: numpy's per-call cost, amortized
+                block = order[step * per_step:(step + SYNC_STEPS) * per_step]
+                inputs, outputs, owner = model.batch(block, kept, kept_lines, rng)
+                bounds = np.searchsorted(owner, np.arange(SYNC_STEPS + 1) * per_step)
+            first, last = bounds[step % SYNC_STEPS], bounds[step % SYNC_STEPS + 1]
+            if last > first:
+                loss, count = model.update(inputs[first:last], outputs[first:last])
                 loss_sum, pair_sum = loss_sum + loss, pair_sum + count
             else:
                 model.step += 1
             if (step + 1) % SYNC_STEPS == 0 or step + 1 == steps_per_epoch:
-                if average(model, cluster, context.stop.is_set()):
+                if synchronize(model, cluster, context.stop.is_set()):
                     stopped = True
                     break
         words += ids.shape[0]
@@ -201,9 +222,9 @@ def train_epochs(context, model, ids, line_of, hp, cluster, steps_per_epoch, per
 def train(context, hp):
     import torch
 
-    from .train import VECTORS_BIN, VECTORS_TXT, evaluate_and_write, threads
+    from .train import VECTORS_BIN, VECTORS_TXT, evaluate_and_write
 
-    torch.set_num_threads(threads())
+    torch.set_num_threads(TORCH_THREADS)
     with context.cluster("cpu") as cluster:
         with context.timings.stage("read"):
             lines = read_share(context)
@@ -221,9 +242,9 @@ def train(context, hp):
         local_steps = math.ceil(expected * 1.01 / per_step) + 1
         steps = int(cluster.all_gather(torch.tensor([local_steps], dtype=torch.int64)).max())
         log.info("batch_skipgram: %d words in the vocabulary, %d tokens on this host (%d hosts), %d steps of %d "
-                 "targets an epoch, contexts per target <= %d, negatives %d, sync every %d steps", len(vocabulary),
-                 ids.shape[0], cluster.world_size, steps, per_step, contexts, hp["negative_samples"], SYNC_STEPS)
-        model = SkipGram(vocabulary, hp, steps * hp["epochs"])
+                 "targets an epoch, contexts per target <= %d, negatives %d per pair, sync every %d steps",
+                 len(vocabulary), ids.shape[0], cluster.world_size, steps, per_step, contexts, hp["negative_samples"], SYNC_STEPS)
+        model = SkipGram(vocabulary, hp, steps * hp["epochs"], hosts=cluster.world_size)
         with context.timings.stage("train_vectors"):
             words, seconds = train_epochs(context, model, ids, line_of, hp, cluster, steps, per_step, rng)
         total = int(cluster.all_reduce_sum(torch.tensor([words], dtype=torch.int64)))
