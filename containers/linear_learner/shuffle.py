@@ -27,7 +27,8 @@ def _stack(parts):
 
 
 class ShuffleBuffer:
-    """Shuffles ``(features, labels, weights)`` row blocks within a pool of ``capacity`` rows.
+    """Shuffles ``(features, labels, weights, ...)`` row blocks within a pool of ``capacity`` rows (after the
+    features, any number of per-row 1-d columns: labels, weights, fold ids).
 
     Dense rows are copied into one preallocated pool of ``capacity`` slots that is reused from epoch to epoch
     (``reset``). When it is full, a random permutation of the slots picks the rows that leave (gathered into
@@ -42,7 +43,7 @@ class ShuffleBuffer:
         self.rng = np.random.default_rng(seed)
         self.parts = []  # sparse pieces
         self.rows = 0  # rows held
-        self.pool = None  # dense: (features, labels, weights) arrays of ``capacity`` slots
+        self.pool = None  # dense: (features, *columns) arrays of ``capacity`` slots
         self.free = None  # dense, after a pool has been emitted: the free slots, refilled in this order
         self.filled = 0  # how many of ``free`` hold rows again
 
@@ -51,10 +52,10 @@ class ShuffleBuffer:
         self.rng = np.random.default_rng(seed)
         self.parts, self.rows, self.free, self.filled = [], 0, None, 0
 
-    def _reserve(self, features):
-        if self.pool is None or self.pool[0].shape[1] != features.shape[1]:
+    def _reserve(self, features, columns):
+        if self.pool is None or self.pool[0].shape[1] != features.shape[1] or len(self.pool) != 1 + len(columns):
             self.pool = (np.empty((self.capacity, features.shape[1]), np.float32),
-                         np.empty(self.capacity, np.float32), np.empty(self.capacity, np.float32))
+                         *(np.empty(self.capacity, np.float32) for _ in columns))
 
     def _held(self):
         """The slots that hold rows."""
@@ -69,10 +70,10 @@ class ShuffleBuffer:
         n = len(held)
         order = held[self.rng.permutation(n)]
         out = ((n - keep) // self.batch_size) * self.batch_size if keep else n
-        features, labels, weights = self.pool
+        features, *columns = self.pool
         for start in range(0, out, self.batch_size):
             rows = order[start:min(start + self.batch_size, out)]
-            yield np.take(features, rows, axis=0), labels[rows], weights[rows]
+            yield (np.take(features, rows, axis=0), *(c[rows] for c in columns))
         if keep:  # the emitted slots are refilled next, in address order (the next permutation mixes them)
             self.free, self.filled = np.sort(order[:out]), 0
         else:
@@ -81,39 +82,39 @@ class ShuffleBuffer:
 
     def _emit_sparse(self, keep):
         features = _stack([p[0] for p in self.parts])
-        labels = np.concatenate([p[1] for p in self.parts])
-        weights = np.concatenate([p[2] for p in self.parts])
+        columns = [np.concatenate([p[i] for p in self.parts]) for i in range(1, len(self.parts[0]))]
         n = features.shape[0]
         order = self.rng.permutation(n)
         out = ((n - keep) // self.batch_size) * self.batch_size if keep else n
         for start in range(0, out, self.batch_size):
             rows = order[start:min(start + self.batch_size, out)]
-            yield features[rows], labels[rows], weights[rows]
+            yield (features[rows], *(c[rows] for c in columns))
         rest = order[out:]
-        self.parts = [(features[rest], labels[rest], weights[rest])] if out < n else []
+        self.parts = [(features[rest], *(c[rest] for c in columns))] if out < n else []
         self.rows = n - out
 
     def _emit(self, keep):
         return self._emit_sparse(keep) if self.parts else self._emit_dense(keep)
 
-    def _put_dense(self, features, labels, weights):
+    def _put_dense(self, features, columns):
         """Copy rows into free slots, as many as fit; how many did."""
-        pool_features, pool_labels, pool_weights = self.pool
+        pool_features, *pool_columns = self.pool
+        n = features.shape[0]
         if self.free is None:
-            take = min(len(labels), self.capacity - self.rows)
+            take = min(n, self.capacity - self.rows)
             where = slice(self.rows, self.rows + take)
         else:
-            take = min(len(labels), len(self.free) - self.filled)
+            take = min(n, len(self.free) - self.filled)
             where = self.free[self.filled:self.filled + take]
             self.filled += take
         pool_features[where] = features[:take]
-        pool_labels[where] = labels[:take]
-        pool_weights[where] = weights[:take]
+        for pool, column in zip(pool_columns, columns):
+            pool[where] = column[:take]
         self.rows += take
         return take
 
-    def add(self, features, labels, weights):
-        """Take one block; yield the shuffled batches that are ready."""
+    def add(self, features, *columns):
+        """Take one block (features, then its per-row columns); yield the shuffled batches that are ready."""
         n = features.shape[0]
         if self.capacity is None:
             self.capacity = default_capacity(features.shape[1], self.batch_size)
@@ -122,15 +123,15 @@ class ShuffleBuffer:
                 held = self._held()
                 self.parts = [tuple(a[held] for a in self.pool)]
                 self.free, self.filled = None, 0
-            self.parts.append((features, labels, weights))
+            self.parts.append((features, *columns))
             self.rows += n
             if self.rows >= self.capacity:
                 yield from self._emit(keep=self.capacity // 2)
             return
-        self._reserve(features)
+        self._reserve(features, columns)
         done = 0
         while done < n:
-            done += self._put_dense(features[done:], labels[done:], weights[done:])
+            done += self._put_dense(features[done:], [c[done:] for c in columns])
             if self.rows >= self.capacity:
                 yield from self._emit_dense(keep=self.capacity // 2)
 

@@ -27,6 +27,11 @@ SAMPLE_MAX_ROWS = 100_000  # training sample for selection without validation (a
 SAMPLE_MAX_VALUES = 1 << 23
 EVALUATE_ROWS = 1 << 15  # rows per matmul when the training sample is scored
 CALIBRATION_MAX_VALUES = 1 << 26  # (rows x models) scores kept for calibration: at most 256 MiB
+# Selection without a validation channel (README, "Selection without a validation channel"):
+FOLDS = 5  # small training data: the models are selected by 5-fold cross-validation ...
+FOLDS_MAX_ROWS = 10_000  # ... when the channel has at most this many rows
+FOLDS_MAX_VALUES = 1 << 25  # ... and the (FOLDS + 1) copies of the parameters hold at most 32M values (128 MiB)
+HOLDOUT_BUCKETS = 10  # larger data: 1 row in 10 (at most the sample's size) is held out for selection
 
 
 class SingleHost:
@@ -61,7 +66,16 @@ class Trainer:
         self.models = None
         self.batcher = None
         self.class_weights = None  # multiclass: (C,) ; binary: (2,) negative/positive weight
-        self.train_sample = []  # raw blocks, when there is no validation channel (restacked after epoch 0)
+        # Where models are selected and calibrated: "validation" (the channel), "folds" (small data: out-of-fold
+        # scores of FOLDS extra copies of the models), "holdout" (rows held out of training), "sample" (one model:
+        # a sample of the training rows); None: decided when the training channel's first blocks are read.
+        self.split = None
+        self.train_sample = []  # "sample": raw blocks of the first rows (restacked after epoch 0)
+        self.holdout = []  # "holdout": the held-out rows (features, labels, weights)
+        self.holdout_cap = 0  # "holdout": at most this many rows are held out ...
+        self.holdout_rows = 0
+        self.holdout_end = None  # ... those before this row index (None: every row of the held-out bucket)
+        self.fold_data = []  # "folds": every training row with its fold (features, labels, weights, folds)
         self.weighted = False  # whether any training block carried its own per-record weights
         self.history = []  # per epoch: {"epoch", "train_loss", "metric", ...}
         self.best = None  # per-model best (value, epoch, W cols, b cols, threshold)
@@ -142,6 +156,10 @@ class Trainer:
             self.buffer = ShuffleBuffer(self.s.mini_batch_size, seed=seed)
         buffer = self.buffer
         buffer.reset(seed)
+        blocks = iter(blocks)
+        if self.split is None:
+            blocks = self._choose_split(blocks)
+        index = 0  # the rows' index in the channel (the same every epoch): folds and held-out rows follow it
         for features, labels, weights in blocks:
             if labels is None:
                 raise_data("train: records have no labels; Linear Learner needs a label per record")
@@ -153,10 +171,62 @@ class Trainer:
             else:
                 weights = np.asarray(weights, np.float32).reshape(n)
                 self.weighted = True
-            yield from buffer.add(features, labels, weights)
+            start, index = index, index + n
+            if self.split == "holdout":
+                held = self._held(start, n, epoch)
+                if held is not None:
+                    if epoch == 0:
+                        self.holdout.append((features[held], labels[held], weights[held]))
+                    kept = ~held
+                    features, labels, weights = features[kept], labels[kept], weights[kept]
+                    if not len(labels):
+                        continue
+            if self.split == "folds":
+                folds = _buckets(start, n, FOLDS).astype(np.float32)
+                if epoch == 0:
+                    self.fold_data.append((features.copy(), labels.copy(), weights.copy(), folds))
+                yield from buffer.add(features, labels, weights, folds)
+            else:
+                yield from buffer.add(features, labels, weights)
             if self.stop is not None and self.stop.is_set():
                 return
         yield from buffer.flush()
+
+    def _choose_split(self, blocks):
+        """Without validation data (and more than one model): cross-validation when the channel is small, else a
+        held-out share of its rows. Reads ahead up to FOLDS_MAX_ROWS rows to know."""
+        pending, rows, small = [], 0, True
+        for block in blocks:
+            pending.append(block)
+            rows += block[0].shape[0]
+            if rows > FOLDS_MAX_ROWS:
+                small = False
+                break
+        d = pending[0][0].shape[1] if pending else 1
+        copies = (d + 1) * self.s.num_models * self.s.outputs * (FOLDS + 1)
+        folds = small and copies <= FOLDS_MAX_VALUES
+        if self.cluster.world_size > 1:  # every host the same way: cross-validation only if every share is small
+            # (the training loop waits for this thread's first batch, so no other collective runs meanwhile)
+            vote = self.cluster.all_reduce_sum(torch.tensor([0.0 if folds else 1.0], device=self.device))
+            folds = float(vote[0]) == 0
+        self.split = "folds" if folds else "holdout"
+        self.holdout_cap = min(self.s.num_calibration_samples, SAMPLE_MAX_ROWS, max(SAMPLE_MAX_VALUES // d, 1))
+        yield from pending
+        yield from blocks
+
+    def _held(self, start, n, epoch):
+        """Which of rows start..start+n-1 are held out (bool mask), or None."""
+        held = _buckets(start, n, HOLDOUT_BUCKETS) == 0
+        if self.holdout_end is not None:
+            held &= np.arange(start, start + n) < self.holdout_end
+        elif epoch == 0:
+            positions = np.flatnonzero(held)
+            room = self.holdout_cap - self.holdout_rows
+            if len(positions) >= room:  # the sample is full: no row after this one is held out
+                held[positions[room:]] = False
+                self.holdout_end = start + int(positions[room - 1]) + 1
+            self.holdout_rows += min(room, len(positions))
+        return held if held.any() else None
 
     def _start(self, first_blocks, d):
         """Scaler sample (and the training sample for selection), then the models."""
@@ -165,26 +235,37 @@ class Trainer:
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(self.s, d))
             torch.set_flush_denormal(True)  # adam's second moments decay into denormals, 100x slower on x86
-        self.models = ParallelModels(self.s, d, self.device, seed=self.seed, scaler=self.scaler)
+        groups = FOLDS + 1 if self.split == "folds" else 1
+        self.models = ParallelModels(self.s, d, self.device, seed=self.seed, scaler=self.scaler, groups=groups)
         if self.s.predictor_type == "regressor":
             self.models.set_label_scale(self.scaler.label_scale)
         log.info("Training %d models at once: %s", self.s.num_models, json.dumps(
             [self.s.model_hyperparameters(i) for i in range(min(self.s.num_models, 4))])
             + (" ..." if self.s.num_models > 4 else ""))
+        if self.split == "folds":
+            log.info("No validation channel and at most %d training rows: the models are selected (and thresholds "
+                     "calibrated) by %d-fold cross-validation; %d copies of them train at once, one on every row "
+                     "(the model kept), %d each without one fold (out-of-fold scores)", FOLDS_MAX_ROWS, FOLDS,
+                     FOLDS + 1, FOLDS)
+        elif self.split == "holdout":
+            log.info("No validation channel: 1 training row in %d (at most %d rows) is held out of training; the "
+                     "models are selected (and thresholds calibrated) on those rows", HOLDOUT_BUCKETS,
+                     self.holdout_cap)
 
-    def _train_step(self, features, labels, weights):
+    def _train_step(self, features, labels, weights, folds=None):
         x = self.batcher.features(features)
         y = self.batcher.labels(labels, self.multiclass)
         w = self._weights(labels, weights if self.weighted else None)  # the buffer's weights are ones otherwise
         w = None if w is None else torch.from_numpy(w).to(self.device)
+        f = None if folds is None else torch.from_numpy(folds.astype(np.int64)).to(self.device)
         if self.sync == "gradients" and self.cluster.world_size > 1:
-            return self.models.gradients(x, y, w)
-        return self.models.step(x, y, w)
+            return self.models.gradients(x, y, w, f)
+        return self.models.step(x, y, w, f)
 
     def _epoch(self, epoch, stream, d):
         """One pass; returns the per-model mean training loss."""
         progress = logs.Progress(f"train epoch {epoch}")
-        loss_sum = torch.zeros(self.s.num_models, dtype=torch.float64, device=self.device)
+        loss_sum = torch.zeros(self.models.m, dtype=torch.float64, device=self.device)
         weight_sum = 0.0
         gradient_sync = self.sync == "gradients" and self.cluster.world_size > 1
         stream = iter(stream)
@@ -198,8 +279,8 @@ class Trainer:
             else:
                 if batch is None:
                     break
-                features, labels, weights = batch
-                loss, total = self._train_step(features, labels, weights)
+                features, labels, weights, *folds = batch
+                loss, total = self._train_step(features, labels, weights, *folds)
                 n = len(labels)
             loss_sum += loss
             weight_sum += total
@@ -211,26 +292,29 @@ class Trainer:
                  self.cluster.rank + 1, records / elapsed)
         if not gradient_sync and self.cluster.world_size > 1:
             self._average()
-        return (loss_sum / max(weight_sum, 1e-12)).cpu().numpy()
+        weight_sum = torch.as_tensor(weight_sum, dtype=torch.float64, device=self.device).clamp_min(1e-12)
+        return (loss_sum / weight_sum)[:self.s.num_models].cpu().numpy()  # the models kept (group 0)
 
     def _synced_step(self, batch):
         """Gradient all-reduce: every host steps together; a host without data adds zeros until all are done."""
         m = self.models
         if batch is not None:  # weighted sums: the hosts' sums are added, then divided by the total weight
-            features, labels, weights = batch
-            grad, loss, total = self._train_step(features, labels, weights)
+            features, labels, weights, *folds = batch
+            grad, loss, total = self._train_step(features, labels, weights, *folds)
             n = len(labels)
         else:
             grad = torch.zeros_like(m.P)
-            loss, total, n = torch.zeros(m.m, device=self.device), 0.0, 0
-        packed = torch.cat([grad.reshape(-1), torch.tensor([total, 1.0 if batch is not None else 0.0],
-                                                           dtype=grad.dtype, device=self.device)])
+            loss, n = torch.zeros(m.m, device=self.device), 0
+            total = torch.zeros(m.m, device=self.device) if self.split == "folds" else 0.0
+        totals = torch.as_tensor(total, dtype=grad.dtype, device=self.device).reshape(-1)  # (1,) or per model
+        active = torch.tensor([1.0 if batch is not None else 0.0], dtype=grad.dtype, device=self.device)
+        packed = torch.cat([grad.reshape(-1), totals, active])
         self.cluster.all_reduce_sum(packed)
-        active = float(packed[-1])
-        if active == 0:
+        if float(packed[-1]) == 0:
             return None
-        total_all = float(packed[-2])
-        m.apply(packed[:-2].view_as(m.P).div_(max(total_all, 1e-30)))
+        totals_all = packed[grad.numel():-1]
+        m.apply(m.normalise(packed[:grad.numel()].view_as(m.P),
+                            totals_all if self.split == "folds" else float(totals_all[0])))
         return loss, total, n
 
     def _average(self):
@@ -243,14 +327,15 @@ class Trainer:
 
     def _evaluate(self, blocks, P=None):
         """Per-model mean loss (scaled units), and the calibration sample's raw scores/labels/weights, of the
-        models' parameters ``P`` (None: the current ones)."""
-        m = self.models
-        loss_sum = torch.zeros(m.m, dtype=torch.float64, device=self.device)
+        models' parameters ``P`` (None: the current ones). Blocks with folds (cross-validation): each row is
+        scored by the copy of each model that did not train on it."""
+        m, models = self.models, self.s.num_models
+        loss_sum = torch.zeros(models, dtype=torch.float64, device=self.device)
         total = 0.0
-        keep_rows = min(self.s.num_calibration_samples, max(CALIBRATION_MAX_VALUES // max(m.m, 1), 1))
+        keep_rows = min(self.s.num_calibration_samples, max(CALIBRATION_MAX_VALUES // max(models, 1), 1))
         kept_scores, kept_labels, kept_weights, kept = [], [], [], 0
         with torch.no_grad():
-            for features, labels, weights in blocks:
+            for features, labels, weights, *folds in blocks:
                 if labels is None:
                     raise_data("validation: records have no labels")
                 self._check_labels(labels, "validation")
@@ -261,11 +346,17 @@ class Trainer:
                 w = w.to(self.device)
                 scores = m.scores(x, P)
                 loss, _ = m.loss_fn(scores, y, m.params)
-                loss_sum += (w @ loss.sum(2)).to(torch.float64)
+                loss, raw = loss.sum(2), scores[:, :, 0]
+                if folds:  # out of fold: group g + 1 did not train on fold g
+                    group = torch.from_numpy(folds[0].astype(np.int64) + 1).to(self.device).view(-1, 1, 1)
+                    pick = lambda t: t.reshape(len(y), m.groups, models).gather(
+                        1, group.expand(-1, 1, models)).view(len(y), models)
+                    loss, raw = pick(loss), pick(raw)
+                loss_sum += (w @ loss).to(torch.float64)
                 total += float(w.sum())
                 if self.binary and kept < keep_rows:
                     take = min(keep_rows - kept, scores.shape[0])
-                    kept_scores.append(scores[:take, :, 0])
+                    kept_scores.append(raw[:take])
                     kept_labels.append(y[:take].view(-1))
                     kept_weights.append(w[:take])
                     kept += take
@@ -290,12 +381,12 @@ class Trainer:
         """Keep each model's best epoch (weights, threshold); True when the best value improved enough."""
         m = self.models
         if self.best is None:
-            self.best = {"value": torch.full((m.m,), -float("inf"), dtype=torch.float64),
-                         "epoch": torch.zeros(m.m, dtype=torch.long), "P": m.P.clone(),
+            self.best = {"value": torch.full((self.s.num_models,), -float("inf"), dtype=torch.float64),
+                         "epoch": torch.zeros(self.s.num_models, dtype=torch.long), "P": m.P.clone(),
                          "threshold": thresholds.clone(), "loss": mean_loss.clone()}
         improved = values > self.best["value"]
-        if improved.any():
-            cols = improved.repeat_interleave(m.k).to(self.device)
+        if improved.any():  # every copy of an improved model (cross-validation: all its groups)
+            cols = improved.repeat_interleave(m.k).repeat(m.groups).to(self.device)
             self.best["P"][:, cols] = m.P[:, cols]
             self.best["value"] = torch.where(improved, values, self.best["value"])
             self.best["epoch"] = torch.where(improved, torch.full_like(self.best["epoch"], epoch), self.best["epoch"])
@@ -313,6 +404,10 @@ class Trainer:
 
     def fit(self, train_blocks, validation_blocks=None, feature_dim=None):
         s = self.s
+        if validation_blocks is not None:
+            self.split = "validation"
+        elif s.num_models == 1:
+            self.split = "sample"  # nothing to select: the threshold is calibrated on the training rows
         stream = self._shuffled(train_blocks(0), 0, feature_dim or 1)
         first, rows = [], 0
         for batch in stream:  # the first shuffled batches: scaler sample (and they are trained on below)
@@ -333,7 +428,7 @@ class Trainer:
         for epoch in range(s.epochs):
             if epoch == 0:
                 stream0 = _chain(first, stream)
-                if not has_validation:
+                if self.split == "sample":
                     stream0 = self._keep_sample(stream0, sample_rows)
                 epoch_stream = stream0
             else:
@@ -341,13 +436,17 @@ class Trainer:
             train_loss = self._epoch(epoch, epoch_stream, d)
             if epoch == 0 and not has_validation:
                 self.train_sample = _restack(self.train_sample, EVALUATE_ROWS)
+                self.holdout = _restack(self.holdout, EVALUATE_ROWS)
+                self.fold_data = _restack(self.fold_data, EVALUATE_ROWS)
+                if self.split in ("holdout", "folds"):
+                    log.info("Selection rows: %d %s", sum(len(b[1]) for b in self._selection_blocks(None)),
+                             "held out" if self.split == "holdout" else "(every training row, out of fold)")
             if self.stop is not None and self.stop.is_set():
                 log.warning("Stopping at epoch %d: the job was asked to stop", epoch)
                 break
             values = thresholds = mean_loss = None
             if self.cluster.is_master:  # without validation: snapshots by the sample's loss, calibration at the end
-                blocks = validation_blocks(epoch) if has_validation else iter(self.train_sample)
-                mean_loss, sample = self._evaluate(blocks)
+                mean_loss, sample = self._evaluate(self._selection_blocks(validation_blocks, epoch))
                 values, thresholds = self._selection_values(mean_loss, sample if has_validation else None)
             if self.cluster.world_size > 1:
                 m = s.num_models
@@ -358,7 +457,7 @@ class Trainer:
                 values, thresholds, mean_loss = packed[:m], packed[m:2 * m], packed[2 * m:]
             self._consider(epoch, values, thresholds, mean_loss)
             best_model = int(torch.argmax(values))
-            where = "validation" if has_validation else "train"
+            where = {"validation": "validation", "holdout": "held-out", "folds": "out-of-fold"}.get(self.split, "train")
             metric_value = float(values[best_model]) if has_validation else float(-mean_loss.min())
             self.history.append({"epoch": epoch, "train_loss": float(train_loss.min() * factor),
                                  "loss": float(mean_loss.min() * factor), "metric": metric_value})
@@ -392,9 +491,14 @@ class Trainer:
     def _calibrate_snapshots(self):
         """Without validation: thresholds and selection values of every model's best snapshot on the training
         sample, once, after training."""
-        mean_loss, sample = self._evaluate(iter(self.train_sample), self.best["P"])
+        mean_loss, sample = self._evaluate(self._selection_blocks(None), self.best["P"])
         values, thresholds = self._selection_values(mean_loss, sample)
         self.best["value"], self.best["threshold"], self.best["loss"] = values, thresholds, mean_loss
+
+    def _selection_blocks(self, validation_blocks, epoch=0):
+        if self.split == "validation":
+            return validation_blocks(epoch)
+        return iter({"folds": self.fold_data, "holdout": self.holdout}.get(self.split, self.train_sample))
 
     def _keep_sample(self, stream, limit):
         kept = 0
@@ -458,6 +562,13 @@ def cpu_threads(settings, feature_dim, cores=None):
     cores = cores or len(os.sched_getaffinity(0))
     work = settings.mini_batch_size * settings.num_models * settings.outputs * feature_dim
     return 1 if work < (1 << 24) else cores
+
+
+def _buckets(start, n, count):
+    """Buckets 0..count-1 of rows start..start+n-1: a multiplicative hash of the row's index (the same every
+    epoch, whatever the shuffle)."""
+    index = np.arange(start, start + n, dtype=np.uint64)
+    return ((index * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)) % np.uint64(count)
 
 
 def _loss_unit_factor(loss, scale):
