@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .losses import LOSSES
+from .losses import GRADIENTS, LOSSES
 
 warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
 
@@ -135,6 +135,8 @@ class ParallelModels:
         self.l1 = col(settings.l1s) * rows(1.0, 0.0) if self.any_l1 else None  # no l1 on the bias
         self.l1_on = (self.l1 > 0).to(torch.float32) if self.any_l1 else None
         self.loss_fn = LOSSES[settings.loss]
+        gradient_fn = GRADIENTS.get(settings.loss)
+        self.gradient_fn = gradient_fn or (lambda s, y, p: self.loss_fn(s, y, p)[1])
         self.params = {"margin": settings.margin, "quantile": settings.quantile,
                        "loss_insensitivity": settings.loss_insensitivity, "huber_delta": settings.huber_delta}
         self.step_count = 0
@@ -201,27 +203,35 @@ class ParallelModels:
             self.s.lr_scheduler_minimum_lr, device=self.device)))
         self.lr_matrix = self.lr_rows * self.lr
 
-    def gradients(self, x, y, weights=None, folds=None):
+    def gradients(self, x, y, weights=None, folds=None, with_loss=True):
         """Weighted sums over the batch: the (D + 1, M*K) gradient of the loss (weights' rows then the bias),
-        the per-model loss sums (M,), and the total weight (a float, or per model (M,) with ``folds``).
-        ``weights`` None: every row weighs 1. ``folds`` (B,) long: the rows' folds; group g > 0 skips fold g - 1."""
+        the per-model loss sums (M,) (None unless ``with_loss``), and the total weight (a float, or per model (M,)
+        with ``folds``). ``weights`` None: every row weighs 1. ``folds`` (B,) long: the rows' folds; group g > 0
+        skips fold g - 1."""
         scores = self.scores(x)
-        loss, grad = self.loss_fn(scores, y, self.params)
+        if with_loss:
+            loss, grad = self.loss_fn(scores, y, self.params)
+        else:
+            loss, grad = None, self.gradient_fn(scores, y, self.params)
+        batch_loss = None
         if folds is not None:
             rows = (folds.view(-1, 1) + 1 != self.group_of_model.view(1, -1)).to(grad.dtype)  # (B, M)
             if weights is not None:
                 rows.mul_(weights.view(-1, 1))
             g = (grad * rows.unsqueeze(2)).reshape(-1, self.m * self.k)
             total = rows.sum(0)
-            batch_loss = (loss.sum(2) * rows).sum(0)
+            if with_loss:
+                batch_loss = (loss.sum(2) * rows).sum(0)
         elif weights is None:
             g = grad.reshape(-1, self.m * self.k)
             total = float(g.shape[0])
-            batch_loss = loss.sum((0, 2))
+            if with_loss:
+                batch_loss = loss.sum((0, 2))
         else:
             total = float(weights.sum())
             g = grad.reshape(-1, self.m * self.k) * weights.view(-1, 1)
-            batch_loss = (loss.sum(2) * weights.view(-1, 1)).sum(0)
+            if with_loss:
+                batch_loss = (loss.sum(2) * weights.view(-1, 1)).sum(0)
         gw, gb = self.grad[:self.d], self.grad[self.d]
         torch.sum(g, 0, out=gb)
         if x.layout == torch.strided:
@@ -276,8 +286,8 @@ class ParallelModels:
             return grad.div_(total.clamp_min(1e-30).repeat_interleave(self.k))
         return grad.mul_(1.0 / max(total, 1e-30))
 
-    def step(self, x, y, weights=None, folds=None):
-        grad, batch_loss, total = self.gradients(x, y, weights, folds)
+    def step(self, x, y, weights=None, folds=None, with_loss=True):
+        grad, batch_loss, total = self.gradients(x, y, weights, folds, with_loss)
         self.apply(self.normalise(grad, total))
         return batch_loss, total
 

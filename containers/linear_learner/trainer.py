@@ -4,6 +4,7 @@ Data comes as callables ``epoch -> iterator of (features, labels, weights or Non
 the same code runs under ``algobox linear-learner train`` and in-process (benchmarks).
 """
 
+import itertools
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_MAX_ROWS = 100_000  # training sample for selection without validation (and at most 32 MiB of features)
 SAMPLE_MAX_VALUES = 1 << 23
+LOSS_EVERY = 4  # the training loss logged per epoch is that of every 4th mini-batch (the others: gradients alone)
 EVALUATE_ROWS = 1 << 15  # rows per matmul when the training sample is scored
 CALIBRATION_MAX_VALUES = 1 << 26  # (rows x models) scores kept for calibration: at most 256 MiB
 # Selection without a validation channel (README, "Selection without a validation channel"):
@@ -252,27 +254,28 @@ class Trainer:
                      "models are selected (and thresholds calibrated) on those rows", HOLDOUT_BUCKETS,
                      self.holdout_cap)
 
-    def _train_step(self, features, labels, weights, folds=None):
+    def _train_step(self, features, labels, weights, folds=None, with_loss=True):
         x = self.batcher.features(features)
         y = self.batcher.labels(labels, self.multiclass)
         w = self._weights(labels, weights if self.weighted else None)  # the buffer's weights are ones otherwise
         w = None if w is None else torch.from_numpy(w).to(self.device)
         f = None if folds is None else torch.from_numpy(folds.astype(np.int64)).to(self.device)
         if self.sync == "gradients" and self.cluster.world_size > 1:
-            return self.models.gradients(x, y, w, f)
-        return self.models.step(x, y, w, f)
+            return self.models.gradients(x, y, w, f, with_loss)
+        return self.models.step(x, y, w, f, with_loss)
 
     def _epoch(self, epoch, stream, d):
-        """One pass; returns the per-model mean training loss."""
+        """One pass; returns the per-model mean training loss (of every LOSS_EVERY-th mini-batch)."""
         progress = logs.Progress(f"train epoch {epoch}")
         loss_sum = torch.zeros(self.models.m, dtype=torch.float64, device=self.device)
         weight_sum = 0.0
         gradient_sync = self.sync == "gradients" and self.cluster.world_size > 1
         stream = iter(stream)
-        while True:
+        for index in itertools.count():
             batch = next(stream, None)
+            with_loss = index % LOSS_EVERY == 0
             if gradient_sync:
-                batch = self._synced_step(batch)
+                batch = self._synced_step(batch, with_loss)
                 if batch is None:
                     break
                 loss, total, n = batch
@@ -280,10 +283,11 @@ class Trainer:
                 if batch is None:
                     break
                 features, labels, weights, *folds = batch
-                loss, total = self._train_step(features, labels, weights, *folds)
+                loss, total = self._train_step(features, labels, weights, *folds, with_loss=with_loss)
                 n = len(labels)
-            loss_sum += loss
-            weight_sum += total
+            if loss is not None:
+                loss_sum += loss
+                weight_sum += total
             self.rows_trained += n
             progress.update(n)
         records = progress.done()
@@ -295,16 +299,16 @@ class Trainer:
         weight_sum = torch.as_tensor(weight_sum, dtype=torch.float64, device=self.device).clamp_min(1e-12)
         return (loss_sum / weight_sum)[:self.s.num_models].cpu().numpy()  # the models kept (group 0)
 
-    def _synced_step(self, batch):
+    def _synced_step(self, batch, with_loss=True):
         """Gradient all-reduce: every host steps together; a host without data adds zeros until all are done."""
         m = self.models
         if batch is not None:  # weighted sums: the hosts' sums are added, then divided by the total weight
             features, labels, weights, *folds = batch
-            grad, loss, total = self._train_step(features, labels, weights, *folds)
+            grad, loss, total = self._train_step(features, labels, weights, *folds, with_loss=with_loss)
             n = len(labels)
         else:
             grad = torch.zeros_like(m.P)
-            loss, n = torch.zeros(m.m, device=self.device), 0
+            loss, n = (torch.zeros(m.m, device=self.device) if with_loss else None), 0
             total = torch.zeros(m.m, device=self.device) if self.split == "folds" else 0.0
         totals = torch.as_tensor(total, dtype=grad.dtype, device=self.device).reshape(-1)  # (1,) or per model
         active = torch.tensor([1.0 if batch is not None else 0.0], dtype=grad.dtype, device=self.device)
