@@ -19,31 +19,14 @@ from . import calibration
 from .linear import Batcher, ParallelModels, Scaler, folded
 from .losses import LOSSES
 from .model import LinearModel
-from .prefetch import prefetched
-from .shuffle import ShuffleBuffer
+from .rows import FOLDS, FOLDS_MAX_ROWS, HOLDOUT_BUCKETS, SAMPLE_MAX_ROWS, SAMPLE_MAX_VALUES, SingleHost, \
+    TrainingRows, initial_split
 
 log = logging.getLogger(__name__)
 
-SAMPLE_MAX_ROWS = 100_000  # training sample for selection without validation (and at most 32 MiB of features)
-SAMPLE_MAX_VALUES = 1 << 23
 LOSS_EVERY = 4  # the training loss logged per epoch is that of every 4th mini-batch (the others: gradients alone)
 EVALUATE_ROWS = 1 << 15  # rows per matmul when the training sample is scored
 CALIBRATION_MAX_VALUES = 1 << 26  # (rows x models) scores kept for calibration: at most 256 MiB
-# Selection without a validation channel (README, "Selection without a validation channel"):
-FOLDS = 5  # small training data: the models are selected by 5-fold cross-validation ...
-FOLDS_MAX_ROWS = 10_000  # ... when the channel has at most this many rows
-FOLDS_MAX_VALUES = 1 << 25  # ... and the (FOLDS + 1) copies of the parameters hold at most 32M values (128 MiB)
-HOLDOUT_BUCKETS = 10  # larger data: 1 row in 10 (at most the sample's size) is held out for selection
-
-
-class SingleHost:
-    rank, world_size, is_master = 0, 1, True
-
-    def all_reduce_sum(self, tensor):
-        return tensor
-
-    def barrier(self):
-        pass
 
 
 def _stack(parts):
@@ -55,10 +38,12 @@ def _stack(parts):
 class Trainer:
     """Trains ``settings.num_models`` models and returns the selected one as a LinearModel."""
 
-    def __init__(self, settings, device=None, cluster=None, seed=0, stop=None, sync="gradients"):
+    def __init__(self, settings, device=None, cluster=None, seed=0, stop=None, sync="gradients", rows=None):
+        """``rows``: the TrainingRows of the train channel when its first epoch was started already."""
         self.s = settings
         self.device = torch.device(device or "cpu")
         self.cluster = cluster or SingleHost()
+        self.rows = rows or TrainingRows(settings, cluster=self.cluster, seed=seed, stop=stop, device=self.device)
         self.seed = seed
         self.stop = stop
         self.sync = sync  # "average": per-epoch model averaging across hosts; "gradients": all-reduce per batch
@@ -68,22 +53,22 @@ class Trainer:
         self.models = None
         self.batcher = None
         self.class_weights = None  # multiclass: (C,) ; binary: (2,) negative/positive weight
-        # Where models are selected and calibrated: "validation" (the channel), "folds" (small data: out-of-fold
-        # scores of FOLDS extra copies of the models), "holdout" (rows held out of training), "sample" (one model:
-        # a sample of the training rows); None: decided when the training channel's first blocks are read.
-        self.split = None
-        self.train_sample = []  # "sample": raw blocks of the first rows (restacked after epoch 0)
-        self.holdout = []  # "holdout": the held-out rows (features, labels, weights)
-        self.holdout_cap = 0  # "holdout": at most this many rows are held out ...
-        self.holdout_rows = 0
-        self.holdout_end = None  # ... those before this row index (None: every row of the held-out bucket)
-        self.fold_data = []  # "folds": every training row with its fold (features, labels, weights, folds)
-        self.weighted = False  # whether any training block carried its own per-record weights
+        self.train_sample = []  # split "sample": raw blocks of the first rows (restacked after epoch 0)
+        self.holdout = []  # split "holdout": the held-out rows, restacked after epoch 0
+        self.fold_data = []  # split "folds": every training row with its fold, restacked after epoch 0
         self.history = []  # per epoch: {"epoch", "train_loss", "metric", ...}
         self.best = None  # per-model best (value, epoch, W cols, b cols, threshold)
         self.stopped_early_at = None
         self.rows_trained = 0
-        self.buffer = None  # the shuffle buffer, kept from epoch to epoch (its pool's memory is reused)
+
+    @property
+    def split(self):
+        """Where models are selected and calibrated (TrainingRows.split): "validation", "folds", "holdout" or
+        "sample"."""
+        return self.rows.split
+
+    def _check_labels(self, labels, where="train"):
+        self.rows.check_labels(labels, where)
 
     # -- sample and scaler -----------------------------------------------------------------------
 
@@ -98,19 +83,6 @@ class Trainer:
         if self.class_weights is not None:
             w = w * self.class_weights[y.astype(np.int64)]
         return w
-
-    def _check_labels(self, labels, where="train"):
-        y = np.asarray(labels).reshape(len(labels), -1)[:, 0]
-        if self.binary and not ((y == 0) | (y == 1)).all():
-            bad = y[(y != 0) & (y != 1)][0]
-            raise_data(f"{where}: binary_classifier labels must be 0 or 1; found {bad!r}")
-        if self.multiclass:
-            bad = (y < 0) | (y >= self.s.num_classes) | (y != np.round(y))
-            if bad.any():
-                raise_data(f"{where}: multiclass_classifier labels must be integers 0..{self.s.num_classes - 1} "
-                           f"(num_classes={self.s.num_classes}); found {y[bad][0]!r}")
-        if not np.isfinite(y).all():
-            raise_data(f"{where}: labels must be finite numbers")
 
     def _fit_scaler(self, sample, d):
         s = self.s
@@ -148,88 +120,6 @@ class Trainer:
 
     # -- passes ----------------------------------------------------------------------------------
 
-    def _shuffled(self, blocks, epoch, d):
-        """The epoch's shuffled mini-batches, read, decoded and shuffled in a background thread."""
-        return prefetched(self._shuffle(blocks, epoch, d))
-
-    def _shuffle(self, blocks, epoch, d):
-        seed = self.seed * 1000 + epoch * 10 + self.cluster.rank
-        if self.buffer is None or epoch == 0:
-            self.buffer = ShuffleBuffer(self.s.mini_batch_size, seed=seed)
-        buffer = self.buffer
-        buffer.reset(seed)
-        blocks = iter(blocks)
-        if self.split is None:
-            blocks = self._choose_split(blocks)
-        index = 0  # the rows' index in the channel (the same every epoch): folds and held-out rows follow it
-        for features, labels, weights in blocks:
-            if labels is None:
-                raise_data("train: records have no labels; Linear Learner needs a label per record")
-            n = features.shape[0]
-            labels = np.asarray(labels, np.float32).reshape(n, -1)[:, 0]
-            self._check_labels(labels)
-            if weights is None:
-                weights = np.ones(n, np.float32)
-            else:
-                weights = np.asarray(weights, np.float32).reshape(n)
-                self.weighted = True
-            start, index = index, index + n
-            if self.split == "holdout":
-                held = self._held(start, n, epoch)
-                if held is not None:
-                    if epoch == 0:
-                        self.holdout.append((features[held], labels[held], weights[held]))
-                    kept = ~held
-                    features, labels, weights = features[kept], labels[kept], weights[kept]
-                    if not len(labels):
-                        continue
-            if self.split == "folds":
-                folds = _buckets(start, n, FOLDS).astype(np.float32)
-                if epoch == 0:
-                    self.fold_data.append((features.copy(), labels.copy(), weights.copy(), folds))
-                yield from buffer.add(features, labels, weights, folds)
-            else:
-                yield from buffer.add(features, labels, weights)
-            if self.stop is not None and self.stop.is_set():
-                return
-        yield from buffer.flush()
-
-    def _choose_split(self, blocks):
-        """Without validation data (and more than one model): cross-validation when the channel is small, else a
-        held-out share of its rows. Reads ahead up to FOLDS_MAX_ROWS rows to know."""
-        pending, rows, small = [], 0, True
-        for block in blocks:
-            pending.append(block)
-            rows += block[0].shape[0]
-            if rows > FOLDS_MAX_ROWS:
-                small = False
-                break
-        d = pending[0][0].shape[1] if pending else 1
-        copies = (d + 1) * self.s.num_models * self.s.outputs * (FOLDS + 1)
-        folds = small and copies <= FOLDS_MAX_VALUES
-        if self.cluster.world_size > 1:  # every host the same way: cross-validation only if every share is small
-            # (the training loop waits for this thread's first batch, so no other collective runs meanwhile)
-            vote = self.cluster.all_reduce_sum(torch.tensor([0.0 if folds else 1.0], device=self.device))
-            folds = float(vote[0]) == 0
-        self.split = "folds" if folds else "holdout"
-        self.holdout_cap = min(self.s.num_calibration_samples, SAMPLE_MAX_ROWS, max(SAMPLE_MAX_VALUES // d, 1))
-        yield from pending
-        yield from blocks
-
-    def _held(self, start, n, epoch):
-        """Which of rows start..start+n-1 are held out (bool mask), or None."""
-        held = _buckets(start, n, HOLDOUT_BUCKETS) == 0
-        if self.holdout_end is not None:
-            held &= np.arange(start, start + n) < self.holdout_end
-        elif epoch == 0:
-            positions = np.flatnonzero(held)
-            room = self.holdout_cap - self.holdout_rows
-            if len(positions) >= room:  # the sample is full: no row after this one is held out
-                held[positions[room:]] = False
-                self.holdout_end = start + int(positions[room - 1]) + 1
-            self.holdout_rows += min(room, len(positions))
-        return held if held.any() else None
-
     def _start(self, first_blocks, d):
         """Scaler sample (and the training sample for selection), then the models."""
         self._fit_scaler(first_blocks, d)
@@ -252,12 +142,12 @@ class Trainer:
         elif self.split == "holdout":
             log.info("No validation channel: 1 training row in %d (at most %d rows) is held out of training; the "
                      "models are selected (and thresholds calibrated) on those rows", HOLDOUT_BUCKETS,
-                     self.holdout_cap)
+                     self.rows.holdout_cap)
 
     def _train_step(self, features, labels, weights, folds=None, with_loss=True):
         x = self.batcher.features(features)
         y = self.batcher.labels(labels, self.multiclass)
-        w = self._weights(labels, weights if self.weighted else None)  # the buffer's weights are ones otherwise
+        w = self._weights(labels, weights if self.rows.weighted else None)  # the buffer's weights are ones otherwise
         w = None if w is None else torch.from_numpy(w).to(self.device)
         f = None if folds is None else torch.from_numpy(folds.astype(np.int64)).to(self.device)
         if self.sync == "gradients" and self.cluster.world_size > 1:
@@ -406,13 +296,13 @@ class Trainer:
 
     # -- the whole method ------------------------------------------------------------------------
 
-    def fit(self, train_blocks, validation_blocks=None, feature_dim=None):
+    def fit(self, train_blocks, validation_blocks=None, feature_dim=None, first_epoch=None):
+        """``first_epoch``: epoch 0's stream of ``self.rows`` when it was started already (``start_rows``)."""
         s = self.s
-        if validation_blocks is not None:
-            self.split = "validation"
-        elif s.num_models == 1:
-            self.split = "sample"  # nothing to select: the threshold is calibrated on the training rows
-        stream = self._shuffled(train_blocks(0), 0, feature_dim or 1)
+        if first_epoch is None:
+            self.rows.split = initial_split(s, validation_blocks is not None)
+            first_epoch = self.rows.stream(train_blocks(0), 0)
+        stream = first_epoch
         first, rows = [], 0
         for batch in stream:  # the first shuffled batches: scaler sample (and they are trained on below)
             first.append(batch)
@@ -436,12 +326,13 @@ class Trainer:
                     stream0 = self._keep_sample(stream0, sample_rows)
                 epoch_stream = stream0
             else:
-                epoch_stream = self._shuffled(train_blocks(epoch), epoch, d)
+                epoch_stream = self.rows.stream(train_blocks(epoch), epoch)
             train_loss = self._epoch(epoch, epoch_stream, d)
             if epoch == 0 and not has_validation:
                 self.train_sample = _restack(self.train_sample, EVALUATE_ROWS)
-                self.holdout = _restack(self.holdout, EVALUATE_ROWS)
-                self.fold_data = _restack(self.fold_data, EVALUATE_ROWS)
+                self.holdout = _restack(self.rows.holdout, EVALUATE_ROWS)
+                self.fold_data = _restack(self.rows.fold_data, EVALUATE_ROWS)
+                self.rows.holdout, self.rows.fold_data = [], []
                 if self.split in ("holdout", "folds"):
                     log.info("Selection rows: %d %s", sum(len(b[1]) for b in self._selection_blocks(None)),
                              "held out" if self.split == "holdout" else "(every training row, out of fold)")
@@ -566,13 +457,6 @@ def cpu_threads(settings, feature_dim, cores=None):
     cores = cores or len(os.sched_getaffinity(0))
     work = settings.mini_batch_size * settings.num_models * settings.outputs * feature_dim
     return 1 if work < (1 << 24) else cores
-
-
-def _buckets(start, n, count):
-    """Buckets 0..count-1 of rows start..start+n-1: a multiplicative hash of the row's index (the same every
-    epoch, whatever the shuffle)."""
-    index = np.arange(start, start + n, dtype=np.uint64)
-    return ((index * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)) % np.uint64(count)
 
 
 def _loss_unit_factor(loss, scale):
