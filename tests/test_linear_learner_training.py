@@ -99,8 +99,8 @@ def test_without_validation_larger_data_holds_a_tenth_out_for_selection(job):
     out = train(job, {"predictor_type": "binary_classifier", "epochs": "2", "num_models": "4",
                       "mini_batch_size": "200"}, channels).output
     held = int(re.search(r"Selection rows: (\d+) held out", out).group(1))
-    assert 1000 < held < 1400  # 1 row in 10, by a hash of the row's position (the same rows every epoch)
-    assert "1 training row in 10 (at most 100000 rows) is held out of training" in out
+    assert 800 < held < 1600  # 1 run of 256 rows in 10, by a hash of the run's position (the same every epoch)
+    assert "1 run of 256 training rows in 10 (at most 100000 rows) is held out of training" in out
     assert metric(out, "test", "binary_classification_accuracy") > 0.95
 
 

@@ -15,7 +15,8 @@ SAMPLE_MAX_VALUES = 1 << 23
 FOLDS = 5  # small training data: the models are selected by 5-fold cross-validation ...
 FOLDS_MAX_ROWS = 10_000  # ... when the channel has at most this many rows
 FOLDS_MAX_VALUES = 1 << 25  # ... and the (FOLDS + 1) copies of the parameters hold at most 32M values (128 MiB)
-HOLDOUT_BUCKETS = 10  # larger data: 1 row in 10 (at most the sample's size) is held out for selection
+HOLDOUT_BUCKETS = 10  # larger data: 1 run of rows in 10 (at most the sample's size) is held out for selection ...
+HOLDOUT_RUN = 256  # ... runs of 256 consecutive rows: the kept runs reach the shuffle buffer without a copy
 
 
 class SingleHost:
@@ -93,13 +94,12 @@ class TrainingRows:
             start, index = index, index + n
             if self.split == "holdout":
                 held = self._held(start, n, epoch)
-                if held is not None:
+                if held is not None:  # the block's kept runs go to the buffer as views (no copy of them here)
                     if epoch == 0:
                         self.holdout.append((features[held], labels[held], weights[held]))
-                    kept = ~held
-                    features, labels, weights = features[kept], labels[kept], weights[kept]
-                    if not len(labels):
-                        continue
+                    for a, b in _runs(~held):
+                        yield from buffer.add(features[a:b], labels[a:b], weights[a:b])
+                    continue
             if self.split == "folds":
                 folds = _buckets(start, n, FOLDS).astype(np.float32)
                 if epoch == 0:
@@ -137,7 +137,9 @@ class TrainingRows:
 
     def _held(self, start, n, epoch):
         """Which of rows start..start+n-1 are held out (bool mask), or None."""
-        held = _buckets(start, n, HOLDOUT_BUCKETS) == 0
+        first_run = start // HOLDOUT_RUN
+        runs = _buckets(first_run, (start + n - 1) // HOLDOUT_RUN - first_run + 1, HOLDOUT_BUCKETS) == 0
+        held = runs[np.arange(start, start + n) // HOLDOUT_RUN - first_run]
         if self.holdout_end is not None:
             held &= np.arange(start, start + n) < self.holdout_end
         elif epoch == 0:
@@ -148,6 +150,12 @@ class TrainingRows:
                 self.holdout_end = start + int(positions[room - 1]) + 1
             self.holdout_rows += min(room, len(positions))
         return held if held.any() else None
+
+def _runs(mask):
+    """(start, stop) of the runs of True in a bool mask."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
+    return zip(edges[::2].tolist(), edges[1::2].tolist())
+
 
 def _buckets(start, n, count):
     """Buckets 0..count-1 of rows start..start+n-1: a multiplicative hash of the row's index (the same every

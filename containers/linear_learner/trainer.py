@@ -19,8 +19,8 @@ from . import calibration
 from .linear import Batcher, ParallelModels, Scaler, folded
 from .losses import LOSSES
 from .model import LinearModel
-from .rows import FOLDS, FOLDS_MAX_ROWS, HOLDOUT_BUCKETS, SAMPLE_MAX_ROWS, SAMPLE_MAX_VALUES, SingleHost, \
-    TrainingRows, initial_split
+from .rows import (FOLDS, FOLDS_MAX_ROWS, HOLDOUT_BUCKETS, HOLDOUT_RUN, SAMPLE_MAX_ROWS, SAMPLE_MAX_VALUES,
+                   SingleHost, TrainingRows, initial_split)
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,9 @@ class Trainer:
                      "(the model kept), %d each without one fold (out-of-fold scores)", FOLDS_MAX_ROWS, FOLDS,
                      FOLDS + 1, FOLDS)
         elif self.split == "holdout":
-            log.info("No validation channel: 1 training row in %d (at most %d rows) is held out of training; the "
-                     "models are selected (and thresholds calibrated) on those rows", HOLDOUT_BUCKETS,
-                     self.rows.holdout_cap)
+            log.info("No validation channel: 1 run of %d training rows in %d (at most %d rows) is held out of "
+                     "training; the models are selected (and thresholds calibrated) on those rows", HOLDOUT_RUN,
+                     HOLDOUT_BUCKETS, self.rows.holdout_cap)
 
     def _train_step(self, features, labels, weights, folds=None, with_loss=True):
         x = self.batcher.features(features)
