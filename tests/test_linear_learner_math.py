@@ -84,6 +84,32 @@ def test_one_batched_step_equals_each_model_alone():
         torch.testing.assert_close(models.b[cols], expected_b.detach())
 
 
+def test_cross_validation_copies_each_step_on_their_rows_only():
+    """With folds, copy 0 of the models steps on every row and copy g on the rows outside fold g - 1, as each would
+    alone (adam, weighted rows)."""
+    s = settings(predictor_type="binary_classifier", num_models=2)
+    d, n = 4, 30
+    many = ParallelModels(s, d, torch.device("cpu"), seed=1, groups=3)
+    x, y = torch.randn(n, d), torch.randint(0, 2, (n, 1, 1)).float()
+    folds, w = torch.arange(n) % 2, torch.rand(n) + 0.5
+    start = many.P.clone()
+    many.step(x, y, w, folds)
+    for group in range(3):
+        rows = torch.ones(n, dtype=torch.bool) if group == 0 else folds != group - 1
+        alone = ParallelModels(s, d, torch.device("cpu"))
+        alone.P.copy_(start[:, 2 * group:2 * group + 2])
+        alone.step(x[rows], y[rows], w[rows])
+        torch.testing.assert_close(many.P[:, 2 * group:2 * group + 2], alone.P)
+
+
+def test_logistic_and_softmax_gradient_only_forms_equal_the_pairs():
+    s = torch.randn(6, 3, 1)
+    y = torch.randint(0, 2, (6, 1, 1)).float()
+    torch.testing.assert_close(losses.logistic_gradient(s, y, PARAMS), losses.logistic(s, y, PARAMS)[1])
+    s, y = torch.randn(6, 3, 4), torch.randint(0, 4, (6,))
+    torch.testing.assert_close(losses.softmax_gradient(s, y, PARAMS), losses.softmax(s, y, PARAMS)[1])
+
+
 def test_scores_are_one_matmul_for_all_models():
     s = settings(predictor_type="binary_classifier", num_models=6)
     models = ParallelModels(s, 7, torch.device("cpu"))

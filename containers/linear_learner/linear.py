@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .losses import LOSSES
+from .losses import GRADIENTS, LOSSES
 
 warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
 
@@ -105,8 +105,12 @@ class ParallelModels:
     folded product rounds like the raw features themselves: its error is that of x's own representation.)
     """
 
-    def __init__(self, settings, d, device, seed=0, scaler=None):
-        m, k = settings.num_models, settings.outputs
+    def __init__(self, settings, d, device, seed=0, scaler=None, groups=1):
+        """``groups`` > 1: that many copies of the ``num_models`` models side by side (group-major columns), for
+        cross-validated selection: group 0 trains on every row, group g > 0 on the rows whose fold is not g - 1
+        (``gradients(..., folds=)``)."""
+        self.groups = groups
+        m, k = settings.num_models * groups, settings.outputs
         self.s = settings
         self.d, self.m, self.k = d, m, k
         self.device = device
@@ -119,16 +123,20 @@ class ParallelModels:
         self.P[:d] = w.to(device)
         self.P[d] = float(settings.init_bias) if settings.use_bias else 0.0
         self.grad = torch.zeros_like(self.P)
-        col = lambda values: torch.tensor(values, dtype=torch.float32, device=device).repeat_interleave(k)
+        col = lambda values: torch.tensor(list(values) * groups, dtype=torch.float32, device=device
+                                          ).repeat_interleave(k)
         self.lr0 = col(settings.learning_rates)
         rows = lambda weight, bias: torch.cat([torch.full((d, 1), weight), torch.full((1, 1), bias)]).to(device)
         self.lr_rows = rows(1.0, settings.bias_lr_mult if settings.use_bias else 0.0)
+        self.group_of_model = torch.arange(groups, device=device).repeat_interleave(settings.num_models)
         self.any_wd = bool(np.any(np.asarray(settings.wds) > 0))
         self.wd = col(settings.wds) * rows(1.0, settings.bias_wd_mult) if self.any_wd else None
         self.any_l1 = bool(np.any(np.asarray(settings.l1s) > 0))
         self.l1 = col(settings.l1s) * rows(1.0, 0.0) if self.any_l1 else None  # no l1 on the bias
         self.l1_on = (self.l1 > 0).to(torch.float32) if self.any_l1 else None
         self.loss_fn = LOSSES[settings.loss]
+        gradient_fn = GRADIENTS.get(settings.loss)
+        self.gradient_fn = gradient_fn or (lambda s, y, p: self.loss_fn(s, y, p)[1])
         self.params = {"margin": settings.margin, "quantile": settings.quantile,
                        "loss_insensitivity": settings.loss_insensitivity, "huber_delta": settings.huber_delta}
         self.step_count = 0
@@ -195,19 +203,35 @@ class ParallelModels:
             self.s.lr_scheduler_minimum_lr, device=self.device)))
         self.lr_matrix = self.lr_rows * self.lr
 
-    def gradients(self, x, y, weights=None):
+    def gradients(self, x, y, weights=None, folds=None, with_loss=True):
         """Weighted sums over the batch: the (D + 1, M*K) gradient of the loss (weights' rows then the bias),
-        the per-model loss sums (M,), and the total weight (a float). ``weights`` None: every row weighs 1."""
+        the per-model loss sums (M,) (None unless ``with_loss``), and the total weight (a float, or per model (M,)
+        with ``folds``). ``weights`` None: every row weighs 1. ``folds`` (B,) long: the rows' folds; group g > 0
+        skips fold g - 1."""
         scores = self.scores(x)
-        loss, grad = self.loss_fn(scores, y, self.params)
-        g = grad.reshape(-1, self.m * self.k)
-        if weights is None:
+        if with_loss:
+            loss, grad = self.loss_fn(scores, y, self.params)
+        else:
+            loss, grad = None, self.gradient_fn(scores, y, self.params)
+        batch_loss = None
+        if folds is not None:
+            rows = (folds.view(-1, 1) + 1 != self.group_of_model.view(1, -1)).to(grad.dtype)  # (B, M)
+            if weights is not None:
+                rows.mul_(weights.view(-1, 1))
+            g = (grad * rows.unsqueeze(2)).reshape(-1, self.m * self.k)
+            total = rows.sum(0)
+            if with_loss:
+                batch_loss = (loss.sum(2) * rows).sum(0)
+        elif weights is None:
+            g = grad.reshape(-1, self.m * self.k)
             total = float(g.shape[0])
-            batch_loss = loss.sum((0, 2))
+            if with_loss:
+                batch_loss = loss.sum((0, 2))
         else:
             total = float(weights.sum())
-            g = g * weights.view(-1, 1)
-            batch_loss = (loss.sum(2) * weights.view(-1, 1)).sum(0)
+            g = grad.reshape(-1, self.m * self.k) * weights.view(-1, 1)
+            if with_loss:
+                batch_loss = (loss.sum(2) * weights.view(-1, 1)).sum(0)
         gw, gb = self.grad[:self.d], self.grad[self.d]
         torch.sum(g, 0, out=gb)
         if x.layout == torch.strided:
@@ -256,9 +280,15 @@ class ParallelModels:
             P.masked_fill_(P * before < 0, 0.0)
         self._schedule()
 
-    def step(self, x, y, weights=None):
-        grad, batch_loss, total = self.gradients(x, y, weights)
-        self.apply(grad.mul_(1.0 / max(total, 1e-30)))
+    def normalise(self, grad, total):
+        """The gradient sums divided by their total weight (a float, or per model)."""
+        if isinstance(total, torch.Tensor):
+            return grad.div_(total.clamp_min(1e-30).repeat_interleave(self.k))
+        return grad.mul_(1.0 / max(total, 1e-30))
+
+    def step(self, x, y, weights=None, folds=None, with_loss=True):
+        grad, batch_loss, total = self.gradients(x, y, weights, folds, with_loss)
+        self.apply(self.normalise(grad, total))
         return batch_loss, total
 
     # -- state, for multi-host averaging, snapshots and saving ----------------------------------

@@ -65,6 +65,22 @@ def softmax(s, y, p):
     return loss, grad
 
 
+def logistic_gradient(s, y, p):
+    """d loss / d score alone (training steps whose loss is not recorded): sigmoid(s) - y, two passes, where the
+    loss and gradient together take seven."""
+    return torch.sigmoid(s).sub_(y)
+
+
+def softmax_gradient(s, y, p):
+    grad = torch.softmax(s, dim=2)
+    index = y.view(-1, 1, 1).expand(-1, s.shape[1], 1)
+    grad.scatter_add_(2, index, torch.full(index.shape, -1.0, dtype=s.dtype, device=s.device))
+    return grad
+
+
+# Gradient-only forms where they are cheaper than the pair (the other losses: the pair's gradient)
+GRADIENTS = {"logistic": logistic_gradient, "softmax_loss": softmax_gradient}
+
 LOSSES = {
     "logistic": logistic, "hinge_loss": hinge, "squared_loss": squared, "absolute_loss": absolute,
     "eps_insensitive_squared_loss": eps_squared, "eps_insensitive_absolute_loss": eps_absolute,

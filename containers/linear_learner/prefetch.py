@@ -17,7 +17,8 @@ class _Failed:
 
 
 def prefetched(generator, depth=8):
-    """The items of ``generator``, produced in a daemon thread at most ``depth`` items ahead."""
+    """The items of ``generator``, produced in a daemon thread at most ``depth`` items ahead. The thread starts
+    now, before the first item is asked for (so reading can begin while the caller does something else)."""
     items = queue.Queue(maxsize=depth)
     closed = threading.Event()
 
@@ -45,6 +46,10 @@ def prefetched(generator, depth=8):
 
     thread = threading.Thread(target=produce, name="prefetch", daemon=True)
     thread.start()
+    return _consume(items, closed, thread)
+
+
+def _consume(items, closed, thread):
     try:
         while True:
             item = items.get()

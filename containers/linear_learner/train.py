@@ -63,10 +63,17 @@ def train(context):
     settings = resolve(context.hyperparameters, tuning=context.is_tuning)
     for note in settings.notes:
         log.info(note)
-    from .trainer import Trainer
-
-    device = pick_device()
     feature_dim = None if settings.feature_dim == "auto" else settings.feature_dim
+    train_blocks = blocks(context, "train", feature_dim, sharded=True)
+    early = None, None
+    if context.resource.world_size == 1:  # (several hosts first agree on the selection split, through torch)
+        from .rows import start_rows
+
+        early = start_rows(settings, train_blocks, context.has_channel("validation"), context.stop)
+    with context.timings.stage("import torch"):  # while the first epoch is read and shuffled in the background
+        from .trainer import Trainer
+
+        device = pick_device()
     log.info("Linear Learner: predictor_type=%s, loss=%s, num_models=%d, optimizer=%s, epochs=%d, "
              "mini_batch_size=%d, device=%s", settings.predictor_type, settings.loss, settings.num_models,
              settings.optimizer, settings.epochs, settings.mini_batch_size, device)
@@ -77,11 +84,11 @@ def train(context):
         if cluster.world_size > 1:
             log.info("%d hosts: %s", cluster.world_size, "models averaged after every epoch" if sync == "average"
                      else "gradients all-reduced every mini-batch")
-        trainer = Trainer(settings, device, cluster, stop=context.stop, sync=sync)
+        trainer = Trainer(settings, device, cluster, stop=context.stop, sync=sync, rows=early[0])
         validation = blocks(context, "validation", feature_dim, sharded=False) \
             if context.has_channel("validation") else None
         with context.timings.stage("training"):
-            model = trainer.fit(blocks(context, "train", feature_dim, sharded=True), validation, feature_dim)
+            model = trainer.fit(train_blocks, validation, feature_dim, first_epoch=early[1])
         if cluster.is_master:
             model.save(context.paths.model_dir)
             log.info("Saved %s: %d features, %d outputs, threshold %s", MODEL_FILE, model.feature_dim,

@@ -4,6 +4,7 @@ Data comes as callables ``epoch -> iterator of (features, labels, weights or Non
 the same code runs under ``algobox linear-learner train`` and in-process (benchmarks).
 """
 
+import itertools
 import json
 import logging
 import time
@@ -18,25 +19,14 @@ from . import calibration
 from .linear import Batcher, ParallelModels, Scaler, folded
 from .losses import LOSSES
 from .model import LinearModel
-from .prefetch import prefetched
-from .shuffle import ShuffleBuffer
+from .rows import (FOLDS, FOLDS_MAX_ROWS, HOLDOUT_BUCKETS, HOLDOUT_RUN, SAMPLE_MAX_ROWS, SAMPLE_MAX_VALUES,
+                   SingleHost, TrainingRows, initial_split)
 
 log = logging.getLogger(__name__)
 
-SAMPLE_MAX_ROWS = 100_000  # training sample for selection without validation (and at most 32 MiB of features)
-SAMPLE_MAX_VALUES = 1 << 23
+LOSS_EVERY = 4  # the training loss logged per epoch is that of every 4th mini-batch (the others: gradients alone)
 EVALUATE_ROWS = 1 << 15  # rows per matmul when the training sample is scored
 CALIBRATION_MAX_VALUES = 1 << 26  # (rows x models) scores kept for calibration: at most 256 MiB
-
-
-class SingleHost:
-    rank, world_size, is_master = 0, 1, True
-
-    def all_reduce_sum(self, tensor):
-        return tensor
-
-    def barrier(self):
-        pass
 
 
 def _stack(parts):
@@ -48,10 +38,12 @@ def _stack(parts):
 class Trainer:
     """Trains ``settings.num_models`` models and returns the selected one as a LinearModel."""
 
-    def __init__(self, settings, device=None, cluster=None, seed=0, stop=None, sync="gradients"):
+    def __init__(self, settings, device=None, cluster=None, seed=0, stop=None, sync="gradients", rows=None):
+        """``rows``: the TrainingRows of the train channel when its first epoch was started already."""
         self.s = settings
         self.device = torch.device(device or "cpu")
         self.cluster = cluster or SingleHost()
+        self.rows = rows or TrainingRows(settings, cluster=self.cluster, seed=seed, stop=stop, device=self.device)
         self.seed = seed
         self.stop = stop
         self.sync = sync  # "average": per-epoch model averaging across hosts; "gradients": all-reduce per batch
@@ -61,13 +53,22 @@ class Trainer:
         self.models = None
         self.batcher = None
         self.class_weights = None  # multiclass: (C,) ; binary: (2,) negative/positive weight
-        self.train_sample = []  # raw blocks, when there is no validation channel (restacked after epoch 0)
-        self.weighted = False  # whether any training block carried its own per-record weights
+        self.train_sample = []  # split "sample": raw blocks of the first rows (restacked after epoch 0)
+        self.holdout = []  # split "holdout": the held-out rows, restacked after epoch 0
+        self.fold_data = []  # split "folds": every training row with its fold, restacked after epoch 0
         self.history = []  # per epoch: {"epoch", "train_loss", "metric", ...}
         self.best = None  # per-model best (value, epoch, W cols, b cols, threshold)
         self.stopped_early_at = None
         self.rows_trained = 0
-        self.buffer = None  # the shuffle buffer, kept from epoch to epoch (its pool's memory is reused)
+
+    @property
+    def split(self):
+        """Where models are selected and calibrated (TrainingRows.split): "validation", "folds", "holdout" or
+        "sample"."""
+        return self.rows.split
+
+    def _check_labels(self, labels, where="train"):
+        self.rows.check_labels(labels, where)
 
     # -- sample and scaler -----------------------------------------------------------------------
 
@@ -82,19 +83,6 @@ class Trainer:
         if self.class_weights is not None:
             w = w * self.class_weights[y.astype(np.int64)]
         return w
-
-    def _check_labels(self, labels, where="train"):
-        y = np.asarray(labels).reshape(len(labels), -1)[:, 0]
-        if self.binary and not ((y == 0) | (y == 1)).all():
-            bad = y[(y != 0) & (y != 1)][0]
-            raise_data(f"{where}: binary_classifier labels must be 0 or 1; found {bad!r}")
-        if self.multiclass:
-            bad = (y < 0) | (y >= self.s.num_classes) | (y != np.round(y))
-            if bad.any():
-                raise_data(f"{where}: multiclass_classifier labels must be integers 0..{self.s.num_classes - 1} "
-                           f"(num_classes={self.s.num_classes}); found {y[bad][0]!r}")
-        if not np.isfinite(y).all():
-            raise_data(f"{where}: labels must be finite numbers")
 
     def _fit_scaler(self, sample, d):
         s = self.s
@@ -132,32 +120,6 @@ class Trainer:
 
     # -- passes ----------------------------------------------------------------------------------
 
-    def _shuffled(self, blocks, epoch, d):
-        """The epoch's shuffled mini-batches, read, decoded and shuffled in a background thread."""
-        return prefetched(self._shuffle(blocks, epoch, d))
-
-    def _shuffle(self, blocks, epoch, d):
-        seed = self.seed * 1000 + epoch * 10 + self.cluster.rank
-        if self.buffer is None or epoch == 0:
-            self.buffer = ShuffleBuffer(self.s.mini_batch_size, seed=seed)
-        buffer = self.buffer
-        buffer.reset(seed)
-        for features, labels, weights in blocks:
-            if labels is None:
-                raise_data("train: records have no labels; Linear Learner needs a label per record")
-            n = features.shape[0]
-            labels = np.asarray(labels, np.float32).reshape(n, -1)[:, 0]
-            self._check_labels(labels)
-            if weights is None:
-                weights = np.ones(n, np.float32)
-            else:
-                weights = np.asarray(weights, np.float32).reshape(n)
-                self.weighted = True
-            yield from buffer.add(features, labels, weights)
-            if self.stop is not None and self.stop.is_set():
-                return
-        yield from buffer.flush()
-
     def _start(self, first_blocks, d):
         """Scaler sample (and the training sample for selection), then the models."""
         self._fit_scaler(first_blocks, d)
@@ -165,44 +127,57 @@ class Trainer:
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(self.s, d))
             torch.set_flush_denormal(True)  # adam's second moments decay into denormals, 100x slower on x86
-        self.models = ParallelModels(self.s, d, self.device, seed=self.seed, scaler=self.scaler)
+        groups = FOLDS + 1 if self.split == "folds" else 1
+        self.models = ParallelModels(self.s, d, self.device, seed=self.seed, scaler=self.scaler, groups=groups)
         if self.s.predictor_type == "regressor":
             self.models.set_label_scale(self.scaler.label_scale)
         log.info("Training %d models at once: %s", self.s.num_models, json.dumps(
             [self.s.model_hyperparameters(i) for i in range(min(self.s.num_models, 4))])
             + (" ..." if self.s.num_models > 4 else ""))
+        if self.split == "folds":
+            log.info("No validation channel and at most %d training rows: the models are selected (and thresholds "
+                     "calibrated) by %d-fold cross-validation; %d copies of them train at once, one on every row "
+                     "(the model kept), %d each without one fold (out-of-fold scores)", FOLDS_MAX_ROWS, FOLDS,
+                     FOLDS + 1, FOLDS)
+        elif self.split == "holdout":
+            log.info("No validation channel: 1 run of %d training rows in %d (at most %d rows) is held out of "
+                     "training; the models are selected (and thresholds calibrated) on those rows", HOLDOUT_RUN,
+                     HOLDOUT_BUCKETS, self.rows.holdout_cap)
 
-    def _train_step(self, features, labels, weights):
+    def _train_step(self, features, labels, weights, folds=None, with_loss=True):
         x = self.batcher.features(features)
         y = self.batcher.labels(labels, self.multiclass)
-        w = self._weights(labels, weights if self.weighted else None)  # the buffer's weights are ones otherwise
+        w = self._weights(labels, weights if self.rows.weighted else None)  # the buffer's weights are ones otherwise
         w = None if w is None else torch.from_numpy(w).to(self.device)
+        f = None if folds is None else torch.from_numpy(folds.astype(np.int64)).to(self.device)
         if self.sync == "gradients" and self.cluster.world_size > 1:
-            return self.models.gradients(x, y, w)
-        return self.models.step(x, y, w)
+            return self.models.gradients(x, y, w, f, with_loss)
+        return self.models.step(x, y, w, f, with_loss)
 
     def _epoch(self, epoch, stream, d):
-        """One pass; returns the per-model mean training loss."""
+        """One pass; returns the per-model mean training loss (of every LOSS_EVERY-th mini-batch)."""
         progress = logs.Progress(f"train epoch {epoch}")
-        loss_sum = torch.zeros(self.s.num_models, dtype=torch.float64, device=self.device)
+        loss_sum = torch.zeros(self.models.m, dtype=torch.float64, device=self.device)
         weight_sum = 0.0
         gradient_sync = self.sync == "gradients" and self.cluster.world_size > 1
         stream = iter(stream)
-        while True:
+        for index in itertools.count():
             batch = next(stream, None)
+            with_loss = index % LOSS_EVERY == 0
             if gradient_sync:
-                batch = self._synced_step(batch)
+                batch = self._synced_step(batch, with_loss)
                 if batch is None:
                     break
                 loss, total, n = batch
             else:
                 if batch is None:
                     break
-                features, labels, weights = batch
-                loss, total = self._train_step(features, labels, weights)
+                features, labels, weights, *folds = batch
+                loss, total = self._train_step(features, labels, weights, *folds, with_loss=with_loss)
                 n = len(labels)
-            loss_sum += loss
-            weight_sum += total
+            if loss is not None:
+                loss_sum += loss
+                weight_sum += total
             self.rows_trained += n
             progress.update(n)
         records = progress.done()
@@ -211,26 +186,29 @@ class Trainer:
                  self.cluster.rank + 1, records / elapsed)
         if not gradient_sync and self.cluster.world_size > 1:
             self._average()
-        return (loss_sum / max(weight_sum, 1e-12)).cpu().numpy()
+        weight_sum = torch.as_tensor(weight_sum, dtype=torch.float64, device=self.device).clamp_min(1e-12)
+        return (loss_sum / weight_sum)[:self.s.num_models].cpu().numpy()  # the models kept (group 0)
 
-    def _synced_step(self, batch):
+    def _synced_step(self, batch, with_loss=True):
         """Gradient all-reduce: every host steps together; a host without data adds zeros until all are done."""
         m = self.models
         if batch is not None:  # weighted sums: the hosts' sums are added, then divided by the total weight
-            features, labels, weights = batch
-            grad, loss, total = self._train_step(features, labels, weights)
+            features, labels, weights, *folds = batch
+            grad, loss, total = self._train_step(features, labels, weights, *folds, with_loss=with_loss)
             n = len(labels)
         else:
             grad = torch.zeros_like(m.P)
-            loss, total, n = torch.zeros(m.m, device=self.device), 0.0, 0
-        packed = torch.cat([grad.reshape(-1), torch.tensor([total, 1.0 if batch is not None else 0.0],
-                                                           dtype=grad.dtype, device=self.device)])
+            loss, n = (torch.zeros(m.m, device=self.device) if with_loss else None), 0
+            total = torch.zeros(m.m, device=self.device) if self.split == "folds" else 0.0
+        totals = torch.as_tensor(total, dtype=grad.dtype, device=self.device).reshape(-1)  # (1,) or per model
+        active = torch.tensor([1.0 if batch is not None else 0.0], dtype=grad.dtype, device=self.device)
+        packed = torch.cat([grad.reshape(-1), totals, active])
         self.cluster.all_reduce_sum(packed)
-        active = float(packed[-1])
-        if active == 0:
+        if float(packed[-1]) == 0:
             return None
-        total_all = float(packed[-2])
-        m.apply(packed[:-2].view_as(m.P).div_(max(total_all, 1e-30)))
+        totals_all = packed[grad.numel():-1]
+        m.apply(m.normalise(packed[:grad.numel()].view_as(m.P),
+                            totals_all if self.split == "folds" else float(totals_all[0])))
         return loss, total, n
 
     def _average(self):
@@ -243,14 +221,15 @@ class Trainer:
 
     def _evaluate(self, blocks, P=None):
         """Per-model mean loss (scaled units), and the calibration sample's raw scores/labels/weights, of the
-        models' parameters ``P`` (None: the current ones)."""
-        m = self.models
-        loss_sum = torch.zeros(m.m, dtype=torch.float64, device=self.device)
+        models' parameters ``P`` (None: the current ones). Blocks with folds (cross-validation): each row is
+        scored by the copy of each model that did not train on it."""
+        m, models = self.models, self.s.num_models
+        loss_sum = torch.zeros(models, dtype=torch.float64, device=self.device)
         total = 0.0
-        keep_rows = min(self.s.num_calibration_samples, max(CALIBRATION_MAX_VALUES // max(m.m, 1), 1))
+        keep_rows = min(self.s.num_calibration_samples, max(CALIBRATION_MAX_VALUES // max(models, 1), 1))
         kept_scores, kept_labels, kept_weights, kept = [], [], [], 0
         with torch.no_grad():
-            for features, labels, weights in blocks:
+            for features, labels, weights, *folds in blocks:
                 if labels is None:
                     raise_data("validation: records have no labels")
                 self._check_labels(labels, "validation")
@@ -261,11 +240,17 @@ class Trainer:
                 w = w.to(self.device)
                 scores = m.scores(x, P)
                 loss, _ = m.loss_fn(scores, y, m.params)
-                loss_sum += (w @ loss.sum(2)).to(torch.float64)
+                loss, raw = loss.sum(2), scores[:, :, 0]
+                if folds:  # out of fold: group g + 1 did not train on fold g
+                    group = torch.from_numpy(folds[0].astype(np.int64) + 1).to(self.device).view(-1, 1, 1)
+                    pick = lambda t: t.reshape(len(y), m.groups, models).gather(
+                        1, group.expand(-1, 1, models)).view(len(y), models)
+                    loss, raw = pick(loss), pick(raw)
+                loss_sum += (w @ loss).to(torch.float64)
                 total += float(w.sum())
                 if self.binary and kept < keep_rows:
                     take = min(keep_rows - kept, scores.shape[0])
-                    kept_scores.append(scores[:take, :, 0])
+                    kept_scores.append(raw[:take])
                     kept_labels.append(y[:take].view(-1))
                     kept_weights.append(w[:take])
                     kept += take
@@ -290,12 +275,12 @@ class Trainer:
         """Keep each model's best epoch (weights, threshold); True when the best value improved enough."""
         m = self.models
         if self.best is None:
-            self.best = {"value": torch.full((m.m,), -float("inf"), dtype=torch.float64),
-                         "epoch": torch.zeros(m.m, dtype=torch.long), "P": m.P.clone(),
+            self.best = {"value": torch.full((self.s.num_models,), -float("inf"), dtype=torch.float64),
+                         "epoch": torch.zeros(self.s.num_models, dtype=torch.long), "P": m.P.clone(),
                          "threshold": thresholds.clone(), "loss": mean_loss.clone()}
         improved = values > self.best["value"]
-        if improved.any():
-            cols = improved.repeat_interleave(m.k).to(self.device)
+        if improved.any():  # every copy of an improved model (cross-validation: all its groups)
+            cols = improved.repeat_interleave(m.k).repeat(m.groups).to(self.device)
             self.best["P"][:, cols] = m.P[:, cols]
             self.best["value"] = torch.where(improved, values, self.best["value"])
             self.best["epoch"] = torch.where(improved, torch.full_like(self.best["epoch"], epoch), self.best["epoch"])
@@ -311,9 +296,13 @@ class Trainer:
 
     # -- the whole method ------------------------------------------------------------------------
 
-    def fit(self, train_blocks, validation_blocks=None, feature_dim=None):
+    def fit(self, train_blocks, validation_blocks=None, feature_dim=None, first_epoch=None):
+        """``first_epoch``: epoch 0's stream of ``self.rows`` when it was started already (``start_rows``)."""
         s = self.s
-        stream = self._shuffled(train_blocks(0), 0, feature_dim or 1)
+        if first_epoch is None:
+            self.rows.split = initial_split(s, validation_blocks is not None)
+            first_epoch = self.rows.stream(train_blocks(0), 0)
+        stream = first_epoch
         first, rows = [], 0
         for batch in stream:  # the first shuffled batches: scaler sample (and they are trained on below)
             first.append(batch)
@@ -333,21 +322,26 @@ class Trainer:
         for epoch in range(s.epochs):
             if epoch == 0:
                 stream0 = _chain(first, stream)
-                if not has_validation:
+                if self.split == "sample":
                     stream0 = self._keep_sample(stream0, sample_rows)
                 epoch_stream = stream0
             else:
-                epoch_stream = self._shuffled(train_blocks(epoch), epoch, d)
+                epoch_stream = self.rows.stream(train_blocks(epoch), epoch)
             train_loss = self._epoch(epoch, epoch_stream, d)
             if epoch == 0 and not has_validation:
                 self.train_sample = _restack(self.train_sample, EVALUATE_ROWS)
+                self.holdout = _restack(self.rows.holdout, EVALUATE_ROWS)
+                self.fold_data = _restack(self.rows.fold_data, EVALUATE_ROWS)
+                self.rows.holdout, self.rows.fold_data = [], []
+                if self.split in ("holdout", "folds"):
+                    log.info("Selection rows: %d %s", sum(len(b[1]) for b in self._selection_blocks(None)),
+                             "held out" if self.split == "holdout" else "(every training row, out of fold)")
             if self.stop is not None and self.stop.is_set():
                 log.warning("Stopping at epoch %d: the job was asked to stop", epoch)
                 break
             values = thresholds = mean_loss = None
             if self.cluster.is_master:  # without validation: snapshots by the sample's loss, calibration at the end
-                blocks = validation_blocks(epoch) if has_validation else iter(self.train_sample)
-                mean_loss, sample = self._evaluate(blocks)
+                mean_loss, sample = self._evaluate(self._selection_blocks(validation_blocks, epoch))
                 values, thresholds = self._selection_values(mean_loss, sample if has_validation else None)
             if self.cluster.world_size > 1:
                 m = s.num_models
@@ -358,7 +352,7 @@ class Trainer:
                 values, thresholds, mean_loss = packed[:m], packed[m:2 * m], packed[2 * m:]
             self._consider(epoch, values, thresholds, mean_loss)
             best_model = int(torch.argmax(values))
-            where = "validation" if has_validation else "train"
+            where = {"validation": "validation", "holdout": "held-out", "folds": "out-of-fold"}.get(self.split, "train")
             metric_value = float(values[best_model]) if has_validation else float(-mean_loss.min())
             self.history.append({"epoch": epoch, "train_loss": float(train_loss.min() * factor),
                                  "loss": float(mean_loss.min() * factor), "metric": metric_value})
@@ -392,9 +386,14 @@ class Trainer:
     def _calibrate_snapshots(self):
         """Without validation: thresholds and selection values of every model's best snapshot on the training
         sample, once, after training."""
-        mean_loss, sample = self._evaluate(iter(self.train_sample), self.best["P"])
+        mean_loss, sample = self._evaluate(self._selection_blocks(None), self.best["P"])
         values, thresholds = self._selection_values(mean_loss, sample)
         self.best["value"], self.best["threshold"], self.best["loss"] = values, thresholds, mean_loss
+
+    def _selection_blocks(self, validation_blocks, epoch=0):
+        if self.split == "validation":
+            return validation_blocks(epoch)
+        return iter({"folds": self.fold_data, "holdout": self.holdout}.get(self.split, self.train_sample))
 
     def _keep_sample(self, stream, limit):
         kept = 0
