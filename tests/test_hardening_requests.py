@@ -375,7 +375,10 @@ HUGE_CASES = [pytest.param(algorithm, features, content_type, accept, rows, id=f
               for algorithm, features, content_type, accepts, shape, rows in HUGE for accept in accepts] + [
     pytest.param(algorithm, 1, CSV, JSON, HUGE_ROWS, id=f"{algorithm}-{JSON}-{HUGE_ROWS}",
                  marks=pytest.mark.xfail(reason=MODEL_BOUND, strict=True))
-    for algorithm in ("knn", "randomcutforest")]
+    for algorithm in ("knn",)]
+# RCF at 3,000,000 records is on the bound since its new kernel (1.98 s against 2.00 s in a full run on a quiet
+# machine, docs/hardening.md): neither a pass nor a strict xfail would be reliable, so it is measured in the
+# benchmark (benchmarks/huge_answers.py) and here at 300,000
 
 
 def repeated(one, accept, count):
