@@ -43,33 +43,37 @@ class Head(nn.Module):
         raise NotImplementedError
 
 
-class Gaussian(Head):
+class DistributionHead(Head):
+    """A head whose points follow a torch distribution: ``_dist`` builds it, ``_support`` maps targets into it."""
+
+    def _dist(self, raw, scale):
+        raise NotImplementedError
+
+    def _support(self, target):
+        return target
+
+    def nll(self, raw, target, scale):
+        return -self._dist(raw, scale).log_prob(self._support(target))
+
+    def sample(self, raw, scale):
+        return self._dist(raw, scale).sample()
+
+
+class Gaussian(DistributionHead):
     args = 2
 
     def _dist(self, raw, scale):
         return Normal(raw[..., 0] * scale, _positive(raw[..., 1]) * scale)
 
-    def nll(self, raw, target, scale):
-        return -self._dist(raw, scale).log_prob(target)
 
-    def sample(self, raw, scale):
-        return self._dist(raw, scale).sample()
-
-
-class StudentTHead(Head):
+class StudentTHead(DistributionHead):
     args = 3
 
     def _dist(self, raw, scale):
         return StudentT(2.0 + _positive(raw[..., 2]), raw[..., 0] * scale, _positive(raw[..., 1]) * scale)
 
-    def nll(self, raw, target, scale):
-        return -self._dist(raw, scale).log_prob(target)
 
-    def sample(self, raw, scale):
-        return self._dist(raw, scale).sample()
-
-
-class NegativeBinomialHead(Head):
+class NegativeBinomialHead(DistributionHead):
     """Mean mu and shape alpha (variance mu + alpha mu^2), as the DeepAR paper parameterises it."""
 
     args = 2
@@ -80,25 +84,19 @@ class NegativeBinomialHead(Head):
         total_count = 1.0 / alpha
         return NegativeBinomial(total_count=total_count, logits=torch.log(mu * alpha))
 
-    def nll(self, raw, target, scale):
-        return -self._dist(raw, scale).log_prob(target.clamp_min(0.0).round())
-
-    def sample(self, raw, scale):
-        return self._dist(raw, scale).sample()
+    def _support(self, target):
+        return target.clamp_min(0.0).round()
 
 
-class BetaHead(Head):
+class BetaHead(DistributionHead):
     args = 2
     scaled = False
 
-    def _dist(self, raw):
+    def _dist(self, raw, scale):
         return Beta(_positive(raw[..., 0]), _positive(raw[..., 1]))
 
-    def nll(self, raw, target, scale):
-        return -self._dist(raw).log_prob(target.clamp(EPS, 1.0 - EPS))
-
-    def sample(self, raw, scale):
-        return self._dist(raw).sample()
+    def _support(self, target):
+        return target.clamp(EPS, 1.0 - EPS)
 
 
 class L1Head(Head):
