@@ -12,7 +12,8 @@ sorted points around the query's position: k on each side. The window's k smalle
 pairs are faiss's whenever the first point outside the window on each side is strictly farther than the k-th
 (every point beyond is at least as far as that one); a row where it is not (equal distances at the window's
 edge: duplicate points, a query halfway between two) is searched again in a window four times wider, up to
-all the points. Rows whose k-th distance is not finite (|x - y| past the float32 range) go to faiss itself.
+all the points or ``WIDEST``. Rows still undecided then (runs of more equal distances), and rows whose k-th
+distance is not finite (|x - y| past the float32 range), are searched by faiss itself.
 Cost: a binary search and about 30 vectorised operations per row, whatever the index size.
 """
 
@@ -20,7 +21,8 @@ import numpy as np
 
 SLICE_ROWS = 1 << 16  # rows searched at a time (faiss: below its BLAS threshold, so its distances are these)
 GROWTH = 4
-KEY_CELLS = 1 << 22  # window cells (8-byte keys) searched at a time when a window grows
+WIDEST = 256  # points in a window; rows still undecided then (long runs of equal distances) go to faiss
+KEY_CELLS = 1 << 15  # window cells (8-byte keys) searched at a time: 256 KB of keys stay in the cache
 ALL_ONES = np.uint64(2**64 - 1)
 SHIFT = np.uint64(32)
 LOW = np.uint64(0xFFFFFFFF)
@@ -75,7 +77,7 @@ class LineIndex:
                 distances[part] = (top >> SHIFT).astype(np.uint32).view(np.float32).T
                 ids[part] = (top & LOW).astype(np.int64).T
             rows = np.concatenate(retry) if retry else rows[:0]
-            if width == self.size:  # every point was in the window: what is left has no finite k-th distance
+            if width == self.size or 2 * half * GROWTH > max(WIDEST, 2 * k):  # left to faiss: all but ties, cheaper
                 break
             half *= GROWTH
         return rows
