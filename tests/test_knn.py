@@ -131,6 +131,7 @@ def one_dimensional_cases():
     yield "integers, many duplicates", rng.integers(0, 5, 300), rng.integers(-2, 8, 3000)
     yield "halfway ties", np.arange(0, 40, 2.0), np.arange(-3, 43, 0.5)
     yield "one value", np.full(50, 7.0), rng.normal(size=500) + 7
+    yield "1000 equal points (windows give up: faiss)", np.full(1000, 7.0), rng.normal(size=500) + 7
     yield "near 1000 (rounding)", np.round(rng.normal(size=500), 1) + 1000, rng.normal(size=3000) + 1000
     yield "magnitudes 1e-30 to 1e30", spread(400) * 10.0 ** rng.integers(-30, 30, 400), \
         spread(3000) * 10.0 ** rng.integers(-30, 30, 3000)

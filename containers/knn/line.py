@@ -59,7 +59,7 @@ class LineIndex:
         return distances, ids
 
     def _windows(self, x, k, distances, ids):
-        """Fill in the rows' answers, windows growing until each is known; the rows left (no finite k-th distance)."""
+        """Fill in the rows' answers, windows growing until each is known; the rows left undecided, for faiss."""
         rows = np.arange(len(x))
         half = k
         while rows.size:
@@ -69,15 +69,13 @@ class LineIndex:
             for begin in range(0, rows.size, step):
                 part = rows[begin:begin + step]
                 done, top = self._window(x[part], k, half, width)
-                if done.all():  # the usual case: no fancy indexing
-                    part, top = slice(part[0], part[-1] + 1) if part[-1] - part[0] == len(part) - 1 else part, top
-                else:
-                    part, top, left = part[done], top[:, done], part[~done]
-                    retry.append(left)
+                if not done.all():
+                    retry.append(part[~done])
+                    part, top = part[done], top[:, done]
                 distances[part] = (top >> SHIFT).astype(np.uint32).view(np.float32).T
                 ids[part] = (top & LOW).astype(np.int64).T
             rows = np.concatenate(retry) if retry else rows[:0]
-            if width == self.size or 2 * half * GROWTH > max(WIDEST, 2 * k):  # left to faiss: all but ties, cheaper
+            if width == self.size or 2 * half * GROWTH > max(WIDEST, 2 * k):  # faiss's scan is then cheaper
                 break
             half *= GROWTH
         return rows
@@ -98,7 +96,7 @@ class LineIndex:
             smallest = keys.min(axis=0)
             top[rank] = smallest
             if rank + 1 < k:
-                keys[keys == smallest] = ALL_ONES  # keys are unique in a row (ids are)
+                np.putmask(keys, keys == smallest, ALL_ONES)  # keys are unique in a row (ids are)
         kth = (top[k - 1] >> SHIFT).astype(np.uint32).view(np.float32)
         done = np.isfinite(kth)
         if width < self.size:
