@@ -363,7 +363,7 @@ HUGE = [  # (algorithm, features, request type, accept types, the answer's shape
     ("pca", 1, CSV, (JSON, JSONLINES, RECORDIO), "projection vectors", HUGE_ROWS),
     ("linear_learner", 1, CSV, (JSON, JSONLINES, CSV, RECORDIO), "score + predicted_label", HUGE_ROWS),
     # k-NN: its encoders (common's, verbose or not) at 300,000 records, and its plain answer at 3,000,000 (one-feature
-    # rows are searched in a window of the sorted points, containers/knn/line.py; faiss's scan took 1.9-16 s)
+    # rows are searched in a window of the sorted points, containers/knn/line.py: 0.6 s where faiss's scan took 2.8 s)
     ("knn", 1, CSV, (JSON + "; verbose=true", JSONLINES, RECORDIO + "; verbose=true"),
      "predicted_label (verbose: + distances, labels vectors)", HUGE_ROWS // 10),
     ("knn", 1, CSV, (JSON,), "predicted_label", HUGE_ROWS),
