@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/bench_knn.py --part serve     # only /invocations vs faiss, 5 x 1,000-row requests
     .venv/bin/python benchmarks/bench_knn.py --part hnsw      # hnswlib alone (ef up to 512) beside faiss Flat
     .venv/bin/python benchmarks/bench_knn.py --part train     # algobox knn train, 1M x 64 recordIO, File/Pipe
+    .venv/bin/python benchmarks/bench_knn.py --part huge      # predict() of 3,000,000 one-feature rows (1 minute)
 
 Speed figures are ratios against a reference run in the same invocation (faiss called directly on the same
 index, hnswlib). mlbench tables come from Debian's r-cran-mlbench package, fetched once into
@@ -402,9 +403,63 @@ def part_train(n=1_000_000, d=64):
     return rows
 
 
+def part_huge(rows=3_000_000, repeats=3):
+    """predict() of a 6 MB request's worth of one-feature rows (the hardening test's model: 200 points, k=3,
+    classifier): the window search of the sorted points (containers/knn/line.py) against the same model searched
+    by faiss (both slices of 65,536 rows, the same vote), interleaved, on identical rows and on 3,000,000 distinct
+    ones; every column equal bit for bit. Then the window search alone for indexes of 10,000 and 1,000,000
+    points (faiss's scan grows with the points; a binary search barely does)."""
+    import statistics
+
+    from containers.knn.model import KNNModel
+
+    rng = np.random.default_rng(0)
+    plan = checks.plan(hyperparameters(feature_dim=1, k=3, sample_size=200))
+    root = Path(tempfile.mkdtemp(prefix="knn-huge-"))
+    knn.build_model(plan, rng.normal(size=(200, 1)).astype(np.float32),
+                    rng.integers(0, 3, 200).astype(np.float32), None).save(root)
+    windowed, scanned = KNNModel.load(root), KNNModel.load(root)
+    scanned.line = None
+    bodies = {"identical (0)": np.zeros((rows, 1), np.float32),
+              "distinct, normal": rng.normal(size=(rows, 1)).astype(np.float32),
+              "distinct, linspace(-4, 4)": np.linspace(-4, 4, rows, dtype=np.float32)[:, None]}
+    results = []
+    for name, x in bodies.items():
+        times = {"window": [], "faiss": []}
+        for _ in range(repeats):
+            for label, model in (("faiss", scanned), ("window", windowed)):
+                start = time.perf_counter()
+                out = model.predict(x)
+                times[label].append(time.perf_counter() - start)
+                if label == "faiss":
+                    expected = out
+                else:
+                    assert all(np.array_equal(out[c].view(np.uint32), expected[c].view(np.uint32)) for c in out)
+            del out, expected
+        ratio = statistics.median(f / w for f, w in zip(times["faiss"], times["window"]))
+        results.append({"rows": name, "faiss_s": round(statistics.median(times["faiss"]), 3),
+                        "window_s": round(statistics.median(times["window"]), 3), "speedup": round(ratio, 2)})
+        print(json.dumps(results[-1]), flush=True)
+    for points in (10_000, 1_000_000):
+        plan = checks.plan(hyperparameters(feature_dim=1, k=3, sample_size=points))
+        model = knn.build_model(plan, rng.normal(size=(points, 1)).astype(np.float32),
+                                rng.integers(0, 3, points).astype(np.float32), None)
+        x = bodies["distinct, normal"]
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.predict(x)
+            times.append(time.perf_counter() - start)
+        results.append({"rows": f"distinct, normal; index of {points:,} points", "window_s":
+                        round(statistics.median(times), 3)})
+        print(json.dumps(results[-1]), flush=True)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--part", choices=["exact", "recall", "speed", "serve", "hnsw", "train", "all"], default="all")
+    parser.add_argument("--part", choices=["exact", "recall", "speed", "serve", "hnsw", "train", "huge", "all"],
+                        default="all")
     parser.add_argument("--no-hnsw", action="store_true")
     args = parser.parse_args()
     if args.part in ("exact", "all"):
@@ -419,6 +474,8 @@ def main():
         part_hnsw()
     if args.part in ("train", "all"):
         part_train()
+    if args.part == "huge":
+        part_huge()
 
 
 if __name__ == "__main__":

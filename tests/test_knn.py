@@ -12,8 +12,8 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
 from common.errors import ClientError, HyperparameterError
 from common.spec import load_spec
-from containers.knn import checks, knn, projection
-from containers.knn.model import KNNModel, read_metadata, vote
+from containers.knn import checks, knn, line, projection
+from containers.knn.model import KNNModel, pairwise_vote, read_metadata, vote
 from containers.knn.sampling import Reservoir
 
 SPEC = load_spec("knn")
@@ -101,6 +101,81 @@ def test_projections_preserve_distances_and_are_reproducible(kind):
 def test_vote_is_the_most_frequent_label_ties_to_the_smallest():
     labels = np.array([[3, 1, 3, 2, 1], [7, 7, 7, 1, 1], [5, 4, 9, 9, 4], [2, 2, 2, 2, 2]], dtype=np.float32)
     np.testing.assert_array_equal(vote(labels), [1, 7, 4, 2])
+
+
+def unique_vote(labels):
+    """Each row's most frequent label, the smallest on a tie, from np.unique's counts (a row at a time)."""
+    values = []
+    for row in labels:
+        unique, count = np.unique(row, return_counts=True)
+        values.append(unique[count.argmax()])
+    return np.array(values, np.float32)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 7, 16, 17, 40])
+def test_vote_paths_agree_on_ties(k):
+    """The pairwise vote (k <= 16) and the sorting one (larger k) both give the most frequent label, the smallest
+    on a tie: against np.unique's counts, over few classes so that ties are common."""
+    rng = np.random.default_rng(k)
+    for classes in (2, 3, 5, 1000):
+        labels = (rng.integers(0, classes, (3000, k)) - 1).astype(np.float32) * 0.5
+        expected = unique_vote(labels)
+        np.testing.assert_array_equal(vote(labels), expected)
+        np.testing.assert_array_equal(pairwise_vote(labels), expected)
+
+
+def one_dimensional_cases():
+    rng = np.random.default_rng(11)
+    spread = lambda n: rng.normal(size=n)  # noqa: E731
+    yield "normal", spread(200), rng.normal(size=3000)
+    yield "integers, many duplicates", rng.integers(0, 5, 300), rng.integers(-2, 8, 3000)
+    yield "halfway ties", np.arange(0, 40, 2.0), np.arange(-3, 43, 0.5)
+    yield "one value", np.full(50, 7.0), rng.normal(size=500) + 7
+    yield "1000 equal points (windows give up: faiss)", np.full(1000, 7.0), rng.normal(size=500) + 7
+    yield "near 1000 (rounding)", np.round(rng.normal(size=500), 1) + 1000, rng.normal(size=3000) + 1000
+    yield "magnitudes 1e-30 to 1e30", spread(400) * 10.0 ** rng.integers(-30, 30, 400), \
+        spread(3000) * 10.0 ** rng.integers(-30, 30, 3000)
+    yield "one point", np.array([0.5]), rng.normal(size=100)
+    yield "extremes", np.array([-3e38, -1.0, 0.0, 0.0, 1.0, 3e38]), np.array([3e38, -3e38, 1e-45, 0.0, -0.0, 2.0, 1e38])
+
+
+@pytest.mark.parametrize("case", list(one_dimensional_cases()), ids=lambda case: case[0])
+def test_one_dimensional_search_is_faiss_exactly(case):
+    """A one-feature L2 faiss.Flat model searches a window of its sorted points: the same neighbours as faiss's
+    own search of the same rows (ids, their order on equal distances, and the float32 distance bits), for
+    duplicate points, queries halfway between points, values where float32 rounds, and past float32's range."""
+    faiss = pytest.importorskip("faiss")
+    _, points, queries = case
+    points = np.asarray(points, np.float32).reshape(-1, 1)
+    queries = np.concatenate([np.asarray(queries, np.float32), points[:50, 0]]).reshape(-1, 1)
+    index = faiss.IndexFlatL2(1)
+    index.add(points)
+    assert line.applies(index, faiss)
+    searched = line.LineIndex(index, index.search)
+    for k in (1, 3, 10, 60):
+        expected_distances, expected_ids = index.search(queries, min(k, len(points)))
+        with np.errstate(over="ignore"):
+            distances, ids = searched.search(queries, k)
+        np.testing.assert_array_equal(ids, expected_ids)
+        np.testing.assert_array_equal(distances.view(np.uint32), expected_distances.view(np.uint32))
+
+
+@pytest.mark.parametrize("predictor_type", ["classifier", "regressor"])
+def test_one_feature_model_predicts_as_faiss_does_across_slices(predictor_type):
+    """predict() of a one-feature model (the window search, slices of 65,536 rows written into columns allocated
+    once) equals the same model searched by faiss, column by column, bit for bit, on 70,000 distinct rows."""
+    rng = np.random.default_rng(3)
+    plan = checks.plan(hyperparameters(feature_dim=1, k=4, predictor_type=predictor_type, sample_size=300))
+    model = knn.build_model(plan, rng.integers(-20, 20, (300, 1)).astype(np.float32) / 4,
+                            rng.integers(0, 4, 300).astype(np.float32), None)
+    assert model.line is not None
+    rows = np.concatenate([rng.normal(size=(69_000, 1)) * 4, rng.integers(-25, 25, (1000, 1)) / 8]).astype(np.float32)
+    answer = model.predict(rows)
+    model.line = None  # faiss's own search
+    expected = model.predict(rows)
+    assert answer["distances"].shape == (70_000, 4)
+    for column in ("predicted_label", "distances", "labels"):
+        np.testing.assert_array_equal(answer[column].view(np.uint32), expected[column].view(np.uint32), column)
 
 
 def test_auto_values_and_pq_padding():
@@ -198,6 +273,16 @@ def test_model_files_round_trip_and_json_is_read_leniently(tmp_path, digits):
     assert KNNModel.load(tmp_path).nprobe == 2
     (tmp_path / "model_algo-1.projection").unlink()
     with pytest.raises(ClientError, match="model_algo-1.projection is missing"):
+        KNNModel.load(tmp_path)
+
+
+def test_a_model_with_non_finite_labels_is_refused_at_load(tmp_path, digits):
+    x, y = digits
+    knn.build_model(checks.plan(hyperparameters()), x[:50], y[:50], None).save(tmp_path)
+    labels = np.fromfile(tmp_path / "model_algo-1.labels", "<f4")
+    labels[7] = np.nan
+    labels.tofile(tmp_path / "model_algo-1.labels")
+    with pytest.raises(ClientError, match=r"model_algo-1.labels holds a label that is NaN or infinite \(point 7\)"):
         KNNModel.load(tmp_path)
 
 

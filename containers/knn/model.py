@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from common.errors import ClientError
 
 from . import index as knn_index
-from . import projection
+from . import line, projection
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,14 @@ def as_bool(value):
     return bool(value)
 
 
+PAIRWISE_VOTE_K = 16  # up to this k, counting equal pairs (k^2 / 2 vectorised comparisons) beats sorting rows
+
+
 def vote(labels):
     """The most frequent label of each row (n x k); ties go to the smallest label, as scikit-learn's mode."""
     n, k = labels.shape
+    if k <= PAIRWISE_VOTE_K:
+        return pairwise_vote(labels)
     ordered = np.sort(labels, axis=1)
     starts = np.ones((n, k), dtype=bool)
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
@@ -70,6 +75,25 @@ def vote(labels):
     return values[np.arange(n), counts.argmax(axis=1)]  # argmax: the first (smallest) of the most frequent
 
 
+def pairwise_vote(labels):
+    """``vote`` for small k, column by column: each position's count of equal labels in its row, then the
+    position with the highest count, the smaller label on equal counts (labels are finite: checked at load)."""
+    n, k = labels.shape
+    columns = [labels[:, j] for j in range(k)]
+    counts = [np.ones(n, np.int32) for _ in range(k)]
+    for a in range(k):
+        for b in range(a + 1, k):
+            same = columns[a] == columns[b]
+            counts[a] += same
+            counts[b] += same
+    best, best_count = columns[0].copy(), counts[0]
+    for j in range(1, k):
+        better = (counts[j] > best_count) | ((counts[j] == best_count) & (columns[j] < best))
+        np.copyto(best, columns[j], where=better)
+        best_count = np.where(better, counts[j], best_count)
+    return best
+
+
 def normalize_rows(x):
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.divide(x, norms, out=x, where=norms > 0)
@@ -79,8 +103,6 @@ def normalize_rows(x):
 class KNNModel:
     """A faiss index, the labels of its points, and how to turn neighbours into a prediction."""
 
-    predict_rows = 1 << 16  # rows per predict() call (common/model.py): one record's answer depends on it alone
-
     def __init__(self, index, labels, k, predictor_type, feature_dim=None, projection_matrix=None,
                  normalize=False, metric="L2", index_type=None, reduction=None, nprobe=None):
         self.index = index
@@ -88,6 +110,9 @@ class KNNModel:
         if self.labels.size != index.ntotal:
             raise ClientError(f"{LABELS_FILE} holds {self.labels.size} labels for the {index.ntotal} points of "
                               f"{MODEL_FILE}")
+        if not np.isfinite(self.labels).all():
+            bad = int(np.flatnonzero(~np.isfinite(self.labels))[0])
+            raise ClientError(f"{LABELS_FILE} holds a label that is NaN or infinite (point {bad})")
         self.k = int(k)
         if self.k < 1:
             raise ClientError(f"k={k} in {META_FILE} must be a positive integer")
@@ -107,6 +132,8 @@ class KNNModel:
         self.reduction = reduction
         self.nprobe = nprobe
         self.allows_missing = False
+        faiss = knn_index.faiss_module()
+        self.line = line.LineIndex(index, self._faiss_search) if line.applies(index, faiss) else None
         if index.ntotal < self.k:
             log.warning("The index holds %d points, fewer than k=%d: every answer uses the %d there are",
                         index.ntotal, self.k, index.ntotal)
@@ -242,9 +269,16 @@ class KNNModel:
             return 1.0 - raw
         return -raw
 
+    def _faiss_search(self, rows, k):
+        return knn_index.search(self.index, rows, k, self.nprobe)
+
     def search(self, features, k=None):
-        """faiss's ``(scores, ids)`` of each row's k nearest points (k at most the points in the index)."""
-        return knn_index.search(self.index, self.index_rows(features), k or self.k, self.nprobe)
+        """faiss's ``(scores, ids)`` of each row's k nearest points (k at most the points in the index), for at
+        most ``line.SLICE_ROWS`` rows (faiss's distances depend on how many rows it searches at once)."""
+        rows = self.index_rows(features)
+        if self.line is not None:
+            return self.line.search(rows, k or self.k)
+        return self._faiss_search(rows, k or self.k)
 
     def neighbours_of(self, features):
         """``(distances, labels)`` of each row's neighbours, nearest first (n x min(k, points))."""
@@ -252,9 +286,17 @@ class KNNModel:
         return self.distances(raw), self.labels[ids]
 
     def predict(self, features):
-        distances, labels = self.neighbours_of(features)
-        if self.predictor_type == "classifier":
-            predicted = vote(labels)
-        else:
-            predicted = labels.mean(axis=1, dtype=np.float64).astype(np.float32)
+        """A request is searched in slices of ``line.SLICE_ROWS`` rows, written into columns allocated once (a
+        3,000,000-row request holds its columns once, not its slices' and their join)."""
+        rows = features.shape[0]
+        predicted = np.empty(rows, np.float32)
+        distances = np.empty((rows, self.neighbours), np.float32)
+        labels = np.empty((rows, self.neighbours), np.float32)
+        for start in range(0, rows, line.SLICE_ROWS):
+            stop = min(rows, start + line.SLICE_ROWS)
+            distances[start:stop], labels[start:stop] = self.neighbours_of(features[start:stop])
+            if self.predictor_type == "classifier":
+                predicted[start:stop] = vote(labels[start:stop])
+            else:
+                predicted[start:stop] = labels[start:stop].mean(axis=1, dtype=np.float64)
         return {"predicted_label": predicted, "distances": distances, "labels": labels}
