@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
+import threading
 from collections import deque
 from contextlib import closing
 from dataclasses import dataclass
@@ -35,6 +35,8 @@ from common import libsvm as common_libsvm
 from common.csv_reader import line_blocks
 from common.errors import ChannelError, DataError
 from common.sources import Stopped, iter_sources
+
+from . import library
 
 log = logging.getLogger(__name__)
 
@@ -112,48 +114,12 @@ def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
     through common's, which reads nan/inf and comments and names a malformed line (the library's parser would
     read ``2:x`` as 0 and drop a line that starts with a letter). ``qid:<n>`` tokens give each row its query id
     (common's :func:`~common.libsvm.query_ids`, on either path); ranking objectives need one on every line,
-    others ignore them (logged once)."""
-    import xgboost as xgb
-
+    others ignore them (logged once). The library parses a block on one thread (and releases the GIL), so
+    PARSE_THREADS blocks are parsed at once, each through its own file; the index base is settled in order."""
     ranking = layout is not None and layout.qid
     ignored = False
-    path = os.path.join(workdir, "block.libsvm")
-    for block, lines_before in _blocks(stream):
-        has_qid = b"qid:" in block
-        plain = block.replace(b"qid:", b"") if has_qid else block
-        matrix = None
-        if not plain.translate(None, _LIBSVM_CHARS):
-            with open(path, "wb") as f:
-                f.write(block)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # the URI loader's deprecation notice
-                    matrix = xgb.DMatrix(f"{path}?format=libsvm&indexing_mode=0", silent=True)
-            except xgb.core.XGBoostError:  # a qid: after the features, a typo: common's parser decides below
-                matrix = None
-            finally:
-                os.unlink(path)
-        qid = None
-        if matrix is not None:
-            labels = matrix.get_label()
-            weights = matrix.get_weight()
-            weights = weights if weights.size else None
-            if weights is not None and not _every_line_weighted(block):
-                matrix = None  # the library packs the weights it found at the front: common's parser names the line
-        if matrix is not None:
-            features = matrix.get_data()
-            if has_qid:
-                _, ids = common_libsvm.query_ids(block, source, lines_before)
-                if ids.size == labels.shape[0]:  # one per line (at most one each), so one per row
-                    qid = ids
-                else:  # a line without one: common's parser names it
-                    matrix = None
-        if matrix is None:
-            parsed = _parse_strictly(block, lines_before, source)
-            features = parsed.matrix()
-            labels, weights, qid = parsed.labels, parsed.weights, parsed.qid
-        if features.shape[0] != labels.shape[0]:
-            raise DataError("libsvm block has rows without a label", source=source)
+    parse = partial(_parse_libsvm_block, source=source, workdir=workdir)
+    for _, lines_before, (features, labels, weights, qid) in parsed_ahead(_blocks(stream), parse):
         if ranking and qid is None:
             raise DataError("ranking objectives need a query id on every libsvm line (label qid:<n> index:value "
                             "...); this block has none", source=source, record=lines_before + 1)
@@ -163,9 +129,50 @@ def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
                             "objectives)", source)
                 ignored = True
             qid = None
-        features = indexing.settle(sp.csr_matrix(features, dtype=np.float32), source)
-        yield Chunk(features, labels.astype(np.float32),
-                    None if weights is None else np.asarray(weights, dtype=np.float32), source, qid)
+        features = indexing.settle(features, source)
+        yield Chunk(features, labels, weights, source, qid)
+
+
+def _parse_libsvm_block(block, lines_before, source, workdir):
+    """One block as (float32 CSR, float32 labels, float32 weights or None, int64 query ids or None)."""
+    xgb = library.load()
+    has_qid = b"qid:" in block
+    plain = block.replace(b"qid:", b"") if has_qid else block
+    matrix = None
+    if not plain.translate(None, _LIBSVM_CHARS):
+        path = os.path.join(workdir, f"block-{threading.get_ident()}.libsvm")
+        with open(path, "wb") as f:
+            f.write(block)
+        try:
+            with xgb.config_context(verbosity=0):  # the URI loader's deprecation notice (the parse threads have
+                matrix = xgb.DMatrix(f"{path}?format=libsvm&indexing_mode=0", silent=True)  # no log callback)
+        except xgb.core.XGBoostError:  # a qid: after the features, a typo: common's parser decides below
+            matrix = None
+        finally:
+            os.unlink(path)
+    qid = None
+    if matrix is not None:
+        labels = matrix.get_label()
+        weights = matrix.get_weight()
+        weights = weights if weights.size else None
+        if weights is not None and not _every_line_weighted(block):
+            matrix = None  # the library packs the weights it found at the front: common's parser names the line
+    if matrix is not None:
+        features = matrix.get_data()
+        if has_qid:
+            _, ids = common_libsvm.query_ids(block, source, lines_before)
+            if ids.size == labels.shape[0]:  # one per line (at most one each), so one per row
+                qid = ids
+            else:  # a line without one: common's parser names it
+                matrix = None
+    if matrix is None:
+        parsed = _parse_strictly(block, lines_before, source)
+        features = parsed.matrix()
+        labels, weights, qid = parsed.labels, parsed.weights, parsed.qid
+    if features.shape[0] != labels.shape[0]:
+        raise DataError("libsvm block has rows without a label", source=source)
+    return (sp.csr_matrix(features, dtype=np.float32), labels.astype(np.float32),
+            None if weights is None else np.asarray(weights, dtype=np.float32), qid)
 
 
 _LABEL_WINDOW = 32  # bytes looked at from each line's start for its label's ``:weight``
