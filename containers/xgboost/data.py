@@ -79,20 +79,26 @@ class Indexing:
         self.channel = channel
         self.shift = None
 
-    def settle(self, matrix, source):
+    def settle(self, matrices, source):
+        """The block's matrices (its pieces, in order) with the channel's index base applied."""
         if self.shift is None:
-            used = matrix.indices
-            self.shift = 1 if used.size and used.min() >= 1 else 0
+            used = [m.indices.min() for m in matrices if m.indices.size]
+            smallest = int(min(used)) if used else None
+            self.shift = 1 if smallest is not None and smallest >= 1 else 0
             log.info("Channel %s: libsvm indices are %s (smallest index in the first block of %s: %s)",
                      self.channel, "one-based, shifted down by one" if self.shift else "zero-based", source,
-                     int(used.min()) if used.size else "none")
-        if self.shift and matrix.indices.size and matrix.indices.min() == 0:
-            raise DataError("libsvm feature index 0 in a channel whose first block is one-based (no index 0); "
-                            "write all files of a channel with the same index base", source=source)
-        if self.shift:
+                     "none" if smallest is None else smallest)
+        if not self.shift:
+            return list(matrices)
+        shifted = []
+        for matrix in matrices:
+            if matrix.indices.size and matrix.indices.min() == 0:
+                raise DataError("libsvm feature index 0 in a channel whose first block is one-based (no index 0); "
+                                "write all files of a channel with the same index base", source=source)
             rows, cols = matrix.shape
-            return sp.csr_matrix((matrix.data, matrix.indices - 1, matrix.indptr), shape=(rows, max(cols - 1, 0)))
-        return matrix
+            shifted.append(sp.csr_matrix((matrix.data, matrix.indices - 1, matrix.indptr),
+                                         shape=(rows, max(cols - 1, 0))))
+        return shifted
 
 
 _XGB_PREFIX = re.compile(r"^\[[0-9:]+\] [^ ]+: ")
@@ -114,32 +120,60 @@ def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
     through common's, which reads nan/inf and comments and names a malformed line (the library's parser would
     read ``2:x`` as 0 and drop a line that starts with a letter). ``qid:<n>`` tokens give each row its query id
     (common's :func:`~common.libsvm.query_ids`, on either path); ranking objectives need one on every line,
-    others ignore them (logged once). The library parses a block on one thread (and releases the GIL), so
-    PARSE_THREADS blocks are parsed at once, each through its own file; the index base is settled in order."""
+    others ignore them (logged once). The library parses on one thread (and releases the GIL): a large block is
+    cut at line ends into PARSE_THREADS pieces parsed at once (each through its own file), one chunk each; the
+    block stays the unit of the index base, and a block whose pieces disagree on weights is parsed whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
     ranking = layout is not None and layout.qid
     ignored = False
     parse = partial(_parse_libsvm_block, source=source, workdir=workdir)
-    for _, lines_before, (features, labels, weights, qid) in parsed_ahead(_blocks(stream), parse):
-        if ranking and qid is None:
-            raise DataError("ranking objectives need a query id on every libsvm line (label qid:<n> index:value "
-                            "...); this block has none", source=source, record=lines_before + 1)
-        if not ranking and qid is not None:
-            if not ignored:
-                log.warning("Channel data %s: libsvm qid: tokens ignored (query groups are for rank:* "
-                            "objectives)", source)
-                ignored = True
-            qid = None
-        features = indexing.settle(features, source)
-        yield Chunk(features, labels, weights, source, qid)
+    with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="parse") as pool:
+        for block, lines_before in _blocks(stream):
+            pieces = _pieces(block, lines_before, PARSE_THREADS if len(block) >= SPLIT_BYTES else 1)
+            parsed = list(pool.map(lambda piece: parse(*piece), pieces))
+            if len({weights is None for _, _, weights, _ in parsed}) > 1:  # common's parser names the line
+                parsed = [parse(block, lines_before, strict=True)]
+                pieces = [(block, lines_before)]
+            if ranking and any(qid is None for *_, qid in parsed):
+                first = next(n for (_, n), (*_, qid) in zip(pieces, parsed) if qid is None)
+                raise DataError("ranking objectives need a query id on every libsvm line (label qid:<n> "
+                                "index:value ...); this block has none", source=source, record=first + 1)
+            if not ranking and any(qid is not None for *_, qid in parsed):
+                if not ignored:
+                    log.warning("Channel data %s: libsvm qid: tokens ignored (query groups are for rank:* "
+                                "objectives)", source)
+                    ignored = True
+            features = indexing.settle([f for f, *_ in parsed], source)
+            for matrix, (_, labels, weights, qid) in zip(features, parsed):
+                yield Chunk(matrix, labels, weights, source, qid if ranking else None)
 
 
-def _parse_libsvm_block(block, lines_before, source, workdir):
-    """One block as (float32 CSR, float32 labels, float32 weights or None, int64 query ids or None)."""
+SPLIT_BYTES = 8 << 20  # a libsvm block at least this large is parsed in pieces
+
+
+def _pieces(block, lines_before, count):
+    """``count`` runs of whole lines of about equal size, each with the number of lines before it."""
+    pieces = []
+    start = 0
+    for k in range(1, count + 1):
+        end = len(block) if k == count else block.find(b"\n", len(block) * k // count) + 1
+        if end <= start:
+            continue
+        pieces.append((block[start:end], lines_before))
+        lines_before += block.count(b"\n", start, end)
+        start = end
+    return pieces or [(block, lines_before)]
+
+
+def _parse_libsvm_block(block, lines_before, source, workdir, strict=False):
+    """One block as (float32 CSR, float32 labels, float32 weights or None, int64 query ids or None);
+    ``strict``: through common's parser."""
     xgb = library.load()
     has_qid = b"qid:" in block
     plain = block.replace(b"qid:", b"") if has_qid else block
     matrix = None
-    if not plain.translate(None, _LIBSVM_CHARS):
+    if not strict and not plain.translate(None, _LIBSVM_CHARS):
         path = os.path.join(workdir, f"block-{threading.get_ident()}.libsvm")
         with open(path, "wb") as f:
             f.write(block)
