@@ -349,7 +349,10 @@ def _split_label(array, layout, source, first_line):
             raise DataError(f"query id {values[row]:g} is not a non-negative integer", source=source,
                             record=first_line + row)
         column += 1
-    return Chunk(np.ascontiguousarray(array[:, column:], dtype=np.float32), labels, weights, source, qid, upper)
+    features = array[:, column:]
+    if not features.flags.f_contiguous:  # pandas gives a block column-major: its features are a view, no copy
+        features = np.ascontiguousarray(features)  # (xgboost reads either order through the array interface)
+    return Chunk(features.astype(np.float32, copy=False), labels, weights, source, qid, upper)
 
 
 def parsed_ahead(blocks, parse, workers=PARSE_THREADS):
