@@ -351,6 +351,32 @@ def test_csv_blocks_parsed_ahead_keep_their_order_and_a_stop_comes_after_them():
     assert got == [(i, i * 10) for i in range(5)]
 
 
+def test_pipe_prefetch_gives_the_bytes_in_order_then_the_stream_error():
+    from containers.xgboost.data import Prefetched
+
+    class Stop(Exception):
+        pass
+
+    class Stream:
+        def __init__(self):
+            self.parts = [b"a" * 10, b"b" * 5, b"c"]
+
+        def read1(self, size):
+            if not self.parts:
+                raise Stop()  # a stop during a stalled Pipe read, after the bytes before it
+            return self.parts.pop(0)
+
+    stream = Prefetched(Stream())
+    assert stream.read1(4) == b"aaaa"
+    assert stream.read(9) == b"aaaaaabbb"
+    assert stream.read(100) == b"bbc"
+    with pytest.raises(Stop):
+        stream.read(100)
+    ended = Prefetched(io.BufferedReader(io.BytesIO(b"x" * 3000)))
+    assert ended.read() == b"x" * 3000 and ended.read1(10) == b""
+    ended.close()
+
+
 def _libsvm_read(data, monkeypatch, split_bytes, tmp_path):
     from containers.xgboost import data as xgb_data
 

@@ -380,6 +380,79 @@ def parsed_ahead(blocks, parse, workers=PARSE_THREADS):
         raise error
 
 
+PREFETCH_BYTES = 64 << 20  # Pipe mode: how far the drain thread reads ahead of the parse
+_PREFETCH_PIECE = 1 << 20
+
+
+class Prefetched:
+    """A Pipe-mode text stream drained by a thread, up to PREFETCH_BYTES ahead of the reader: the platform's
+    writer fills a FIFO of 1 MiB, so without it every MiB would wait until the reader, between blocks and parses
+    on busy cores, asks for the next. ``read1``/``read`` as a buffered stream; an error of the stream (a stop
+    during a stalled read) comes after the bytes read before it."""
+
+    def __init__(self, stream):
+        import queue
+
+        self.stream = stream
+        self.pieces = queue.Queue(maxsize=max(PREFETCH_BYTES // _PREFETCH_PIECE, 1))
+        self.abandoned = threading.Event()
+        self.rest = b""
+        self.done = False
+        self.error = None
+        self.thread = threading.Thread(target=self._drain, name="pipe-prefetch", daemon=True)
+        self.thread.start()
+
+    def _drain(self):
+        try:
+            while not self.abandoned.is_set():
+                piece = self.stream.read1(_PREFETCH_PIECE)
+                self.pieces.put(piece)
+                if not piece:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - raised in the reader's thread, in order
+            self.pieces.put(exc)
+
+    def read1(self, size=-1):
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        if not self.rest and not self.done:
+            piece = self.pieces.get()
+            if isinstance(piece, BaseException):
+                self.done = True
+                raise piece
+            self.done = not piece
+            self.rest = piece
+        size = len(self.rest) if size is None or size < 0 else size
+        out, self.rest = self.rest[:size], self.rest[size:]
+        return out
+
+    def read(self, size=-1):
+        parts, got = [], 0
+        while size is None or size < 0 or got < size:
+            try:
+                piece = self.read1(-1 if size is None or size < 0 else size - got)
+            except BaseException as exc:  # noqa: BLE001 - the bytes before it first, the error at the next read
+                if not parts:
+                    raise
+                self.error = exc
+                break
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+        return b"".join(parts)
+
+    def close(self):
+        """Stop the drain (it ends at its next piece) and drop what it read ahead."""
+        self.abandoned.set()
+        while True:
+            try:
+                self.pieces.get_nowait()
+            except Exception:  # noqa: BLE001 - queue.Empty
+                return
+
+
 def _csv_chunks(stream, source, layout):
     columns = None
     parse = partial(_parse_csv_block, source=source, dtype=np.float64 if layout.qid else np.float32)
@@ -463,6 +536,9 @@ def iter_chunks(channel, paths, *, layout=Layout(), workdir=None, epoch=0, index
         with closing(iter_sources(channel, paths, epoch, stop)) as sources:
             for source, stream in sources:
                 source = str(source)
+                prefetched = None
+                if channel.input_mode == "Pipe" and mime in (LIBSVM, CSV):
+                    stream = prefetched = Prefetched(stream)
                 if mime == LIBSVM:
                     pieces = _libsvm_chunks(stream, source, indexing, workdir, layout)
                 elif mime == CSV:
@@ -481,6 +557,10 @@ def iter_chunks(channel, paths, *, layout=Layout(), workdir=None, epoch=0, index
                 except Stopped:  # SIGTERM while a Pipe-mode read waited: the data ends here
                     log.warning("Channel %s: reading stopped by a signal after %d chunks", channel.name, count)
                     return
+                finally:
+                    if prefetched is not None:
+                        prefetched.close()
+                        prefetched = None
     finally:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
