@@ -131,10 +131,11 @@ def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
     with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="parse") as pool:
         for block, lines_before in _blocks(stream):
             pieces = _pieces(block, lines_before, PARSE_THREADS if len(block) >= SPLIT_BYTES else 1)
+            del block  # the pieces hold its bytes (memory: one copy, not two, while they are parsed)
             parsed = list(pool.map(lambda piece: parse(*piece), pieces))
             if len({weights is None for _, _, weights, _ in parsed}) > 1:  # common's parser names the line
-                parsed = [parse(block, lines_before, strict=True)]
-                pieces = [(block, lines_before)]
+                pieces = [(b"".join(piece for piece, _ in pieces), pieces[0][1])]
+                parsed = [parse(*pieces[0], strict=True)]
             if ranking and any(qid is None for *_, qid in parsed):
                 first = next(n for (_, n), (*_, qid) in zip(pieces, parsed) if qid is None)
                 raise DataError("ranking objectives need a query id on every libsvm line (label qid:<n> "
@@ -380,7 +381,7 @@ def parsed_ahead(blocks, parse, workers=PARSE_THREADS):
         raise error
 
 
-PREFETCH_BYTES = 64 << 20  # Pipe mode: how far the drain thread reads ahead of the parse
+PREFETCH_BYTES = 16 << 20  # Pipe mode: how far the drain thread reads ahead of the parse (memory: kept small)
 _PREFETCH_PIECE = 1 << 20
 
 
