@@ -11,9 +11,12 @@
 (b) overhead: the whole ``algobox xgboost train`` (process start to exit) on --rows x --features (synthetic,
     binary labels), --rounds rounds, depth 6, hist, as CSV, libsvm and recordIO-protobuf in File and Pipe mode,
     against a reference process that loads the same rows as numpy (.npy) and runs QuantileDMatrix +
-    ``xgboost.train`` (same nthread): time over the reference's matrix + train call, CPU seconds likewise, and
-    peak RSS over the reference's (each process's own, from wait4); --repeats interleaved pairs per variant
-    (reference, ours, reference, ours, ...), the median ratio reported;
+    ``xgboost.train(..., evals=[(dtrain, "train")])`` (same nthread; like for like: the job evaluates the train
+    set each round for the built-in's ``[n]#011train-<metric>`` lines, as the open container's algorithm mode
+    does): time over the reference's matrix + train call, CPU seconds likewise, and peak RSS over the
+    reference's (each process's own, from wait4); the same reference process then trains again on its matrix
+    without ``evals``, reported as the second column ("without evaluation"); --repeats interleaved pairs per
+    variant (reference, ours, reference, ours, ...), the median ratio reported, with the load average;
 (c) serving: rows/s of 1,000-row CSV requests through ``algobox xgboost serve`` (gunicorn, one worker per core,
     two clients per worker) against a bare ``Booster.inplace_predict`` loop on the same rows, all cores;
     --repeats interleaved pairs, the median ratio.
@@ -171,30 +174,41 @@ REFERENCE = r"""
 import json, os, sys, time
 import numpy as np, xgboost as xgb
 x = np.load(sys.argv[1]); y = np.load(sys.argv[2]); params = json.loads(sys.argv[3]); rounds = int(sys.argv[4])
-cpu, started = os.times(), time.perf_counter()
+def seconds(since):
+    now = os.times()
+    return time.perf_counter() - since[0], now.user + now.system - since[1].user - since[1].system
+start = (time.perf_counter(), os.times())
 matrix = xgb.QuantileDMatrix(x, label=y, nthread=params.get("nthread"))
-booster = xgb.train(params, matrix, rounds)
-elapsed, after = time.perf_counter() - started, os.times()
+matrix_s, matrix_cpu = seconds(start)
+start = (time.perf_counter(), os.times())  # like for like: the train set evaluated each round, as the job does
+booster = xgb.train(params, matrix, rounds, evals=[(matrix, "train")], verbose_eval=False)
+eval_s, eval_cpu = seconds(start)
 booster.save_model(sys.argv[5])
-print(json.dumps({"train_s": elapsed, "train_cpu_s": after.user + after.system - cpu.user - cpu.system}))
+del booster
+start = (time.perf_counter(), os.times())  # the second column: the library alone, no evaluation
+xgb.train(params, matrix, rounds)
+bare_s, bare_cpu = seconds(start)
+print(json.dumps({"train_s": matrix_s + eval_s, "train_cpu_s": matrix_cpu + eval_cpu,
+                  "bare_s": matrix_s + bare_s, "bare_cpu_s": matrix_cpu + bare_cpu}))
 """
 
 
 def run_reference(x_path, y_path, params, rounds, model_path):
-    """The library on the rows already in memory: (train call s, its CPU s, whole process s, peak RSS MB)."""
-    started = time.perf_counter()
+    """The library on the rows already in memory, one process: its matrix + ``xgboost.train`` with the train set
+    evaluated each round (``train_s``, ``train_cpu_s``: like for like), then, on the same matrix, without
+    evaluation (``bare_s``, ``bare_cpu_s``: the matrix's time + that call's); ``rss_mb``: the process's peak."""
     process = subprocess.Popen([sys.executable, "-c", REFERENCE, str(x_path), str(y_path), json.dumps(params),
                                 str(rounds), str(model_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = []
     reader = threading.Thread(target=lambda: out.append(process.stdout.read()), daemon=True)
     reader.start()
     _, status, usage = os.wait4(process.pid, 0)
-    whole = time.perf_counter() - started
     reader.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(process.stderr.read().decode()[-2000:])
     result = json.loads(out[0].decode().strip().splitlines()[-1])
-    return result["train_s"], result["train_cpu_s"], whole, usage.ru_maxrss / 1024
+    result["rss_mb"] = usage.ru_maxrss / 1024
+    return result
 
 
 def load_model(model_dir):
@@ -265,8 +279,11 @@ def data_file(fmt, rows, features, x_path, y_path):
 def overhead(work, rows, features, rounds, repeats, formats, modes):
     """Per variant, ``repeats`` pairs run back to back (reference, ours, reference, ours, ...), so each pair
     shares the machine's load of that moment; the median of the pairs' ratios is the figure. Both sides run
-    with the same nthread (also the reference's QuantileDMatrix). CPU seconds (the whole process against the
-    reference's matrix + train call) are reported beside the wall times: they depend far less on the load."""
+    with the same nthread (also the reference's QuantileDMatrix). The decisive reference evaluates the train
+    set each round (``evals=[(dtrain, "train")]``), as the job does for its ``[n]#011train-<metric>`` lines and
+    as the open container's algorithm mode does; the same reference without evaluation is the second column.
+    CPU seconds (the whole process against the reference's matrix + train call) are reported beside the wall
+    times: they depend far less on the load."""
     import xgboost as xgb
 
     x_path, y_path = synthetic(rows, features)
@@ -281,27 +298,35 @@ def overhead(work, rows, features, rounds, repeats, formats, modes):
         for mode in modes:
             pairs = []
             for _ in range(repeats):
-                train_s, train_cpu, whole_s, rss = run_reference(x_path, y_path, PARAMS, rounds, reference_model)
+                ref = run_reference(x_path, y_path, PARAMS, rounds, reference_model)
                 seconds, peak, model_dir, output = run_train(work / f"overhead-{fmt}-{mode}", path,
                                                             FORMATS[fmt][0], hp, mode)
                 cpu = run_train.cpu_s
                 stages = json.loads(output.split("#metrics ")[-1].splitlines()[0])["Metrics"]
                 read_s = sum(v["sum"] for k, v in stages.items() if k.startswith("read")) / 1000
                 library_s = (stages["build matrices.time"]["sum"] + stages["boost.time"]["sum"]) / 1000
-                pairs.append((seconds / train_s, cpu / train_cpu, peak / rss))
-                print(f"    {fmt:8s} {mode:4s}: {seconds:6.1f} s ({cpu:5.1f} s CPU) vs reference {train_s:6.1f} s "
-                      f"({train_cpu:5.1f} s CPU; whole process {whole_s:5.1f} s) = {seconds / train_s:.2f}x "
-                      f"({cpu / train_cpu:.2f}x CPU); peak RSS {peak:4.0f} / {rss:4.0f} MB = {peak / rss:.2f}x; "
-                      f"reading {read_s:.1f} s; matrix + boosting {library_s:.1f} s", flush=True)
+                load = os.getloadavg()[0]
+                pairs.append((seconds / ref["train_s"], cpu / ref["train_cpu_s"], peak / ref["rss_mb"],
+                              seconds / ref["bare_s"], cpu / ref["bare_cpu_s"], load))
+                print(f"    {fmt:8s} {mode:4s}: {seconds:6.1f} s ({cpu:5.1f} s CPU) vs reference {ref['train_s']:6.1f} s "
+                      f"({ref['train_cpu_s']:5.1f} s CPU) = {pairs[-1][0]:.2f}x ({pairs[-1][1]:.2f}x CPU); without "
+                      f"evaluation {ref['bare_s']:6.1f} s ({ref['bare_cpu_s']:5.1f} s CPU) = {pairs[-1][3]:.2f}x "
+                      f"({pairs[-1][4]:.2f}x CPU); peak RSS {peak:4.0f} / {ref['rss_mb']:4.0f} MB = {pairs[-1][2]:.2f}x; "
+                      f"reading {read_s:.1f} s; matrix + boosting {library_s:.1f} s; load average {load:.1f}",
+                      flush=True)
             reference = xgb.Booster()
             reference.load_model(str(reference_model))
             diff = np.abs(load_model(model_dir).inplace_predict(probe) - reference.inplace_predict(probe)).max()
-            time_ratio, cpu_ratio, rss_ratio = (float(np.median([p[i] for p in pairs])) for i in range(3))
-            summary.append((fmt, mode, time_ratio, cpu_ratio, rss_ratio, [p[0] for p in pairs], diff))
-            print(f"  {fmt:8s} {mode:4s}: time {time_ratio:.2f}x (pairs {', '.join(f'{p[0]:.2f}' for p in pairs)}), "
-                  f"CPU {cpu_ratio:.2f}x, peak RSS {rss_ratio:.2f}x; max diff vs reference {diff:.1e}", flush=True)
-    print("  summary (median of pairs): " + "; ".join(f"{f} {m}: {t:.2f}x time, {c:.2f}x CPU, {r:.2f}x RSS"
-                                                      for f, m, t, c, r, _, _ in summary), flush=True)
+            medians = [float(np.median([p[i] for p in pairs])) for i in range(5)]
+            loads = [p[5] for p in pairs]
+            summary.append((fmt, mode, *medians))
+            print(f"  {fmt:8s} {mode:4s}: time {medians[0]:.2f}x (pairs {', '.join(f'{p[0]:.2f}' for p in pairs)}), "
+                  f"CPU {medians[1]:.2f}x; without evaluation {medians[3]:.2f}x time, {medians[4]:.2f}x CPU; peak RSS "
+                  f"{medians[2]:.2f}x; max diff vs reference {diff:.1e}; load average {min(loads):.1f}-{max(loads):.1f}",
+                  flush=True)
+    print("  summary (median of pairs; like for like = the reference evaluates the train set each round, as the job "
+          "does): " + "; ".join(f"{f} {m}: {t:.2f}x time, {c:.2f}x CPU ({bt:.2f}x, {bc:.2f}x without evaluation), "
+                                f"{r:.2f}x RSS" for f, m, t, c, r, bt, bc in summary), flush=True)
     return reference_model, x_path
 
 

@@ -61,9 +61,11 @@ def line_blocks(stream, size=None, terminate=False):
         if cut == 0:
             rest = data
             continue
-        block, rest = data[:cut], data[cut:]
-        yield block, lines_before
-        lines_before += block.count(b"\n")
+        held, rest = [data[:cut]], data[cut:]
+        data = None  # the generator keeps no block while the consumer has it (memory: one copy at a time)
+        lines = held[0].count(b"\n")
+        yield held.pop(), lines_before
+        lines_before += lines
     if rest.strip():
         yield rest + b"\n" if terminate else rest, lines_before
 

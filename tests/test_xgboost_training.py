@@ -349,3 +349,65 @@ def test_csv_blocks_parsed_ahead_keep_their_order_and_a_stop_comes_after_them():
         for block, lines_before, parsed in parsed_ahead(blocks(), lambda b, n: int(b) * 10, workers=2):
             got.append((lines_before, parsed))
     assert got == [(i, i * 10) for i in range(5)]
+
+
+def test_pipe_prefetch_gives_the_bytes_in_order_then_the_stream_error():
+    from containers.xgboost.data import Prefetched
+
+    class Stop(Exception):
+        pass
+
+    class Stream:
+        def __init__(self):
+            self.parts = [b"a" * 10, b"b" * 5, b"c"]
+
+        def read1(self, size):
+            if not self.parts:
+                raise Stop()  # a stop during a stalled Pipe read, after the bytes before it
+            return self.parts.pop(0)
+
+    stream = Prefetched(Stream())
+    assert stream.read1(4) == b"aaaa"
+    assert stream.read(9) == b"aaaaaabbb"
+    assert stream.read(100) == b"bbc"
+    with pytest.raises(Stop):
+        stream.read(100)
+    ended = Prefetched(io.BufferedReader(io.BytesIO(b"x" * 3000)))
+    assert ended.read() == b"x" * 3000 and ended.read1(10) == b""
+    ended.close()
+
+
+def _libsvm_read(data, monkeypatch, split_bytes, tmp_path):
+    from containers.xgboost import data as xgb_data
+
+    monkeypatch.setattr(xgb_data, "SPLIT_BYTES", split_bytes)
+    indexing = xgb_data.Indexing("train")
+    chunks = list(xgb_data._libsvm_chunks(io.BytesIO(data), "train.libsvm", indexing, str(tmp_path)))
+    features = sp.vstack([c.features for c in chunks], format="csr")
+    weights = None if chunks[0].weights is None else np.concatenate([c.weights for c in chunks])
+    return len(chunks), features, np.concatenate([c.labels for c in chunks]), weights, indexing.shift
+
+
+def test_libsvm_block_parsed_in_pieces_equals_the_block_parsed_whole(cancer, monkeypatch, tmp_path):
+    """A large block is parsed in pieces on two threads: the same rows, values and weights as one parse, and the
+    block (not its first piece) decides the index base."""
+    from common.errors import DataError
+
+    x, y = cancer
+    x = x[:200]
+    weights = np.linspace(0.5, 2, 200).astype(np.float32)
+    one_based = libsvm_bytes(x, y[:200], weights, base=1, sparse=True)
+    whole = _libsvm_read(one_based, monkeypatch, 1 << 30, tmp_path)
+    pieces = _libsvm_read(one_based, monkeypatch, 1, tmp_path)
+    assert (whole[0], pieces[0]) == (1, 2)
+    assert whole[4] == pieces[4] == 1  # one-based: shifted down
+    assert (whole[1] != pieces[1]).nnz == 0 and whole[1].shape == pieces[1].shape
+    np.testing.assert_array_equal(whole[2], pieces[2])
+    np.testing.assert_array_equal(whole[3], pieces[3])
+    # index 0 only in the block's second half: the block is zero-based, as when parsed whole
+    later_zero = libsvm_bytes(x, y[:200], base=1, sparse=True) + b"1 0:1.5\n" * 150
+    assert _libsvm_read(later_zero, monkeypatch, 1, tmp_path)[4] == 0
+    # weights on the first half's lines only: common's parser names the first line without one
+    half = libsvm_bytes(x[:100], y[:100], weights[:100]) + libsvm_bytes(x[100:], y[100:200])
+    with pytest.raises(DataError, match="record 101"):
+        _libsvm_read(half, monkeypatch, 1, tmp_path)

@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
+import threading
 from collections import deque
 from contextlib import closing
 from dataclasses import dataclass
@@ -35,6 +35,8 @@ from common import libsvm as common_libsvm
 from common.csv_reader import line_blocks
 from common.errors import ChannelError, DataError
 from common.sources import Stopped, iter_sources
+
+from . import library
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +79,26 @@ class Indexing:
         self.channel = channel
         self.shift = None
 
-    def settle(self, matrix, source):
+    def settle(self, matrices, source):
+        """The block's matrices (its pieces, in order) with the channel's index base applied."""
         if self.shift is None:
-            used = matrix.indices
-            self.shift = 1 if used.size and used.min() >= 1 else 0
+            used = [m.indices.min() for m in matrices if m.indices.size]
+            smallest = int(min(used)) if used else None
+            self.shift = 1 if smallest is not None and smallest >= 1 else 0
             log.info("Channel %s: libsvm indices are %s (smallest index in the first block of %s: %s)",
                      self.channel, "one-based, shifted down by one" if self.shift else "zero-based", source,
-                     int(used.min()) if used.size else "none")
-        if self.shift and matrix.indices.size and matrix.indices.min() == 0:
-            raise DataError("libsvm feature index 0 in a channel whose first block is one-based (no index 0); "
-                            "write all files of a channel with the same index base", source=source)
-        if self.shift:
+                     "none" if smallest is None else smallest)
+        if not self.shift:
+            return list(matrices)
+        shifted = []
+        for matrix in matrices:
+            if matrix.indices.size and matrix.indices.min() == 0:
+                raise DataError("libsvm feature index 0 in a channel whose first block is one-based (no index 0); "
+                                "write all files of a channel with the same index base", source=source)
             rows, cols = matrix.shape
-            return sp.csr_matrix((matrix.data, matrix.indices - 1, matrix.indptr), shape=(rows, max(cols - 1, 0)))
-        return matrix
+            shifted.append(sp.csr_matrix((matrix.data, matrix.indices - 1, matrix.indptr),
+                                         shape=(rows, max(cols - 1, 0))))
+        return shifted
 
 
 _XGB_PREFIX = re.compile(r"^\[[0-9:]+\] [^ ]+: ")
@@ -112,60 +120,94 @@ def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
     through common's, which reads nan/inf and comments and names a malformed line (the library's parser would
     read ``2:x`` as 0 and drop a line that starts with a letter). ``qid:<n>`` tokens give each row its query id
     (common's :func:`~common.libsvm.query_ids`, on either path); ranking objectives need one on every line,
-    others ignore them (logged once)."""
-    import xgboost as xgb
+    others ignore them (logged once). The library parses on one thread (and releases the GIL): a large block is
+    cut at line ends into PARSE_THREADS pieces parsed at once (each through its own file), one chunk each; the
+    block stays the unit of the index base, and a block whose pieces disagree on weights is parsed whole."""
+    from concurrent.futures import ThreadPoolExecutor
 
     ranking = layout is not None and layout.qid
     ignored = False
-    path = os.path.join(workdir, "block.libsvm")
-    for block, lines_before in _blocks(stream):
-        has_qid = b"qid:" in block
-        plain = block.replace(b"qid:", b"") if has_qid else block
-        matrix = None
-        if not plain.translate(None, _LIBSVM_CHARS):
-            with open(path, "wb") as f:
-                f.write(block)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # the URI loader's deprecation notice
-                    matrix = xgb.DMatrix(f"{path}?format=libsvm&indexing_mode=0", silent=True)
-            except xgb.core.XGBoostError:  # a qid: after the features, a typo: common's parser decides below
+    parse = partial(_parse_libsvm_block, source=source, workdir=workdir)
+    with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="parse") as pool:
+        for block, lines_before in _blocks(stream):
+            pieces = _pieces(block, lines_before, PARSE_THREADS if len(block) >= SPLIT_BYTES else 1)
+            del block  # the pieces hold its bytes (memory: one copy, not two, while they are parsed)
+            parsed = list(pool.map(lambda piece: parse(*piece), pieces))
+            if len({weights is None for _, _, weights, _ in parsed}) > 1:  # common's parser names the line
+                pieces = [(b"".join(piece for piece, _ in pieces), pieces[0][1])]
+                parsed = [parse(*pieces[0], strict=True)]
+            if ranking and any(qid is None for *_, qid in parsed):
+                first = next(n for (_, n), (*_, qid) in zip(pieces, parsed) if qid is None)
+                raise DataError("ranking objectives need a query id on every libsvm line (label qid:<n> "
+                                "index:value ...); this block has none", source=source, record=first + 1)
+            if not ranking and any(qid is not None for *_, qid in parsed):
+                if not ignored:
+                    log.warning("Channel data %s: libsvm qid: tokens ignored (query groups are for rank:* "
+                                "objectives)", source)
+                    ignored = True
+            features = indexing.settle([f for f, *_ in parsed], source)
+            for matrix, (_, labels, weights, qid) in zip(features, parsed):
+                yield Chunk(matrix, labels, weights, source, qid if ranking else None)
+
+
+SPLIT_BYTES = 8 << 20  # a libsvm block at least this large is parsed in pieces
+
+
+def _pieces(block, lines_before, count):
+    """``count`` runs of whole lines of about equal size, each with the number of lines before it."""
+    pieces = []
+    start = 0
+    for k in range(1, count + 1):
+        end = len(block) if k == count else block.find(b"\n", len(block) * k // count) + 1
+        if end <= start:
+            continue
+        pieces.append((block[start:end], lines_before))
+        lines_before += block.count(b"\n", start, end)
+        start = end
+    return pieces or [(block, lines_before)]
+
+
+def _parse_libsvm_block(block, lines_before, source, workdir, strict=False):
+    """One block as (float32 CSR, float32 labels, float32 weights or None, int64 query ids or None);
+    ``strict``: through common's parser."""
+    xgb = library.load()
+    has_qid = b"qid:" in block
+    plain = block.replace(b"qid:", b"") if has_qid else block
+    matrix = None
+    if not strict and not plain.translate(None, _LIBSVM_CHARS):
+        path = os.path.join(workdir, f"block-{threading.get_ident()}.libsvm")
+        with open(path, "wb") as f:
+            f.write(block)
+        try:
+            with xgb.config_context(verbosity=0):  # the URI loader's deprecation notice (the parse threads have
+                matrix = xgb.DMatrix(f"{path}?format=libsvm&indexing_mode=0", silent=True)  # no log callback)
+        except xgb.core.XGBoostError:  # a qid: after the features, a typo: common's parser decides below
+            matrix = None
+        finally:
+            os.unlink(path)
+    qid = None
+    if matrix is not None:
+        labels = matrix.get_label()
+        weights = matrix.get_weight()
+        weights = weights if weights.size else None
+        if weights is not None and not _every_line_weighted(block):
+            matrix = None  # the library packs the weights it found at the front: common's parser names the line
+    if matrix is not None:
+        features = matrix.get_data()
+        if has_qid:
+            _, ids = common_libsvm.query_ids(block, source, lines_before)
+            if ids.size == labels.shape[0]:  # one per line (at most one each), so one per row
+                qid = ids
+            else:  # a line without one: common's parser names it
                 matrix = None
-            finally:
-                os.unlink(path)
-        qid = None
-        if matrix is not None:
-            labels = matrix.get_label()
-            weights = matrix.get_weight()
-            weights = weights if weights.size else None
-            if weights is not None and not _every_line_weighted(block):
-                matrix = None  # the library packs the weights it found at the front: common's parser names the line
-        if matrix is not None:
-            features = matrix.get_data()
-            if has_qid:
-                _, ids = common_libsvm.query_ids(block, source, lines_before)
-                if ids.size == labels.shape[0]:  # one per line (at most one each), so one per row
-                    qid = ids
-                else:  # a line without one: common's parser names it
-                    matrix = None
-        if matrix is None:
-            parsed = _parse_strictly(block, lines_before, source)
-            features = parsed.matrix()
-            labels, weights, qid = parsed.labels, parsed.weights, parsed.qid
-        if features.shape[0] != labels.shape[0]:
-            raise DataError("libsvm block has rows without a label", source=source)
-        if ranking and qid is None:
-            raise DataError("ranking objectives need a query id on every libsvm line (label qid:<n> index:value "
-                            "...); this block has none", source=source, record=lines_before + 1)
-        if not ranking and qid is not None:
-            if not ignored:
-                log.warning("Channel data %s: libsvm qid: tokens ignored (query groups are for rank:* "
-                            "objectives)", source)
-                ignored = True
-            qid = None
-        features = indexing.settle(sp.csr_matrix(features, dtype=np.float32), source)
-        yield Chunk(features, labels.astype(np.float32),
-                    None if weights is None else np.asarray(weights, dtype=np.float32), source, qid)
+    if matrix is None:
+        parsed = _parse_strictly(block, lines_before, source)
+        features = parsed.matrix()
+        labels, weights, qid = parsed.labels, parsed.weights, parsed.qid
+    if features.shape[0] != labels.shape[0]:
+        raise DataError("libsvm block has rows without a label", source=source)
+    return (sp.csr_matrix(features, dtype=np.float32), labels.astype(np.float32),
+            None if weights is None else np.asarray(weights, dtype=np.float32), qid)
 
 
 _LABEL_WINDOW = 32  # bytes looked at from each line's start for its label's ``:weight``
@@ -308,7 +350,10 @@ def _split_label(array, layout, source, first_line):
             raise DataError(f"query id {values[row]:g} is not a non-negative integer", source=source,
                             record=first_line + row)
         column += 1
-    return Chunk(np.ascontiguousarray(array[:, column:], dtype=np.float32), labels, weights, source, qid, upper)
+    features = array[:, column:]
+    if not features.flags.f_contiguous:  # pandas gives a block column-major: its features are a view, no copy
+        features = np.ascontiguousarray(features)  # (xgboost reads either order through the array interface)
+    return Chunk(features.astype(np.float32, copy=False), labels, weights, source, qid, upper)
 
 
 def parsed_ahead(blocks, parse, workers=PARSE_THREADS):
@@ -334,6 +379,79 @@ def parsed_ahead(blocks, parse, workers=PARSE_THREADS):
             yield block, lines_before, future.result()
     if error is not None:
         raise error
+
+
+PREFETCH_BYTES = 16 << 20  # Pipe mode: how far the drain thread reads ahead of the parse (memory: kept small)
+_PREFETCH_PIECE = 1 << 20
+
+
+class Prefetched:
+    """A Pipe-mode text stream drained by a thread, up to PREFETCH_BYTES ahead of the reader: the platform's
+    writer fills a FIFO of 1 MiB, so without it every MiB would wait until the reader, between blocks and parses
+    on busy cores, asks for the next. ``read1``/``read`` as a buffered stream; an error of the stream (a stop
+    during a stalled read) comes after the bytes read before it."""
+
+    def __init__(self, stream):
+        import queue
+
+        self.stream = stream
+        self.pieces = queue.Queue(maxsize=max(PREFETCH_BYTES // _PREFETCH_PIECE, 1))
+        self.abandoned = threading.Event()
+        self.rest = b""
+        self.done = False
+        self.error = None
+        self.thread = threading.Thread(target=self._drain, name="pipe-prefetch", daemon=True)
+        self.thread.start()
+
+    def _drain(self):
+        try:
+            while not self.abandoned.is_set():
+                piece = self.stream.read1(_PREFETCH_PIECE)
+                self.pieces.put(piece)
+                if not piece:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - raised in the reader's thread, in order
+            self.pieces.put(exc)
+
+    def read1(self, size=-1):
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        if not self.rest and not self.done:
+            piece = self.pieces.get()
+            if isinstance(piece, BaseException):
+                self.done = True
+                raise piece
+            self.done = not piece
+            self.rest = piece
+        size = len(self.rest) if size is None or size < 0 else size
+        out, self.rest = self.rest[:size], self.rest[size:]
+        return out
+
+    def read(self, size=-1):
+        parts, got = [], 0
+        while size is None or size < 0 or got < size:
+            try:
+                piece = self.read1(-1 if size is None or size < 0 else size - got)
+            except BaseException as exc:  # noqa: BLE001 - the bytes before it first, the error at the next read
+                if not parts:
+                    raise
+                self.error = exc
+                break
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+        return b"".join(parts)
+
+    def close(self):
+        """Stop the drain (it ends at its next piece) and drop what it read ahead."""
+        self.abandoned.set()
+        while True:
+            try:
+                self.pieces.get_nowait()
+            except Exception:  # noqa: BLE001 - queue.Empty
+                return
 
 
 def _csv_chunks(stream, source, layout):
@@ -419,6 +537,9 @@ def iter_chunks(channel, paths, *, layout=Layout(), workdir=None, epoch=0, index
         with closing(iter_sources(channel, paths, epoch, stop)) as sources:
             for source, stream in sources:
                 source = str(source)
+                prefetched = None
+                if channel.input_mode == "Pipe" and mime in (LIBSVM, CSV):
+                    stream = prefetched = Prefetched(stream)
                 if mime == LIBSVM:
                     pieces = _libsvm_chunks(stream, source, indexing, workdir, layout)
                 elif mime == CSV:
@@ -437,6 +558,10 @@ def iter_chunks(channel, paths, *, layout=Layout(), workdir=None, epoch=0, index
                 except Stopped:  # SIGTERM while a Pipe-mode read waited: the data ends here
                     log.warning("Channel %s: reading stopped by a signal after %d chunks", channel.name, count)
                     return
+                finally:
+                    if prefetched is not None:
+                        prefetched.close()
+                        prefetched = None
     finally:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -68,7 +68,7 @@ class Spill:
                                 f"{self.dense_width} in earlier files", source=chunk.source)
             self.dense_width = features.shape[1]
             header = np.array([DENSE, features.shape[0], features.shape[1], int(weighted)], np.int64)
-            arrays = (np.ascontiguousarray(features, dtype=np.float32),)
+            arrays = (np.asarray(features, dtype=np.float32),)  # np.save keeps a column-major block as it is
         np.save(self.file, header)
         for array in arrays:
             np.save(self.file, array)

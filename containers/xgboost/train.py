@@ -5,6 +5,7 @@ each channel, the library merges sketches and histograms, so the model equals on
 """
 
 import logging
+import threading
 import time
 
 import numpy as np
@@ -13,12 +14,8 @@ from common.distributed import master_address, port as cluster_port
 from common.errors import AlgorithmError, ClientError, DataError, HyperparameterError
 
 from . import checks, library, params as params_mod
-
-library.load()  # before the modules below import it: without scikit-learn's import cost
-
-from .checkpoints import Checkpoints  # noqa: E402
-from .data import Indexing, Layout, iter_chunks, library_message  # noqa: E402
-from .matrix import build, spill_channel  # noqa: E402
+from .data import Indexing, Layout, iter_chunks, library_message
+from .matrix import build, spill_channel
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +101,64 @@ class Collective:
         return False
 
 
-def read_channel(context, name, settings):
+class _Abandoned(Exception):
+    """The job failed before it needed the data: the read ahead ends at its next chunk."""
+
+
+class ReadAhead:
+    """The channels read into spills on a thread started at the job's first moment, so that the reading (and
+    the parse threads under it) overlaps what the job does before it needs the rows: ``import xgboost``, the
+    library's check of the hyperparameters, joining the collective. ``result()`` gives the spills or raises the
+    reading's error; ``close()`` ends an unfinished read and deletes spills nobody took."""
+
+    def __init__(self, context, settings):
+        self.context = context
+        self.settings = settings
+        self.abandoned = threading.Event()
+        self.spills = {}
+        self.error = None
+        self.taken = False
+        self.thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            for name in ("train", "validation"):
+                if self.context.has_channel(name):
+                    self.spills[name] = read_channel(self.context, name, self.settings, self.abandoned)
+        except BaseException as exc:  # noqa: BLE001 - raised in the job's thread by result()
+            self.error = exc
+
+    def result(self):
+        """(train spill, validation spill or None)."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        self.taken = True
+        return self.spills["train"], self.spills.get("validation")
+
+    def close(self):
+        if self.taken:
+            return
+        self.abandoned.set()
+        self.thread.join(timeout=30)
+        for spill in self.spills.values():
+            spill.delete()
+
+
+def _unless(abandoned, chunks):
+    for chunk in chunks:
+        if abandoned.is_set():
+            raise _Abandoned()
+        yield chunk
+
+
+def read_channel(context, name, settings, abandoned=None):
     indexing = Indexing(name)
     layout = Layout.for_objective(settings.objective, settings.csv_weights)
     chunks = iter_chunks(context.channels[name], context.paths, layout=layout, indexing=indexing, stop=context.stop)
+    if abandoned is not None:
+        chunks = _unless(abandoned, chunks)
     with context.timings.stage(f"read {name}"):
         started = time.perf_counter()
         spill = spill_channel(name, chunks, context.shard(name))  # (rank, hosts) if replicated
@@ -167,8 +218,15 @@ def train(context):
     if settings.early_stopping_rounds and not context.has_channel("validation"):
         raise HyperparameterError(f"Invalid hyperparameter early_stopping_rounds={settings.early_stopping_rounds}: "
                                   "early stopping watches the validation channel, which this job does not have")
-    import xgboost as xgb
+    reading = ReadAhead(context, settings)  # the data is read while the library loads and checks the params
+    try:
+        _train(context, settings, reading)
+    finally:
+        reading.close()
 
+
+def _train(context, settings, reading):
+    xgb = library.load()  # without scikit-learn's import cost
     log.info("xgboost %s; library params: %s; rounds %d%s", xgb.__version__, settings.library_params(),
              settings.num_round, f", early stopping after {settings.early_stopping_rounds} rounds without "
              f"improvement of validation-{settings.eval_metrics[-1] if settings.eval_metrics else '<default>'}"
@@ -178,8 +236,7 @@ def train(context):
 
     with Collective(context.resource) as cluster:
         context.started()  # from here SIGTERM ends training after a round and the model so far is saved
-        train_spill = read_channel(context, "train", settings)
-        validation = read_channel(context, "validation", settings) if context.has_channel("validation") else None
+        train_spill, validation = reading.result()
         try:
             widths = [train_spill.width, validation.width if validation else 0]
             num_feature = int(cluster.allreduce_max(np.array(widths))[0])
@@ -213,6 +270,8 @@ def train(context):
 
 def run_training(context, settings, library_params, dtrain, watch, cluster):
     import xgboost as xgb
+
+    from .checkpoints import Checkpoints
 
     checkpoints = Checkpoints.for_job(context)
     previous, done = checkpoints.latest() if checkpoints else (None, 0)
