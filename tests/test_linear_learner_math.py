@@ -317,3 +317,27 @@ def test_prefetched_hands_back_items_errors_and_stops_when_closed():
     stream.close()
     assert finished.wait(5)  # the producer thread closed its generator
     assert len(produced) <= 5
+
+
+def test_shuffle_buffer_in_runs_keeps_every_row_and_mixes_sorted_labels():
+    """mini_batch_size >= 512: the pool is permuted in runs of 8 slots (cheaper gathers); every row still leaves
+    once per epoch and a mini-batch of data sorted by label still holds both labels in about their share."""
+    from containers.linear_learner.shuffle import RUN_ROWS, run_rows
+
+    assert run_rows(1000) == RUN_ROWS > 1 and run_rows(32) == 1
+    buffer = ShuffleBuffer(batch_size=512, capacity=6000, seed=0)
+    n = 10_000
+    labels = (np.arange(n) >= n // 2).astype(np.float32)
+    features = np.arange(n, dtype=np.float32).reshape(-1, 1)
+    for epoch in range(2):  # the second epoch refills the slots the first one freed
+        buffer.reset(epoch)
+        out = []
+        for start in range(0, n, 700):
+            out += list(buffer.add(features[start:start + 700], labels[start:start + 700], np.ones(700, np.float32)))
+        out += list(buffer.flush())
+        seen = np.concatenate([b[0][:, 0] for b in out])
+        assert sorted(seen.tolist()) == list(range(n))
+        assert all(len(b[1]) == 512 for b in out[:-1])
+        batch = out[len(out) // 2]  # a batch from the middle of the epoch mixes rows of both halves
+        assert 0.2 < batch[1].mean() < 0.8
+        assert np.mean(np.diff(batch[0][:, 0]) == 1) > 0.5  # mostly runs of consecutive rows
