@@ -341,3 +341,42 @@ def test_shuffle_buffer_in_runs_keeps_every_row_and_mixes_sorted_labels():
         batch = out[len(out) // 2]  # a batch from the middle of the epoch mixes rows of both halves
         assert 0.2 < batch[1].mean() < 0.8
         assert np.mean(np.diff(batch[0][:, 0]) == 1) > 0.5  # mostly runs of consecutive rows
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_next_epoch_is_read_ahead_and_every_epoch_holds_every_row_once(sparse):
+    """The next epoch's reading starts (in its own thread and pool) once this epoch's rows are all read; with two
+    pools alternating, every epoch still yields each training row exactly once, small data (whose later epochs run
+    ahead of the consumer) and data larger than the pool alike."""
+    import threading
+
+    import scipy.sparse as sp
+
+    from containers.linear_learner.rows import TrainingRows
+
+    for n, mini_batch in ((600, 50), (5000, 100)):
+        s = settings(predictor_type="regressor", epochs=4, mini_batch_size=mini_batch, num_models=1)
+        ids = np.arange(n, dtype=np.float32).reshape(-1, 1)
+        started = []
+
+        def train_blocks(epoch):
+            started.append(epoch)
+            for i in range(0, n, 128):
+                block = sp.csr_matrix(ids[i:i + 128] + 1) if sparse else ids[i:i + 128] + 1
+                yield block, ids[i:i + 128, 0], None
+
+        rows = TrainingRows(s, split="validation")
+        if not sparse:  # odd epochs' pool holds 2,000 rows (epoch 0 makes its own, of the default size)
+            rows.buffers = [None, ShuffleBuffer(mini_batch, capacity=2000, seed=1)]
+        for epoch in range(s.epochs):
+            stream = rows.stream(train_blocks, epoch)
+            seen = []
+            for features, labels, *_ in stream:
+                values = np.asarray(features.todense() if sparse else features)[:, 0] - 1
+                np.testing.assert_array_equal(values, labels)
+                seen.append(labels)
+            assert sorted(np.concatenate(seen).tolist()) == list(range(n))
+            if epoch + 1 < s.epochs:
+                assert epoch + 1 in started  # already being read when this epoch's last batch was handed over
+        rows.close()
+        assert threading.active_count() < 10
