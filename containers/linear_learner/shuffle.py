@@ -11,9 +11,10 @@ import mmap
 import numpy as np
 import scipy.sparse as sp
 
-# Pool size: 1M rows, or fewer so that a dense pool holds at most 256 MiB of float32 features.
-MAX_ROWS = 1_000_000
-MAX_VALUES = 1 << 26
+# Pool size: 500,000 rows, or fewer so that a dense pool holds at most 128 MiB of float32 features (training
+# alternates two pools by epoch, rows.py: 256 MiB in all, as one pool of twice the size before the read-ahead).
+MAX_ROWS = 500_000
+MAX_VALUES = 1 << 25
 # A dense pool is permuted in runs of RUN_ROWS consecutive slots when a mini-batch holds at least RUN_MIN_RUNS runs
 # (mini_batch_size >= 512): gathering 8 rows that lie together costs one cache/TLB miss where 8 random rows cost 8.
 RUN_ROWS = 8
