@@ -380,3 +380,33 @@ def test_next_epoch_is_read_ahead_and_every_epoch_holds_every_row_once(sparse):
                 assert epoch + 1 in started  # already being read when this epoch's last batch was handed over
         rows.close()
         assert threading.active_count() < 10
+
+
+def test_epochs_read_ahead_stop_when_training_stops_early():
+    """Training that stops after its first epoch (early stopping) closes the epochs read ahead: no reading thread is
+    left waiting for a pool or a consumer."""
+    import threading
+
+    from containers.linear_learner.rows import TrainingRows
+
+    import time
+
+    s = settings(predictor_type="regressor", epochs=6, mini_batch_size=20, num_models=1)
+    x = np.arange(300, dtype=np.float32).reshape(-1, 1)
+    started = []
+
+    def train_blocks(epoch):
+        started.append(epoch)
+        yield x, x[:, 0], None
+
+    rows = TrainingRows(s, split="validation")
+    assert len(list(rows.stream(train_blocks, 0))) == 15
+    for _ in range(100):  # epoch 1 reads ahead and starts epoch 2, which waits for epoch 1's consumer
+        if 2 in rows.ahead:
+            break
+        time.sleep(0.05)
+    assert started == [0, 1, 2]
+    rows.close()
+    time.sleep(0.3)
+    assert [t for t in threading.enumerate() if t.name == "prefetch" and t.is_alive()] == []
+    assert started == [0, 1, 2]  # no epoch started once training had stopped

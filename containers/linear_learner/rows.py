@@ -56,6 +56,7 @@ class TrainingRows:
         self.buffers = [None, None]  # the shuffle buffers of even and odd epochs (each pool's memory is reused)
         self.ahead = {}  # epoch -> stream of the next epochs, each started when the one before had read its rows
         self.released = [threading.Event(), threading.Event()]  # whether the even/odd epochs' pools are free
+        self.closing = threading.Event()  # set by ``close``
         for event in self.released:
             event.set()
 
@@ -82,8 +83,9 @@ class TrainingRows:
 
     def close(self):
         """Stop the epochs that were started ahead (the training ended before them)."""
-        while self.ahead:
-            self.ahead.popitem()[1].close()
+        self.closing.set()  # no epoch starts ahead any more, and none waits for a pool
+        for epoch in sorted(self.ahead):
+            self.ahead.pop(epoch).close()
 
     def _shuffle(self, train_blocks, epoch):
         self.released[epoch % 2].clear()  # (the next epoch but one, which waits for it, starts after this line)
@@ -134,8 +136,10 @@ class TrainingRows:
         if epoch + 1 < self.s.epochs:  # the next epoch's pool is free once the epoch before this one has left it
             free = self.released[(epoch + 1) % 2]
             while not free.wait(0.1):
-                if self.stop is not None and self.stop.is_set():
+                if self.closing.is_set() or (self.stop is not None and self.stop.is_set()):
                     return
+            if self.closing.is_set():
+                return
             self.ahead[epoch + 1] = prefetched(self._shuffle(train_blocks, epoch + 1))
         yield from buffer.flush()
 
