@@ -317,3 +317,96 @@ def test_prefetched_hands_back_items_errors_and_stops_when_closed():
     stream.close()
     assert finished.wait(5)  # the producer thread closed its generator
     assert len(produced) <= 5
+
+
+def test_shuffle_buffer_in_runs_keeps_every_row_and_mixes_sorted_labels():
+    """mini_batch_size >= 512: the pool is permuted in runs of 8 slots (cheaper gathers); every row still leaves
+    once per epoch and a mini-batch of data sorted by label still holds both labels in about their share."""
+    from containers.linear_learner.shuffle import RUN_ROWS, run_rows
+
+    assert run_rows(1000) == RUN_ROWS > 1 and run_rows(32) == 1
+    buffer = ShuffleBuffer(batch_size=512, capacity=6000, seed=0)
+    n = 10_000
+    labels = (np.arange(n) >= n // 2).astype(np.float32)
+    features = np.arange(n, dtype=np.float32).reshape(-1, 1)
+    for epoch in range(2):  # the second epoch refills the slots the first one freed
+        buffer.reset(epoch)
+        out = []
+        for start in range(0, n, 700):
+            out += list(buffer.add(features[start:start + 700], labels[start:start + 700], np.ones(700, np.float32)))
+        out += list(buffer.flush())
+        seen = np.concatenate([b[0][:, 0] for b in out])
+        assert sorted(seen.tolist()) == list(range(n))
+        assert all(len(b[1]) == 512 for b in out[:-1])
+        batch = out[len(out) // 2]  # a batch from the middle of the epoch mixes rows of both halves
+        assert 0.2 < batch[1].mean() < 0.8
+        assert np.mean(np.diff(batch[0][:, 0]) == 1) > 0.5  # mostly runs of consecutive rows
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_next_epoch_is_read_ahead_and_every_epoch_holds_every_row_once(sparse):
+    """The next epoch's reading starts (in its own thread and pool) once this epoch's rows are all read; with two
+    pools alternating, every epoch still yields each training row exactly once, small data (whose later epochs run
+    ahead of the consumer) and data larger than the pool alike."""
+    import threading
+
+    import scipy.sparse as sp
+
+    from containers.linear_learner.rows import TrainingRows
+
+    for n, mini_batch in ((600, 50), (5000, 100)):
+        s = settings(predictor_type="regressor", epochs=4, mini_batch_size=mini_batch, num_models=1)
+        ids = np.arange(n, dtype=np.float32).reshape(-1, 1)
+        started = []
+
+        def train_blocks(epoch):
+            started.append(epoch)
+            for i in range(0, n, 128):
+                block = sp.csr_matrix(ids[i:i + 128] + 1) if sparse else ids[i:i + 128] + 1
+                yield block, ids[i:i + 128, 0], None
+
+        rows = TrainingRows(s, split="validation")
+        if not sparse:  # odd epochs' pool holds 2,000 rows (epoch 0 makes its own, of the default size)
+            rows.buffers = [None, ShuffleBuffer(mini_batch, capacity=2000, seed=1)]
+        for epoch in range(s.epochs):
+            stream = rows.stream(train_blocks, epoch)
+            seen = []
+            for features, labels, *_ in stream:
+                values = np.asarray(features.todense() if sparse else features)[:, 0] - 1
+                np.testing.assert_array_equal(values, labels)
+                seen.append(labels)
+            assert sorted(np.concatenate(seen).tolist()) == list(range(n))
+            if epoch + 1 < s.epochs:
+                assert epoch + 1 in started  # already being read when this epoch's last batch was handed over
+        rows.close()
+        assert threading.active_count() < 10
+
+
+def test_epochs_read_ahead_stop_when_training_stops_early():
+    """Training that stops after its first epoch (early stopping) closes the epochs read ahead: no reading thread is
+    left waiting for a pool or a consumer."""
+    import threading
+
+    from containers.linear_learner.rows import TrainingRows
+
+    import time
+
+    s = settings(predictor_type="regressor", epochs=6, mini_batch_size=20, num_models=1)
+    x = np.arange(300, dtype=np.float32).reshape(-1, 1)
+    started = []
+
+    def train_blocks(epoch):
+        started.append(epoch)
+        yield x, x[:, 0], None
+
+    rows = TrainingRows(s, split="validation")
+    assert len(list(rows.stream(train_blocks, 0))) == 15
+    for _ in range(100):  # epoch 1 reads ahead and starts epoch 2, which waits for epoch 1's consumer
+        if 2 in rows.ahead:
+            break
+        time.sleep(0.05)
+    assert started == [0, 1, 2]
+    rows.close()
+    time.sleep(0.3)
+    assert [t for t in threading.enumerate() if t.name == "prefetch" and t.is_alive()] == []
+    assert started == [0, 1, 2]  # no epoch started once training had stopped

@@ -142,7 +142,7 @@ class ParallelModels:
         self.step_count = 0
         self.state = [torch.zeros_like(self.P), torch.zeros_like(self.P)]  # adam m/v, rmsprop v/momentum, sgd momentum
         self.lr = self.lr0.clone()
-        self.lr_matrix = self.lr_rows * self.lr
+        self._set_lr_matrix()
         self.inv_scale = self.shift = None  # the scaler: (D, 1) 1/scale and (D,) mean/scale, None for identity
         if scaler is not None:
             self.set_scaler(scaler)
@@ -201,7 +201,15 @@ class ParallelModels:
         factor = self.s.lr_scheduler_factor ** decays
         self.lr = torch.maximum(self.lr0 * factor, torch.minimum(self.lr0, torch.tensor(
             self.s.lr_scheduler_minimum_lr, device=self.device)))
+        self._set_lr_matrix()
+
+    def _set_lr_matrix(self):
+        """Per-element learning rates (and for adam their inverse, and eps over them; a learning rate of 0, the
+        bias without ``use_bias``, gives steps of ~1e-30, and the bias is not used)."""
         self.lr_matrix = self.lr_rows * self.lr
+        if self.s.optimizer == "adam":
+            self.inverse_lr = 1.0 / self.lr_matrix.clamp_min(1e-30)
+            self.eps_over_lr = self.inverse_lr * 1e-8
 
     def gradients(self, x, y, weights=None, folds=None, with_loss=True):
         """Weighted sums over the batch: the (D + 1, M*K) gradient of the loss (weights' rows then the bias),
@@ -249,11 +257,12 @@ class ParallelModels:
         schedule."""
         s, P = self.s, self.P
         self.step_count += 1
-        if self.any_wd:
-            grad = grad.addcmul(P, self.wd)
+        if self.any_wd:  # the gradient buffer is the step's own: wd and l1 are added in place
+            grad.addcmul_(P, self.wd)
         if self.any_l1:
-            before = torch.sign(P).mul_(self.l1_on)
-            grad = grad.addcmul(before, self.l1)
+            before = torch.sign(P)
+            grad.addcmul_(before, self.l1)  # l1 is 0 where it is off ...
+            before.mul_(self.l1_on)  # ... where the truncation below must not act either
         lr = self.lr_matrix
         first, second = self.state
         if s.optimizer == "adam":
@@ -261,8 +270,10 @@ class ParallelModels:
             c1, c2 = 1 - b1 ** t, 1 - b2 ** t
             first.lerp_(grad, 1 - b1)
             second.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            denominator = second.sqrt().mul_(1.0 / np.sqrt(c2)).add_(1e-8)
-            P.addcdiv_(first * lr, denominator, value=-1.0 / c1)
+            # lr m / (c1 (sqrt(v / c2) + eps)) as m / ((1 / lr) (sqrt(v) / sqrt(c2) + eps)) / c1: the denominator
+            # in one operation (the inverse learning rates are kept with the schedule)
+            denominator = torch.addcmul(self.eps_over_lr, second.sqrt(), self.inverse_lr, value=1.0 / math.sqrt(c2))
+            P.addcdiv_(first, denominator, value=-1.0 / c1)
         elif s.optimizer == "rmsprop":
             rho = s.beta_2 if s.beta_2 != 0.999 else 0.9  # beta_2=auto: MXNet's RMSProp gamma1 0.9
             second.mul_(rho).addcmul_(grad, grad, value=1 - rho)

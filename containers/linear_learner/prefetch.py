@@ -46,18 +46,39 @@ def prefetched(generator, depth=8):
 
     thread = threading.Thread(target=produce, name="prefetch", daemon=True)
     thread.start()
-    return _consume(items, closed, thread)
+    return Prefetched(items, closed, thread)
 
 
-def _consume(items, closed, thread):
-    try:
-        while True:
-            item = items.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        closed.set()
-        thread.join(timeout=5)
+class Prefetched:
+    """The consumer's side: an iterator; ``close`` (also at the end, on an error, or when garbage collected)
+    stops the producer thread, whether or not an item was asked for."""
+
+    def __init__(self, items, closed, thread):
+        self.items = items
+        self.closed = closed
+        self.thread = thread
+        self.finished = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.finished:
+            raise StopIteration
+        item = self.items.get()
+        if item is _DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, _Failed):
+            self.close()
+            raise item.error
+        return item
+
+    def close(self):
+        if not self.finished:
+            self.finished = True
+            self.closed.set()
+            self.thread.join(timeout=5)
+
+    def __del__(self):
+        self.closed.set()

@@ -4,6 +4,8 @@ numpy only (torch is imported only for the vote of several hosts): ``algobox lin
 first epoch's reading and shuffling in a background thread before it imports torch, so the two overlap.
 """
 
+import threading
+
 import numpy as np
 
 from .prefetch import prefetched
@@ -51,7 +53,12 @@ class TrainingRows:
         self.holdout_end = None  # ... those before this row index (None: every row of the held-out bucket)
         self.fold_data = []  # "folds": every training row with its fold (features, labels, weights, folds)
         self.weighted = False  # whether any training block carried its own per-record weights
-        self.buffer = None  # the shuffle buffer, kept from epoch to epoch (its pool's memory is reused)
+        self.buffers = [None, None]  # the shuffle buffers of even and odd epochs (each pool's memory is reused)
+        self.ahead = {}  # epoch -> stream of the next epochs, each started when the one before had read its rows
+        self.released = [threading.Event(), threading.Event()]  # whether the even/odd epochs' pools are free
+        self.closing = threading.Event()  # set by ``close``
+        for event in self.released:
+            event.set()
 
     def check_labels(self, labels, where="train"):
         y = np.asarray(labels).reshape(len(labels), -1)[:, 0]
@@ -66,17 +73,34 @@ class TrainingRows:
         if not np.isfinite(y).all():
             raise_data(f"{where}: labels must be finite numbers")
 
-    def stream(self, blocks, epoch):
-        """The epoch's shuffled mini-batches, read, decoded, checked and shuffled in a background thread."""
-        return prefetched(self._shuffle(blocks, epoch))
+    def stream(self, train_blocks, epoch):
+        """The epoch's shuffled mini-batches (``train_blocks``: epoch -> the channel's blocks), read, decoded,
+        checked and shuffled in a background thread. The next epoch's thread starts (with the other pool) as soon
+        as this one has read its last block, so that its reading and its pool's first fill overlap the steps on
+        this epoch's last rows instead of making the next epoch's first step wait for them."""
+        started = self.ahead.pop(epoch, None)
+        return started if started is not None else prefetched(self._shuffle(train_blocks, epoch))
 
-    def _shuffle(self, blocks, epoch):
+    def close(self):
+        """Stop the epochs that were started ahead (the training ended before them)."""
+        self.closing.set()  # no epoch starts ahead any more, and none waits for a pool
+        for epoch in sorted(self.ahead):
+            self.ahead.pop(epoch).close()
+
+    def _shuffle(self, train_blocks, epoch):
+        self.released[epoch % 2].clear()  # (the next epoch but one, which waits for it, starts after this line)
+        try:
+            yield from self._shuffled(train_blocks, epoch)
+        finally:  # every row of this epoch has left its pool (or the epoch was abandoned)
+            self.released[epoch % 2].set()
+
+    def _shuffled(self, train_blocks, epoch):
         seed = self.seed * 1000 + epoch * 10 + self.cluster.rank
-        if self.buffer is None or epoch == 0:
-            self.buffer = ShuffleBuffer(self.s.mini_batch_size, seed=seed)
-        buffer = self.buffer
+        if self.buffers[epoch % 2] is None or epoch == 0:  # two pools, alternating: see ``stream``
+            self.buffers[epoch % 2] = ShuffleBuffer(self.s.mini_batch_size, seed=seed)
+        buffer = self.buffers[epoch % 2]
         buffer.reset(seed)
-        blocks = iter(blocks)
+        blocks = iter(train_blocks(epoch))
         if self.split is None:
             blocks = self._choose_split(blocks)
         index = 0  # the rows' index in the channel (the same every epoch): folds and held-out rows follow it
@@ -109,6 +133,14 @@ class TrainingRows:
                 yield from buffer.add(features, labels, weights)
             if self.stop is not None and self.stop.is_set():
                 return
+        if epoch + 1 < self.s.epochs:  # the next epoch's pool is free once the epoch before this one has left it
+            free = self.released[(epoch + 1) % 2]
+            while not free.wait(0.1):
+                if self.closing.is_set() or (self.stop is not None and self.stop.is_set()):
+                    return
+            if self.closing.is_set():
+                return
+            self.ahead[epoch + 1] = prefetched(self._shuffle(train_blocks, epoch + 1))
         yield from buffer.flush()
 
     def _choose_split(self, blocks):
@@ -177,7 +209,7 @@ def start_rows(settings, train_blocks, has_validation, stop=None):
     """A single host's TrainingRows with its first epoch started (reading, shuffling in a background thread),
     and that epoch's stream: ``Trainer(rows=...).fit(first_epoch=...)`` continues from them."""
     rows = TrainingRows(settings, split=initial_split(settings, has_validation), stop=stop)
-    return rows, rows.stream(train_blocks(0), 0)
+    return rows, rows.stream(train_blocks, 0)
 
 
 def raise_data(message):

@@ -11,9 +11,20 @@ import mmap
 import numpy as np
 import scipy.sparse as sp
 
-# Pool size: 1M rows, or fewer so that a dense pool holds at most 256 MiB of float32 features.
-MAX_ROWS = 1_000_000
-MAX_VALUES = 1 << 26
+# Pool size: 500,000 rows, or fewer so that a dense pool holds at most 128 MiB of float32 features (training
+# alternates two pools by epoch, rows.py: 256 MiB in all, as one pool of twice the size before the read-ahead).
+MAX_ROWS = 500_000
+MAX_VALUES = 1 << 25
+# A dense pool is permuted in runs of RUN_ROWS consecutive slots when a mini-batch holds at least RUN_MIN_RUNS runs
+# (mini_batch_size >= 512): gathering 8 rows that lie together costs one cache/TLB miss where 8 random rows cost 8.
+RUN_ROWS = 8
+RUN_MIN_RUNS = 64
+
+
+def run_rows(batch_size):
+    """Rows per run of the dense pool's permutation: RUN_ROWS for mini-batches of 64 runs or more, else single rows
+    (a small mini-batch of a few runs of sorted data would mix its labels too coarsely)."""
+    return RUN_ROWS if batch_size >= RUN_ROWS * RUN_MIN_RUNS else 1
 
 
 def default_capacity(feature_dim, batch_size):
@@ -47,14 +58,17 @@ class ShuffleBuffer:
     features, any number of per-row 1-d columns: labels, weights, fold ids).
 
     Dense rows are copied into one preallocated pool of ``capacity`` slots that is reused from epoch to epoch
-    (``reset``). When it is full, a random permutation of the slots picks the rows that leave (gathered into
-    mini-batches); the slots they free are refilled in place by the rows that come next, so the rows that stay
-    are never moved: a pass costs one copy in and one gather out per row. Sparse rows are stacked per pool.
+    (``reset``). When it is full, a random permutation of the slots (in runs of ``run`` slots) picks the rows that
+    leave (gathered into mini-batches); the slots they free are refilled in place by the rows that come next, so
+    the rows that stay are never moved: a pass costs one copy in and one gather out per row. Sparse rows are
+    stacked per pool and permuted row by row.
     """
 
-    def __init__(self, batch_size, capacity=None, seed=0):
-        """``capacity`` None: ``default_capacity`` of the first block's width."""
+    def __init__(self, batch_size, capacity=None, seed=0, run=None):
+        """``capacity`` None: ``default_capacity`` of the first block's width. ``run``: rows per run of the dense
+        pool's permutation (None: ``run_rows(batch_size)``)."""
         self.batch_size = batch_size
+        self.run = run_rows(batch_size) if run is None else max(int(run), 1)
         self.capacity = None if capacity is None else max(capacity, batch_size)
         self.rng = np.random.default_rng(seed)
         self.parts = []  # sparse pieces
@@ -84,14 +98,21 @@ class ShuffleBuffer:
     def _emit_dense(self, keep):
         held = self._held()
         n = len(held)
-        order = held[self.rng.permutation(n)]
+        if self.run == 1:
+            order = held[self.rng.permutation(n)]
+        else:  # runs of ``run`` consecutive held slots (the last one shorter), in random order
+            runs = -(-n // self.run)
+            index = (self.rng.permutation(runs)[:, None] * self.run + np.arange(self.run)).ravel()
+            order = held[index[index < n]] if n % self.run else held[index]
         out = ((n - keep) // self.batch_size) * self.batch_size if keep else n
         features, *columns = self.pool
         for start in range(0, out, self.batch_size):
             rows = order[start:min(start + self.batch_size, out)]
             yield (np.take(features, rows, axis=0), *(c[rows] for c in columns))
         if keep:  # the emitted slots are refilled next, in address order (the next permutation mixes them)
-            self.free, self.filled = np.sort(order[:out]), 0
+            emitted = np.zeros(self.capacity, bool)  # in address order: a linear pass, where a sort is n log n
+            emitted[order[:out]] = True
+            self.free, self.filled = np.flatnonzero(emitted), 0
         else:
             self.free, self.filled = None, 0
         self.rows = n - out

@@ -301,7 +301,7 @@ class Trainer:
         s = self.s
         if first_epoch is None:
             self.rows.split = initial_split(s, validation_blocks is not None)
-            first_epoch = self.rows.stream(train_blocks(0), 0)
+            first_epoch = self.rows.stream(train_blocks, 0)
         stream = first_epoch
         first, rows = [], 0
         for batch in stream:  # the first shuffled batches: scaler sample (and they are trained on below)
@@ -326,7 +326,7 @@ class Trainer:
                     stream0 = self._keep_sample(stream0, sample_rows)
                 epoch_stream = stream0
             else:
-                epoch_stream = self.rows.stream(train_blocks(epoch), epoch)
+                epoch_stream = self.rows.stream(train_blocks, epoch)
             train_loss = self._epoch(epoch, epoch_stream, d)
             if epoch == 0 and not has_validation:
                 self.train_sample = _restack(self.train_sample, EVALUATE_ROWS)
@@ -378,6 +378,7 @@ class Trainer:
                     log.info("Early stopping at epoch %d: %s has not improved by more than %g (relative) for %d "
                              "epochs", epoch, where + " " + criteria, s.early_stopping_tolerance, since_best)
                     break
+        self.rows.close()  # a next epoch started ahead when training stopped early
         if not has_validation and self.binary and s.selection != "loss_function" and self.cluster.is_master \
                 and self.best is not None:
             self._calibrate_snapshots()
