@@ -365,6 +365,7 @@ def test_next_epoch_is_read_ahead_and_every_epoch_holds_every_row_once(sparse):
                 block = sp.csr_matrix(ids[i:i + 128] + 1) if sparse else ids[i:i + 128] + 1
                 yield block, ids[i:i + 128, 0], None
 
+        before = set(threading.enumerate())  # other tests' threads (servers, libraries) are not this test's
         rows = TrainingRows(s, split="validation")
         if not sparse:  # odd epochs' pool holds 2,000 rows (epoch 0 makes its own, of the default size)
             rows.buffers = [None, ShuffleBuffer(mini_batch, capacity=2000, seed=1)]
@@ -379,7 +380,10 @@ def test_next_epoch_is_read_ahead_and_every_epoch_holds_every_row_once(sparse):
             if epoch + 1 < s.epochs:
                 assert epoch + 1 in started  # already being read when this epoch's last batch was handed over
         rows.close()
-        assert threading.active_count() < 10
+        left = [t for t in threading.enumerate() if t not in before]
+        for thread in left:
+            thread.join(timeout=5)
+        assert [t.name for t in left if t.is_alive()] == []  # every reading thread of this test has ended
 
 
 def test_epochs_read_ahead_stop_when_training_stops_early():
