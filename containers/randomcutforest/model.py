@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from common import ndarray
 from common.errors import ClientError
 
+from . import distinct
 from . import forest as forest_math
 from . import kernels
 
@@ -85,14 +86,18 @@ class RandomCutForestModel:
         ndarray.save(file, self.arrays())
 
     def score(self, features):
-        """float64 scores of a dense array or a sparse matrix of rows."""
+        """float64 scores of a dense array or a sparse matrix of rows, once per distinct row where rows repeat."""
         if not sp.issparse(features):
-            return kernels.score(self.forest, features)
+            return self.score_dense(features)
         rows = max(1, DENSE_CHUNK_ELEMENTS // max(1, features.shape[1]))
         features = features.tocsr()
-        parts = [kernels.score(self.forest, features[start:start + rows].toarray())
+        parts = [self.score_dense(features[start:start + rows].toarray())
                  for start in range(0, features.shape[0], rows)]
         return np.concatenate(parts) if parts else np.zeros(0)
+
+    def score_dense(self, x):
+        x = np.ascontiguousarray(x, np.float32)  # what the kernel reads: rows of equal bits get equal scores
+        return distinct.score(x, lambda rows: kernels.score(self.forest, rows))
 
     def predict(self, features):
         return {"score": self.score(features).astype(np.float32)}
