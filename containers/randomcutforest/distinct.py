@@ -11,6 +11,12 @@ next to nothing; the full ``np.unique`` (~5 ms a slice of distinct rows, ~7% of 
 tests' small forest) is paid only where the sample shows many repeats. The estimate: n sampled rows out of D
 equally likely distinct ones hold about n^2 / (2D) pairs of equal rows, so with c repeats in the sample,
 D ~ n^2 / (2c), and D < rows / 2 when c * rows > n^2.
+
+One feature: the rows are always deduplicated, which also sorts them (``np.unique`` of their bits: by value
+within each sign), so that the kernel's 8 walks down a tree, and its climbs, take nearly the same path from
+one row to the next: the forest scores 65,536 sorted distinct rows 1.3-2x faster than the same rows in
+arbitrary order (the hardening tests' 50 x 64 model, measured), for ~5 ms of ``np.unique``. Every score is
+still the row's own (the kernel scores each row alone, tested bit for bit). More features have no such order.
 """
 
 import numpy as np
@@ -41,9 +47,9 @@ def worth_it(row_keys):
 
 def score(x, score_rows):
     """``score_rows(x)`` (float64 scores of the rows of a float32 C-contiguous array), computed once per distinct
-    row where that pays."""
+    row where that pays, and for one feature always on the distinct rows in sorted order."""
     row_keys = keys(x)
-    if not worth_it(row_keys):
+    if not (x.shape[1] == 1 and x.shape[0] > 1 or worth_it(row_keys)):
         return score_rows(x)
     unique, inverse = np.unique(row_keys, return_inverse=True)
     rows = np.ascontiguousarray(unique).view(np.float32).reshape(unique.shape[0], x.shape[1])
