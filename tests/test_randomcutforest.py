@@ -221,10 +221,10 @@ def test_repeated_rows_are_scored_once_each_with_the_same_bits(dim, monkeypatch)
     assert np.array_equal(sparse, expected)
 
 
-@pytest.mark.parametrize("dim", [1, 10])
-def test_distinct_rows_are_scored_as_they_are_and_one_feature_sorted(dim, monkeypatch):
+@pytest.mark.parametrize("dim", [1, 2, 3, 10])
+def test_distinct_rows_are_scored_as_they_are_or_sorted(dim, monkeypatch):
     # rows that (mostly) differ pay only the sample's check: one kernel call on all of them, the same scores;
-    # one-feature rows are always deduplicated and sorted (the kernel's walks then take nearly the same paths)
+    # rows of one or two features are always deduplicated and sorted (the kernel's walks then take nearly the same paths)
     rng = np.random.default_rng(dim)
     model = RandomCutForestModel(forest_of(rng.normal(size=(2000, dim)).astype(np.float32), per_tree=64))
     x = rng.normal(size=(65_536, dim)).astype(np.float32)
@@ -235,10 +235,10 @@ def test_distinct_rows_are_scored_as_they_are_and_one_feature_sorted(dim, monkey
     monkeypatch.setattr(kernels, "score", lambda forest, rows: calls.append(rows.copy()) or real(forest, rows))
     assert np.array_equal(model.score(x), real(model.forest, x))
     assert len(calls) == 1
-    if dim == 1:
-        assert len(calls[0]) == len(np.unique(x)) < 65_536
-        positive = calls[0][calls[0][:, 0] >= 0, 0]
-        assert np.all(np.diff(positive) > 0)
+    if dim <= distinct.ORDERED_DIMS:
+        assert len(calls[0]) == len(np.unique(x, axis=0)) < 65_536
+        bits = distinct.keys(calls[0])
+        assert np.all(bits[1:] > bits[:-1])  # sorted by their bits
     else:
         assert np.array_equal(calls[0], x)
 
