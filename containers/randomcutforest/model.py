@@ -37,7 +37,10 @@ DENSE_CHUNK_ELEMENTS = 1 << 22  # sparse requests are densified this many values
 class RandomCutForestModel:
     """Anomaly scores of rows: one ``score`` column, higher is more anomalous."""
 
-    predict_rows = 1 << 16  # rows per predict() call (common/model.py): one record's answer depends on it alone
+    # rows per predict() call (common/model.py): one record's answer depends on it alone. 262,144, not 65,536: a
+    # slice is deduplicated (distinct.py), and the larger it is the more repeats it finds (898,779 rows of d.dddd:
+    # 35% distinct per slice, not 73%), with 4x fewer kernel launches; a slice's temporaries stay ~10 MB
+    predict_rows = 1 << 18
 
     def __init__(self, forest, num_samples_per_tree=None):
         self.forest = forest
