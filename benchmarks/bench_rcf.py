@@ -28,8 +28,7 @@ rows     the model's scores of requests' rows (``RandomCutForestModel.score`` in
          serving calls it: repeated rows scored once, one or two features as sorted distinct rows, distinct.py)
          against the kernel on the same slices as they are (what the model did before), --rounds rounds
          interleaved, median ratio, scores checked bit for bit: the hardening tests' 3,000,000 x "0" and
-         shapes of rows that differ (Gaussian; the most distinct rows of one feature a 6 MB body holds,
-         ``d.dddd``), the hardening tests' 50 x 64 model and 100 x 256 models at feature_dim 1, 2 and 10.
+         shapes of rows that differ (Gaussian; 6 MB bodies of one feature, ``d.dddd`` and ``d.ddddd``), the hardening tests' 50 x 64 model and 100 x 256 models at feature_dim 1, 2 and 10.
 rrcf     10,000 rows of the speed data, 100 rrcf trees x 256 of them: Spearman rank correlation of our scores
          with rrcf's mean CoDisp over the 100 trees for the first 1,000 rows (each inserted temporarily where it
          is not in a tree: what our score does; rrcf takes ~0.7 ms an insertion, so not all 10,000), and with
@@ -309,8 +308,10 @@ def rows_section(rounds=3):
     small = model(1, 50, 64)  # the hardening tests' shape (their model, seeded differently)
     cases = [("50 x 64, 3,000,000 x 0 (the hardening tests' request)", small, np.zeros((3_000_000, 1), np.float32)),
              ("50 x 64, 3,000,000 Gaussian rows of 1 feature", small, rng.normal(size=(3_000_000, 1)).astype(np.float32)),
-             ("50 x 64, 898,779 rows d.dddd (6 MB, the most distinct)", small,
+             ("50 x 64, 898,779 rows d.dddd (6 MB)", small,
               (rng.integers(0, 100_000, (898_779, 1)) / 10_000).astype(np.float32)),
+             ("50 x 64, 786,432 rows d.ddddd (6 MB, distinct within slices)", small,
+              (rng.integers(0, 1_000_000, (786_432, 1)) / 100_000).astype(np.float32)),
              ("100 x 256, 1,000,000 Gaussian rows of 1 feature", model(1, 100, 256), rng.normal(size=(1_000_000, 1)).astype(np.float32)),
              ("100 x 256, 1,000,000 Gaussian rows of 2 features", model(2, 100, 256), rng.normal(size=(1_000_000, 2)).astype(np.float32)),
              ("100 x 256, 300,000 Gaussian rows of 10 features", model(10, 100, 256), rng.normal(size=(300_000, 10)).astype(np.float32))]

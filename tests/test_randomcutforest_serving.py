@@ -147,9 +147,9 @@ def test_six_megabytes_of_rows_that_differ_answer_within_the_hardening_bounds(tm
     """test_hardening_requests' huge RCF case (a 6 MB CSV body of one-feature rows, its 50 x 64 model, JSON out)
     with rows that differ: repeated rows are scored once each (distinct.py), so the forest's worst request is the
     one with the most distinct rows a 6 MB body holds. Distinct one-feature values need ever more characters
-    (10 of one digit, 100 of two, ...), so such a body holds fewer than 1,000,000 of them: here 898,779 rows of
-    ``d.dddd`` in [0, 10) (100,000 values, a slice of 65,536 rows holds ~48,000 of them: scored as they are), half
-    inside the training data's range and half outside it. Bounds: test_hardening_requests' (under 2 s, or 8 valid
+    (10 of one digit, 100 of two, ...), so such a body holds fewer than 1,000,000 of them: here 786,432 rows of
+    ``d.ddddd`` in [0, 10) (1,000,000 values; a slice of 262,144 rows holds ~230,000 of them, too many to
+    deduplicate: scored as they are, sorted), partly inside the training data's range, mostly outside it. Bounds: test_hardening_requests' (under 2 s, or 8 valid
     6 MB CSV requests on a slower machine; under 200 MB of extra worker RSS)."""
     import psutil
     from test_hardening_requests import (LIMIT, REFERENCE_RATIO, SECONDS_BOUND, _start, check_bounds, measured_post,
@@ -161,9 +161,9 @@ def test_six_megabytes_of_rows_that_differ_answer_within_the_hardening_bounds(tm
     root = tmp_path_factory.mktemp("varied")
     (root / "model").mkdir()
     write_model("randomcutforest", root / "model", 1)
-    rows = LIMIT // len(b"1.2345\n")
-    values = np.random.default_rng(11).integers(0, 100_000, rows) / 10_000
-    body = "\n".join(f"{value:.4f}" for value in values).encode() + b"\n"
+    rows = LIMIT // len(b"1.23456\n")
+    values = np.random.default_rng(11).integers(0, 1_000_000, rows) / 100_000
+    body = "\n".join(f"{value:.5f}" for value in values).encode() + b"\n"
     assert len(body) <= LIMIT
     with serve("randomcutforest", root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}) as server:
         server.worker = next(p for p in psutil.Process(server.process.pid).children()
