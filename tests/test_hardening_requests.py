@@ -368,7 +368,8 @@ HUGE = [  # (algorithm, features, request type, accept types, the answer's shape
      "predicted_label (verbose: + distances, labels vectors)", HUGE_ROWS // 10),
     ("knn", 1, CSV, (JSON,), "predicted_label", HUGE_ROWS),
     # RCF: its encoders are common's; equal rows are scored once (containers/randomcutforest/distinct.py), so the
-    # forest scores each of the 46 slices' one distinct row, not 3,000,000 (1.0 s of kernel on two quiet cores)
+    # forest scores each of its 12 slices' one distinct row, not 3,000,000 rows (1.0 s on two quiet cores); rows
+    # that differ: tests/test_randomcutforest_serving.py (the most distinct rows a 6 MB body holds)
     ("randomcutforest", 1, CSV, (JSON, RECORDIO), "score", HUGE_ROWS),
 ]
 HUGE_CASES = [pytest.param(algorithm, features, content_type, accept, rows, id=f"{algorithm}-{accept}-{rows}".replace("; ", ";"))
