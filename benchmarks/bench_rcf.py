@@ -1,7 +1,7 @@
 """Random Cut Forest quality and speed beside scikit-learn's IsolationForest (and rrcf), from one run.
 
     flock /tmp/algobox-bench.lock .venv/bin/python benchmarks/bench_rcf.py [--rows 1000000] [--rounds 3]
-        [--skip nab,shuttle,speed,serve,rrcf]
+        [--skip nab,shuttle,speed,serve,rrcf,rows]
 
 Every forest is 100 trees x 256 samples (both algorithms' defaults), built by the same code ``train`` runs
 (forest.Reservoir over the rows in blocks, split_sample, build_forest) and scored by the kernel ``serve`` runs.
@@ -24,6 +24,11 @@ speed    --rows x 10 float32: a mixture of 5 Gaussians plus 0.4% planted anomali
 serve    5 MB text/csv requests (as many rows as fit) to ``algobox randomcutforest serve`` over HTTP,
          a 100 x 256 model, feature_dim 1 (a raw series), 10 and 48 (a day of half-hours, shingled): seconds
          per request (the platform's limit is 60 s).
+rows     the model's scores of requests' rows (``RandomCutForestModel.score`` in slices of its predict_rows, as
+         serving calls it: repeated rows scored once, one or two features as sorted distinct rows, distinct.py)
+         against the kernel on the same slices as they are (what the model did before), --rounds rounds
+         interleaved, median ratio, scores checked bit for bit: the hardening tests' 3,000,000 x "0" and
+         shapes of rows that differ (Gaussian; 6 MB bodies of one feature, ``d.dddd`` and ``d.ddddd``), the hardening tests' 50 x 64 model and 100 x 256 models at feature_dim 1, 2 and 10.
 rrcf     10,000 rows of the speed data, 100 rrcf trees x 256 of them: Spearman rank correlation of our scores
          with rrcf's mean CoDisp over the 100 trees for the first 1,000 rows (each inserted temporarily where it
          is not in a tree: what our score does; rrcf takes ~0.7 ms an insertion, so not all 10,000), and with
@@ -291,6 +296,50 @@ def rrcf_agreement(x, scored=1000):
           f"IsolationForest {rho(ours, iforest):.4f}")
 
 
+def rows_section(rounds=3):
+    from containers.randomcutforest.model import RandomCutForestModel
+
+    rng = np.random.default_rng(4)
+
+    def model(dim, trees, samples):
+        x = rng.normal(size=(4000, dim)).astype(np.float32)
+        return RandomCutForestModel(F.build_forest(F.split_sample(x, trees, samples, rng), rng), samples)
+
+    small = model(1, 50, 64)  # the hardening tests' shape (their model, seeded differently)
+    cases = [("50 x 64, 3,000,000 x 0 (the hardening tests' request)", small, np.zeros((3_000_000, 1), np.float32)),
+             ("50 x 64, 3,000,000 Gaussian rows of 1 feature", small, rng.normal(size=(3_000_000, 1)).astype(np.float32)),
+             ("50 x 64, 898,779 rows d.dddd (6 MB)", small,
+              (rng.integers(0, 100_000, (898_779, 1)) / 10_000).astype(np.float32)),
+             ("50 x 64, 786,432 rows d.ddddd (6 MB, distinct within slices)", small,
+              (rng.integers(0, 1_000_000, (786_432, 1)) / 100_000).astype(np.float32)),
+             ("100 x 256, 1,000,000 Gaussian rows of 1 feature", model(1, 100, 256), rng.normal(size=(1_000_000, 1)).astype(np.float32)),
+             ("100 x 256, 1,000,000 Gaussian rows of 2 features", model(2, 100, 256), rng.normal(size=(1_000_000, 2)).astype(np.float32)),
+             ("100 x 256, 300,000 Gaussian rows of 10 features", model(10, 100, 256), rng.normal(size=(300_000, 10)).astype(np.float32))]
+    print(f"rows: RandomCutForestModel.score in slices of {RandomCutForestModel.predict_rows:,} rows against the kernel on the "
+          f"same slices as they are; median of {rounds} interleaved rounds")
+    for name, rcf, x in cases:
+        step = rcf.predict_rows
+        kernels.score(rcf.forest, x[:10])
+
+        def before():
+            return np.concatenate([kernels.score(rcf.forest, x[start:start + step]) for start in range(0, len(x), step)])
+
+        def after():
+            return np.concatenate([rcf.score(x[start:start + step]) for start in range(0, len(x), step)])
+
+        times = {"before": [], "after": []}
+        for _ in range(rounds):
+            expected, seconds = timed(before)
+            times["before"].append(seconds)
+            got, seconds = timed(after)
+            times["after"].append(seconds)
+            assert np.array_equal(got, expected), name
+        ratio = float(np.median(np.array(times["before"]) / np.array(times["after"])))
+        print(f"  {name}: as they are {np.median(times['before']):.3f} s, model.score {np.median(times['after']):.3f} s: "
+              f"{ratio:.2f}x (rounds {', '.join(f'{b / a:.2f}x' for b, a in zip(times['before'], times['after']))}); "
+              f"scores bit for bit equal")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -308,6 +357,8 @@ def main():
         serving()
     if "rrcf" not in skip:
         rrcf_agreement(x)
+    if "rows" not in skip:
+        rows_section(args.rounds)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from common import ndarray
 from common.errors import ClientError
+from containers.randomcutforest import distinct
 from containers.randomcutforest import forest as F
 from containers.randomcutforest import kernels
 from containers.randomcutforest.model import MODEL_FILE, RandomCutForestModel
@@ -198,6 +199,56 @@ def test_kernel_equals_a_plain_per_row_reference(dim):
     expected = np.array([reference_score(forest, row) for row in x])
     np.testing.assert_allclose(kernels.score(forest, x, "numba"), expected, rtol=1e-5)
     np.testing.assert_allclose(kernels.score(forest, x, "numpy"), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3, 10, 20])
+def test_repeated_rows_are_scored_once_each_with_the_same_bits(dim, monkeypatch):
+    # a request of few distinct rows (the hardening tests' 3,000,000 x "0"): the model scores each distinct row once
+    # (by its float32 bits: 0.0 and -0.0 are kept apart) and its answer is the kernel's on every row, bit for bit
+    rng = np.random.default_rng(dim)
+    model = RandomCutForestModel(forest_of(rng.normal(size=(2000, dim)).astype(np.float32), per_tree=64))
+    values = rng.normal(size=(6, dim)).astype(np.float32)
+    values[0], values[1] = 0.0, -0.0
+    x = values[rng.integers(0, 6, 70_000)].astype(np.float64)  # float64 rows: compared as the kernel's float32
+    expected = kernels.score(model.forest, x)
+    calls = []
+    real = kernels.score
+    monkeypatch.setattr(kernels, "score", lambda forest, rows: calls.append(len(rows)) or real(forest, rows))
+    got = model.score(x)
+    assert calls == [6]
+    assert got.dtype == np.float64 and np.array_equal(got, expected)
+    sparse = model.score(sp.csr_matrix(x))
+    assert np.array_equal(sparse, expected)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3, 10])
+def test_distinct_rows_are_scored_as_they_are_or_sorted(dim, monkeypatch):
+    # rows that (mostly) differ pay only the sample's check: one kernel call on all of them, the same scores;
+    # rows of one or two features are always deduplicated and sorted (the kernel's walks then take nearly the same paths)
+    rng = np.random.default_rng(dim)
+    model = RandomCutForestModel(forest_of(rng.normal(size=(2000, dim)).astype(np.float32), per_tree=64))
+    x = rng.normal(size=(65_536, dim)).astype(np.float32)
+    x[:1000] = x[1000:2000]  # a few repeats
+    assert not distinct.worth_it(distinct.keys(x))
+    calls = []
+    real = kernels.score
+    monkeypatch.setattr(kernels, "score", lambda forest, rows: calls.append(rows.copy()) or real(forest, rows))
+    assert np.array_equal(model.score(x), real(model.forest, x))
+    assert len(calls) == 1
+    if dim <= distinct.ORDERED_DIMS:
+        assert len(calls[0]) == len(np.unique(x, axis=0)) < 65_536
+        bits = distinct.keys(calls[0])
+        assert np.all(bits[1:] > bits[:-1])  # sorted by their bits
+    else:
+        assert np.array_equal(calls[0], x)
+
+
+def test_the_sample_finds_repeats_that_pay():
+    rng = np.random.default_rng(0)
+    for values, rows, expected in ((10, 65_536, True), (10_000, 65_536, True), (100_000, 65_536, False),
+                                   (10, 2_000, False)):  # under MIN_ROWS: scored as they are
+        x = rng.integers(0, values, (rows, 1)).astype(np.float32)
+        assert distinct.worth_it(distinct.keys(x)) == expected, (values, rows)
 
 
 def test_merged_forest_scores_are_the_tree_weighted_mean():
