@@ -1,11 +1,16 @@
 """CSV training/inference data: no header, numbers (or strings), read in blocks of whole lines.
 
 Blocks are parsed by pandas' C parser where the image installs pandas (about 3x faster), else numpy's C
-``loadtxt``; a bad line is then found and reported with its file and line number. Costs are bounded
-before parsing: when the expected column count is known, a row of another width is refused from its
-field count alone (a 6 MB row of 3 million fields costs microseconds, not a minute and gigabytes).
+``loadtxt``; a bad line is then found and reported with its file and line number. The parser is called as
+``read_csv`` calls it but without the DataFrame around it (``_TextReader``: for a 1,000 x 50 request that frame
+cost half as much again as the parse), with ``read_csv`` itself wherever the shortcut cannot promise its exact
+float32 values. Costs are bounded before parsing: when the expected column count is known, a row of another width
+is refused from its field count alone (a 6 MB row of 3 million fields costs microseconds, not a minute and
+gigabytes).
 
-``missing=True`` (XGBoost-style data): an empty field and ``nan`` are NaN; ragged rows are still errors.
+``missing=True`` (XGBoost-style data): an empty field and ``nan`` are NaN; ragged rows are still errors. The
+parser pads a short row with NaN, so every row's field count is checked: from one count of the block's commas
+when its bytes allow (``_rows_complete``), else line by line.
 ``strings=True``: rows as numpy object arrays of str (e.g. ``entity,ip`` rows), through the same parser.
 """
 
