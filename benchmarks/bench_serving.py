@@ -10,8 +10,8 @@ images run), when nginx is installed, so the cost of that hop is visible too.
 Prints requests/s, p50/p99 latency for both and the ratio (goal: ours >= 0.85 of the trivial app).
 
 ``--content-type text/csv --records 1000`` sends that many records per request (CSV rows, or JSON instances);
-``--before REPO`` adds, to every round, the same server run from another checkout's code (e.g. main), and
-prints ours over it: a before/after of a change in one run, e.g.
+``--before REPO`` then serves from this tree and from another checkout's code (e.g. main) at once, without
+nginx, and measures them in turn in 3 x --rounds slices of --seconds / 3: a before/after in one run, e.g.
 
     flock /tmp/algobox-bench.lock .venv/bin/python benchmarks/bench_serving.py --content-type text/csv \
         --records 1000 --before /work/main --rounds 3
@@ -121,16 +121,23 @@ def main():
             env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(args.workers), "ALGOBOX_NGINX": "off"}
             with serve("kmeans", root, env=env) as server:
                 ours.append(load(int(server.url.rsplit(":", 1)[1]), body, **send))
-            if args.before:
-                with serve("kmeans", root, env={**env, "PYTHONPATH": str(Path(args.before).resolve())}) as server:
-                    before.append(load(int(server.url.rsplit(":", 1)[1]), body, **send))
             if nginx:
                 with serve("kmeans", root, env={**env, "ALGOBOX_NGINX": "auto"}) as server:
                     fronted.append(load(int(server.url.rsplit(":", 1)[1]), body, **send))
-            print(f"  round: trivial {trivial[-1][0]:.0f} req/s, ours {ours[-1][0]:.0f}"
-                  + (f", {args.before} {before[-1][0]:.0f}" if args.before else "")
-                  + f"; load average {os.getloadavg()[0]:.1f}", flush=True)
-    ratios = [o[0] / b[0] for o, b in zip(ours, before)]
+            print(f"  round: trivial {trivial[-1][0]:.0f} req/s, ours {ours[-1][0]:.0f}; load average "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+        if args.before:  # both servers up at once, short slices in turn, so background load hits both alike
+            env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(args.workers), "ALGOBOX_NGINX": "off"}
+            other = {**env, "PYTHONPATH": str(Path(args.before).resolve())}
+            with serve("kmeans", root, env=env) as mine, serve("kmeans", root, env=other) as theirs:
+                ports = [int(server.url.rsplit(":", 1)[1]) for server in (mine, theirs)]
+                for _ in range(3 * args.rounds):
+                    pair = [load(port, body, **{**send, "seconds": max(1.0, args.seconds / 3)}) for port in ports]
+                    before.append(pair)
+                    print(f"  slice: ours {pair[0][0]:.0f} req/s, {args.before} {pair[1][0]:.0f}; load average "
+                          f"{os.getloadavg()[0]:.1f}", flush=True)
+    ratios = [mine[0] / theirs[0] for mine, theirs in before]
+    before = [theirs for _, theirs in before]
     trivial, ours = np.mean(trivial, axis=0), np.mean(ours, axis=0)
     print(f"workers={args.workers} clients={args.clients} seconds={args.seconds} x {args.rounds} rounds, "
           f"feature_dim={args.feature_dim}, {args.records} record(s) of {args.content_type} per request")
@@ -144,7 +151,7 @@ def main():
         print(f"{name:<22}{rps:>10.0f}{p50:>10.2f}{p99:>10.2f}")
     print(f"throughput ratio algobox/trivial = {ours[0] / trivial[0]:.2f} (goal >= 0.85)")
     if ratios:
-        print(f"throughput ratio this tree / {args.before} = {float(np.median(ratios)):.2f} (median of rounds "
+        print(f"throughput ratio this tree / {args.before} = {float(np.median(ratios)):.2f} (median of slices "
               f"{', '.join(f'{r:.2f}' for r in ratios)})")
 
 

@@ -24,7 +24,9 @@
 (c) serving: rows/s of 1,000-row CSV requests (``%.7g``, 50 features) through ``algobox xgboost serve`` (nginx,
     gunicorn, one worker per core; two keep-alive http.client clients per worker, threads of this process on the
     same cores) against a bare ``Booster.inplace_predict`` loop on the same rows already parsed, all cores;
-    --repeats interleaved rounds, the median ratio. ``--serving-compare REPO`` adds a second server run from that
+    --repeats interleaved rounds, the median ratio; in parentheses the ratio to a second reference that shares the
+    cores as the server does, one single-threaded predict loop per core in separate processes (the all-core loop's
+    OpenMP threads slow down most when anything else runs). ``--serving-compare REPO`` adds a second server run from that
     checkout's code to every round (e.g. main, for a before/after in one run). Without --skip-train the model is
     the overhead run's; else the reference model of --rows x --features, trained once and cached.
 
@@ -368,6 +370,33 @@ def http_rate(url, bodies, seconds, clients, batch):
     return done[0] * batch / (time.perf_counter() - begin)
 
 
+BARE_ONE_THREAD = """
+import sys, time
+import numpy as np, xgboost as xgb
+model, rows, start, seconds = sys.argv[1], np.load(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+booster = xgb.Booster()
+booster.load_model(model)
+booster.set_param({"nthread": 1})
+batches = np.split(rows, len(rows) // 1000)
+booster.inplace_predict(batches[0])
+time.sleep(max(0.0, start - time.time()))
+count, begin = 0, time.perf_counter()
+while time.perf_counter() - begin < seconds:
+    booster.inplace_predict(batches[count % len(batches)])
+    count += 1
+print(count * 1000 / (time.perf_counter() - begin))
+"""
+
+
+def bare_processes(model_path, rows_path, seconds, processes):
+    """Rows/s of ``processes`` processes each predicting on one thread (the server's layout: one worker per core,
+    one thread each) at the same time: a reference that shares the cores the way the server does."""
+    start = time.time() + 3  # after every process has imported xgboost
+    children = [subprocess.Popen([sys.executable, "-c", BARE_ONE_THREAD, str(model_path), str(rows_path), str(start),
+                                  str(seconds)], stdout=subprocess.PIPE) for _ in range(processes)]
+    return sum(float(child.communicate()[0]) for child in children)
+
+
 def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code=None):
     """``repeats`` rounds of (bare loop for ``seconds``, HTTP clients for ``seconds`` [, the same against the server
     run from ``other_code``]); the median ratio of each server to the bare loop of its round."""
@@ -382,6 +411,8 @@ def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code
         np.savetxt(buffer, b, delimiter=",", fmt="%.7g")
         bodies.append(buffer.getvalue().encode())
     parsed = [np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float32) for body in bodies]
+    rows_path = work / "serving-rows.npy"
+    np.save(rows_path, np.concatenate(parsed))
     booster = xgb.Booster()
     booster.load_model(str(model_path))
 
@@ -402,6 +433,7 @@ def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code
     if other_code:
         servers[str(other_code)] = {**env, "PYTHONPATH": str(Path(other_code).resolve())}
     ratios = {name: [] for name in servers}
+    per_core = {name: [] for name in servers}
     with contextlib.ExitStack() as stack:
         urls = {}
         for name, server_env in servers.items():
@@ -411,16 +443,19 @@ def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code
                 assert requests.post(urls[name], data=body, headers={"Content-Type": "text/csv"}).status_code == 200
         for _ in range(repeats):  # interleaved: bare, this tree, the other tree, bare, ...
             alone = bare()
-            line = [f"bare {alone:,.0f} rows/s"]
+            split = bare_processes(model_path, rows_path, seconds, cores)
+            line = [f"bare {alone:,.0f} rows/s", f"bare one thread x {cores} processes {split:,.0f} rows/s"]
             for name, url in urls.items():
                 served = http_rate(url, bodies, seconds, 2 * cores, batch)
                 ratios[name].append(served / alone)
-                line.append(f"{name} {served:,.0f} rows/s = {served / alone:.2f}x")
+                per_core[name].append(served / split)
+                line.append(f"{name} {served:,.0f} rows/s = {served / alone:.2f}x ({served / split:.2f}x)")
             print(f"    serving: {'; '.join(line)}; load average {os.getloadavg()[0]:.1f}", flush=True)
     for name, pairs in ratios.items():
         print(f"(c) serving 1,000-row CSV requests ({name}): {float(np.median(pairs)):.2f}x bare Booster.inplace_predict "
               f"(median of {repeats} rounds {', '.join(f'{p:.2f}' for p in pairs)}; {cores} workers, {2 * cores} "
-              "http.client clients; the bare loop on all cores)", flush=True)
+              f"http.client clients; the bare loop on all cores); {float(np.median(per_core[name])):.2f}x the bare "
+              f"one-thread processes", flush=True)
     if other_code:
         ours, theirs = (np.array(ratios[name]) for name in servers)
         print(f"(c) this tree / {other_code}: {float(np.median(ours / theirs)):.2f}x rows/s (median of rounds)",
