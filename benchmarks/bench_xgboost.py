@@ -2,7 +2,11 @@
 
     flock /tmp/algobox-bench.lock .venv/bin/python -W ignore benchmarks/bench_xgboost.py [--rows 1000000]
         [--features 50] [--rounds 100] [--repeats 3] [--formats csv,libsvm,recordio] [--modes File,Pipe]
-        [--skip-parity] [--skip-train] [--skip-serving] [--seconds 10] [--nthread N]
+        [--skip-parity] [--skip-train] [--skip-serving] [--seconds 10] [--nthread N] [--serving-compare REPO]
+
+    serving alone, against main's code in the same run (~3 minutes once the model is cached):
+    flock /tmp/algobox-bench.lock .venv/bin/python -W ignore benchmarks/bench_xgboost.py --skip-parity \
+        --skip-train --seconds 10 --repeats 3 --serving-compare /work/main
 
 (a) parity: ``algobox xgboost train`` (File mode) on breast_cancer (binary) and mlbench Shuttle (7 classes;
     Debian's r-cran-mlbench, read with pyreadr, cached under ~/.cache/algobox) as CSV, libsvm, recordIO-
@@ -17,14 +21,20 @@
     reference's (each process's own, from wait4); the same reference process then trains again on its matrix
     without ``evals``, reported as the second column ("without evaluation"); --repeats interleaved pairs per
     variant (reference, ours, reference, ours, ...), the median ratio reported, with the load average;
-(c) serving: rows/s of 1,000-row CSV requests through ``algobox xgboost serve`` (gunicorn, one worker per core,
-    two clients per worker) against a bare ``Booster.inplace_predict`` loop on the same rows, all cores;
-    --repeats interleaved pairs, the median ratio.
+(c) serving: rows/s of 1,000-row CSV requests (``%.7g``, 50 features) through ``algobox xgboost serve`` (nginx,
+    gunicorn, one worker per core; two keep-alive http.client clients per worker, threads of this process on the
+    same cores) against a bare ``Booster.inplace_predict`` loop on the same rows already parsed, all cores;
+    --repeats interleaved rounds, the median ratio; in parentheses the ratio to a second reference that shares the
+    cores as the server does, one single-threaded predict loop per core in separate processes (the all-core loop's
+    OpenMP threads slow down most when anything else runs). ``--serving-compare REPO`` adds a second server run from that
+    checkout's code to every round (e.g. main, for a before/after in one run). Without --skip-train the model is
+    the overhead run's; else the reference model of --rows x --features, trained once and cached.
 
 Files are cached in $ALGOBOX_BENCH_DIR (default /tmp/algobox-bench-xgboost) between runs.
 """
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -331,8 +341,65 @@ def overhead(work, rows, features, rounds, repeats, formats, modes):
 
 
 # ---------------------------------------------------------------- (c) serving
-def serving(work, model_path, x_path, seconds, repeats=3, batch=1000):
-    """``repeats`` pairs of (bare loop for ``seconds``, HTTP clients for ``seconds``); the median ratio."""
+def http_rate(url, bodies, seconds, clients, batch):
+    """Rows/s of ``clients`` keep-alive clients (http.client, threads of this process) posting ``bodies`` in turn."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    done = [0]
+    stop = time.perf_counter() + seconds
+
+    def client(k):
+        connection = http.client.HTTPConnection(where.hostname, where.port)
+        i = k
+        while time.perf_counter() < stop:
+            connection.request("POST", where.path, body=bodies[i % len(bodies)], headers={"Content-Type": "text/csv"})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200, response.status
+            done[0] += 1
+            i += 1
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    begin = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return done[0] * batch / (time.perf_counter() - begin)
+
+
+BARE_ONE_THREAD = """
+import sys, time
+import numpy as np, xgboost as xgb
+model, rows, start, seconds = sys.argv[1], np.load(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+booster = xgb.Booster()
+booster.load_model(model)
+booster.set_param({"nthread": 1})
+batches = np.split(rows, len(rows) // 1000)
+booster.inplace_predict(batches[0])
+time.sleep(max(0.0, start - time.time()))
+count, begin = 0, time.perf_counter()
+while time.perf_counter() - begin < seconds:
+    booster.inplace_predict(batches[count % len(batches)])
+    count += 1
+print(count * 1000 / (time.perf_counter() - begin))
+"""
+
+
+def bare_processes(model_path, rows_path, seconds, processes):
+    """Rows/s of ``processes`` processes each predicting on one thread (the server's layout: one worker per core,
+    one thread each) at the same time: a reference that shares the cores the way the server does."""
+    start = time.time() + 3  # after every process has imported xgboost
+    children = [subprocess.Popen([sys.executable, "-c", BARE_ONE_THREAD, str(model_path), str(rows_path), str(start),
+                                  str(seconds)], stdout=subprocess.PIPE) for _ in range(processes)]
+    return sum(float(child.communicate()[0]) for child in children)
+
+
+def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code=None):
+    """``repeats`` rounds of (bare loop for ``seconds``, HTTP clients for ``seconds`` [, the same against the server
+    run from ``other_code``]); the median ratio of each server to the bare loop of its round."""
     import requests
     import xgboost as xgb
 
@@ -344,6 +411,8 @@ def serving(work, model_path, x_path, seconds, repeats=3, batch=1000):
         np.savetxt(buffer, b, delimiter=",", fmt="%.7g")
         bodies.append(buffer.getvalue().encode())
     parsed = [np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float32) for body in bodies]
+    rows_path = work / "serving-rows.npy"
+    np.save(rows_path, np.concatenate(parsed))
     booster = xgb.Booster()
     booster.load_model(str(model_path))
 
@@ -359,42 +428,47 @@ def serving(work, model_path, x_path, seconds, repeats=3, batch=1000):
     shutil.rmtree(root, ignore_errors=True)
     (root / "model").mkdir(parents=True)
     shutil.copy(model_path, root / "model" / "xgboost-model")
-    with serve("xgboost", root, env={"SAGEMAKER_MODEL_SERVER_WORKERS": str(cores)}, startup_timeout=180) as server:
-        url = server.url + "/invocations"
-        for body in bodies[:4]:
-            assert requests.post(url, data=body, headers={"Content-Type": "text/csv"}).status_code == 200
-
-        def http():
-            done = [0]
-            stop = time.perf_counter() + seconds
-
-            def client(k):
-                session = requests.Session()
-                i = k
-                while time.perf_counter() < stop:
-                    response = session.post(url, data=bodies[i % len(bodies)], headers={"Content-Type": "text/csv"})
-                    assert response.status_code == 200
-                    done[0] += 1
-                    i += 1
-
-            threads = [threading.Thread(target=client, args=(k,)) for k in range(2 * cores)]
-            begin = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            return done[0] * batch / (time.perf_counter() - begin)
-
-        pairs = []
-        for _ in range(repeats):
+    env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(cores)}
+    servers = {"this tree": env}
+    if other_code:
+        servers[str(other_code)] = {**env, "PYTHONPATH": str(Path(other_code).resolve())}
+    ratios = {name: [] for name in servers}
+    per_core = {name: [] for name in servers}
+    with contextlib.ExitStack() as stack:
+        urls = {}
+        for name, server_env in servers.items():
+            server = stack.enter_context(serve("xgboost", root, env=server_env, startup_timeout=180))
+            urls[name] = server.url + "/invocations"
+            for body in bodies[:4]:
+                assert requests.post(urls[name], data=body, headers={"Content-Type": "text/csv"}).status_code == 200
+        for _ in range(repeats):  # interleaved: bare, this tree, the other tree, bare, ...
             alone = bare()
-            served = http()
-            pairs.append(served / alone)
-            print(f"    serving: {served:,.0f} rows/s through HTTP vs {alone:,.0f} rows/s bare = {served / alone:.2f}x",
-                  flush=True)
-    print(f"(c) serving 1,000-row CSV requests: {float(np.median(pairs)):.2f}x bare Booster.inplace_predict (median of "
-          f"{repeats} pairs {', '.join(f'{p:.2f}' for p in pairs)}; {cores} workers, {2 * cores} clients; the bare "
-          "loop on all cores)", flush=True)
+            split = bare_processes(model_path, rows_path, seconds, cores)
+            line = [f"bare {alone:,.0f} rows/s", f"bare one thread x {cores} processes {split:,.0f} rows/s"]
+            for name, url in urls.items():
+                served = http_rate(url, bodies, seconds, 2 * cores, batch)
+                ratios[name].append(served / alone)
+                per_core[name].append(served / split)
+                line.append(f"{name} {served:,.0f} rows/s = {served / alone:.2f}x ({served / split:.2f}x)")
+            print(f"    serving: {'; '.join(line)}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    for name, pairs in ratios.items():
+        print(f"(c) serving 1,000-row CSV requests ({name}): {float(np.median(pairs)):.2f}x bare Booster.inplace_predict "
+              f"(median of {repeats} rounds {', '.join(f'{p:.2f}' for p in pairs)}; {cores} workers, {2 * cores} "
+              f"http.client clients; the bare loop on all cores); {float(np.median(per_core[name])):.2f}x the bare "
+              f"one-thread processes", flush=True)
+    if other_code:
+        ours, theirs = (np.array(ratios[name]) for name in servers)
+        print(f"(c) this tree / {other_code}: {float(np.median(ours / theirs)):.2f}x rows/s (median of rounds)",
+              flush=True)
+
+
+def serving_model(rows, features, rounds):
+    """The reference model of ``rows`` x ``features``, trained once and kept in the cache (serving needs no fresh one)."""
+    model_path = CACHE / f"model-{rows}-{features}-{rounds}.ubj"
+    x_path, y_path = synthetic(rows, features)
+    if not model_path.exists():
+        run_reference(x_path, y_path, PARAMS, rounds, model_path)
+    return model_path, x_path
 
 
 def main():
@@ -411,6 +485,8 @@ def main():
     parser.add_argument("--skip-parity", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-serving", action="store_true")
+    parser.add_argument("--serving-compare", metavar="REPO",
+                        help="also serve from another checkout's code (e.g. /work/main), interleaved in each round")
     args = parser.parse_args()
     if args.nthread:
         PARAMS["nthread"] = args.nthread
@@ -424,10 +500,8 @@ def main():
                                           args.formats.split(","), args.modes.split(","))
         if not args.skip_serving:
             if model_path is None:
-                x_path, y_path = synthetic(args.rows, args.features)
-                model_path = work / "reference-model"
-                run_reference(x_path, y_path, PARAMS, args.rounds, model_path)
-            serving(work, model_path, x_path, args.seconds, args.repeats)
+                model_path, x_path = serving_model(args.rows, args.features, args.rounds)
+            serving(work, model_path, x_path, args.seconds, args.repeats, other_code=args.serving_compare)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

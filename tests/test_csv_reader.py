@@ -90,3 +90,77 @@ def test_memory_is_bounded_by_the_block_not_the_file(monkeypatch):
     stream = Counting(b"1,2\n" * 100_000)
     first = next(csv_reader.iter_csv_batches(stream, 10))
     assert first[0].shape == (10, 2) and Counting.largest <= 1024 and stream.tell() < 10_000
+
+
+# ------------------------------------------------ the request path's fast parse and ragged-row check (missing=True)
+
+def parse_blocks(data, missing=True, columns=None):
+    parts = [a for a, _ in csv_reader.iter_csv_blocks(io.BytesIO(data), source="r", missing=missing,
+                                                       columns=columns)]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def bodies_of_every_number_format():
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((300, 6)) * 10.0 ** rng.integers(-40, 38, (300, 6))).astype(np.float32)
+    for fmt in ("%.7g", "%.9g", "%.17g", "%r", "%.3f", "%e"):
+        yield "\n".join(",".join(fmt % float(v) for v in row) for row in x).encode()
+    ints = rng.integers(-2**62, 2**62, (50, 3))
+    yield "\n".join(",".join(str(v) for v in row) for row in ints).encode()  # integers past 2**24 and 2**53
+    yield b"1,2.5,,nan,1e-7,True\n-3,0.1,NA,4,-0.0,False\n7,1e38,8,null,0.30000001,True\n-inf,inf,3,N/A,1,False\n"
+    # more rows than pandas reads at once (one dtype per chunk): integers first, decimals later in one column
+    yield b"1\n" * 600_000 + b"0.1\n" * 10
+
+
+@pytest.mark.parametrize("body", list(bodies_of_every_number_format()), ids=lambda b: f"{len(b)}B")
+def test_fast_parse_gives_read_csvs_float32_values_bit_for_bit(body, monkeypatch):
+    import pandas
+
+    fast = parse_blocks(body)
+    frame = pandas.read_csv(io.BytesIO(body), header=None, engine="c")
+    expected = frame.to_numpy(dtype=np.float32)
+    assert fast.dtype == np.float32 and fast.shape == expected.shape
+    assert fast.tobytes() == expected.tobytes()  # every bit, NaNs included
+    monkeypatch.setattr(csv_reader, "_fast_reader", lambda pandas: None)  # read_csv itself
+    assert parse_blocks(body).tobytes() == fast.tobytes()
+
+
+@pytest.mark.parametrize("text,message,line", [
+    (b"1,2,3\n4,5\n", "CSV line has 2 columns, expected 3", 2),
+    (b"1,2,3\n4,5,\n6,7\n", "CSV line has 2 columns, expected 3", 3),
+    (b"1,,3\n\n,5\n", "CSV line has 2 columns, expected 3", 3),
+    (b"1,2,3\r\n4,5\r\n", "CSV line has 2 columns, expected 3", 2),
+    (b"1, 2, 3\n4, 5\n", "CSV line has 2 columns, expected 3", 2),
+    (b'1,"2,3"\n4\n', "CSV line has 1 columns, expected 3", 2),  # a quoted comma counts as written, as before
+])
+def test_missing_values_never_hide_a_short_row(parser, text, message, line):
+    with pytest.raises(DataError) as error:
+        parse_blocks(text)
+    assert message in str(error.value) and f"record {line})" in str(error.value)
+
+
+def test_a_ragged_row_is_found_in_a_thousand_row_request(parser):
+    rows = [",".join(["1.5"] * 50)] * 1000
+    rows[499] = ",".join(["1.5"] * 49)
+    rows[700] = ",".join(["1.5"] * 50 + [""])  # one too many: the parser's own error, then the line
+    with pytest.raises(DataError, match=r"CSV line has 49 columns, expected 50.*record 500\)"):
+        parse_blocks("\n".join(rows).encode())
+
+
+def test_the_comma_count_proves_every_row_full_or_asks_the_line_by_line_count():
+    rng = np.random.default_rng(3)
+    # quotes and lone carriage returns keep the line-by-line count as it was (the parser's lines are not the text's)
+    plain = [b"1", b"2.5", b"", b"nan", b",", b",", b"\n", b"\n"]
+    alphabets = [np.array(plain, dtype=object), np.array(plain + [b" ", b"\t", b"\r\n"], dtype=object)]
+    checked = 0
+    for attempt in range(3000):
+        alphabet = alphabets[attempt % 2]
+        block = b"".join(rng.choice(alphabet, rng.integers(1, 30))) + b"\n"  # one block: every line ended
+        try:
+            array = parse_blocks(block)
+        except (DataError, IndexError):
+            continue
+        numbers, fields = csv_reader._line_field_counts(block)
+        assert (fields == array.shape[1]).all(), block  # what was accepted has every line full
+        checked += 1
+    assert checked > 300

@@ -202,3 +202,18 @@ def test_unpickling_is_restricted_to_the_booster(tmp_path):
     with pytest.raises(Exception, match="may not reference"):
         XGBoostModel.load(tmp_path / "model")
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("orjson_installed", [True, False])
+def test_csv_scores_are_each_values_repr(orjson_installed, monkeypatch):
+    from containers.xgboost import codecs
+
+    if not orjson_installed:
+        monkeypatch.setattr(codecs, "orjson", None)
+    rng = np.random.default_rng(5)
+    edge = [0.0, -0.0, 1e-4, 9.99e-5, 1e-5, 1.5e-7, 0.5, 1.0, 123456.789, 1e16, 9.9e15, -1.2e20, np.nan, np.inf,
+            -np.inf, 5e-324]
+    values = np.concatenate([edge, rng.random(500), rng.random(300) * 1e-6]).astype(np.float32)
+    scores = {"score": values}
+    body = b"".join(codecs.format_csv(scores))
+    assert body.decode().split("\n") == [repr(float(v)) for v in values.astype(np.float64)]

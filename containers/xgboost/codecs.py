@@ -12,6 +12,11 @@ keys. An Accept parameter ``contributions=true`` adds each record's SHAP values 
 import math
 
 import numpy as np
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is in the runtime's requirements
+    orjson = None
 import scipy.sparse as sp
 
 from common import libsvm
@@ -109,10 +114,29 @@ def _field(name, value):
     return "nan" if value is None else repr(value)
 
 
+def repr_lines(values):
+    """``repr`` of each float64 value, one per line (no final newline): orjson's tokens, which are repr's digits
+    (both the shortest round trip), with repr itself only for the values whose exponent notation differs
+    (below 1e-4 or from 1e16 in magnitude, and non-finite ones, which orjson writes as null)."""
+    if orjson is None:
+        return "\n".join(map(repr, values.tolist())).encode()
+    magnitude = np.abs(values)
+    differs = np.flatnonzero(~(((magnitude >= 1e-4) & (magnitude < 1e16)) | (values == 0)))
+    data = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+    if not differs.size:
+        return data.replace(b",", b"\n")
+    tokens = data.split(b",")
+    for index in differs.tolist():
+        tokens[index] = repr(float(values[index])).encode()
+    return b"\n".join(tokens)
+
+
 def format_csv(columns):
     """``score`` (with or without contributions): one record per line, every value a field. Selected keys: one
     field per key, lists quoted, as the open container writes them. No final newline (AssembleWith=Line)."""
     names = list(columns)
+    if names == ["score"] and np.ndim(columns["score"]) == 1 and 0 < len(columns["score"]) <= layout.CHUNK_ROWS:
+        return (repr_lines(np.ascontiguousarray(columns["score"], dtype=np.float64)),)
     if names[0] == "score":
         n = len(columns["score"])
         flat = np.hstack([np.asarray(columns[name], dtype=np.float64).reshape(n, -1) for name in names])
