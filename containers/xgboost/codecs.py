@@ -19,8 +19,6 @@ except ImportError:  # pragma: no cover - orjson is in the runtime's requirement
     orjson = None
 import scipy.sparse as sp
 
-from common import libsvm
-from common.errors import DataError
 from common.serving.codecs import Codec, CodecError
 from common.serving.codecs.csv import CSVCodec as CommonCSV
 from common.serving.codecs.json import JSONCodec as CommonJSON
@@ -29,6 +27,7 @@ from common.serving.codecs import layout
 from common.serving.codecs.json import dumps
 from common.serving.codecs.recordio import dense_records, output_records
 from common.serving.codecs.jsonlines import JSONLinesCodec as CommonJSONLines
+from common.serving.codecs.libsvm import parse_request
 from common.serving.codecs.recordio import RecordIOProtobufCodec as CommonRecordIO
 
 CONTRIBUTIONS = "contributions"
@@ -180,12 +179,7 @@ class LibSVMCodec(Codec):
 
     def decode(self, body, media, hints):
         """Rows of ``[label] index:value ...`` (a first token without a colon is a label), parsed by common."""
-        try:
-            parsed = libsvm.parse(body, "request", labels="optional")
-        except DataError as exc:
-            raise CodecError(f"Malformed libsvm: {exc}") from None
-        if not parsed.rows:
-            raise CodecError("text/libsvm request holds no rows")
+        parsed = parse_request(body)
         width = int(parsed.indices.max()) + 1 if parsed.indices.size else 0
         rows = LibSVMRows((parsed.values, parsed.indices.astype(np.int32), parsed.indptr),
                           shape=(parsed.rows, width))

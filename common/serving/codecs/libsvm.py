@@ -12,18 +12,25 @@ from ...contenttypes import LIBSVM
 from ...errors import DataError
 from . import Codec, CodecError, register_codec
 
+
+def parse_request(body):
+    """A libsvm request's rows as written (``libsvm.parse``, a label optional); malformed or empty is a 400."""
+    try:
+        parsed = libsvm.parse(body, "request", labels="optional")
+    except DataError as exc:
+        raise CodecError(f"Malformed libsvm: {exc}") from None
+    if not parsed.rows:
+        raise CodecError("text/libsvm request holds no rows")
+    return parsed
+
+
 @register_codec
 class LibSVMCodec(Codec):
     content_type = LIBSVM
     aliases = ("libsvm", "text/x-libsvm", "application/x-libsvm")
 
     def decode(self, body, media, hints):
-        try:
-            parsed = libsvm.parse(body, "request", labels="optional")
-        except DataError as exc:
-            raise CodecError(f"Malformed libsvm: {exc}") from None
-        if not parsed.rows:
-            raise CodecError("text/libsvm request holds no rows")
+        parsed = parse_request(body)
         try:
             indptr, indices, values, _labels, _weights, _ = libsvm.based(parsed, None, "request")
         except DataError as exc:
