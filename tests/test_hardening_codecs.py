@@ -195,6 +195,13 @@ def test_chunked_encoders_write_the_per_record_bytes(monkeypatch, rows):
         "three": {"predicted_label": labels.astype(np.float32), "distances": _values(rng, rows, 4),
                   "labels": labels[:, None].repeat(4, 1).astype(np.float32)},
         "flags": {"flag": labels > 0, "id": labels.astype(np.uint8)},
+        # whole floats (formatted from int64 where orjson writes them as the integer and ".0"): -0.0, 1e16 and
+        # over, vectors of one, and a column of whole floats beside one that is not
+        "whole": {"predicted_label": (labels - 1).astype(np.float64), "labels": labels[:, None].astype(np.float32),
+                  "distances": np.column_stack([labels * 7, labels * -3]).astype(np.float32)},
+        "whole but -0.0": {"score": np.where(labels > 1, -0.0, labels).astype(np.float32),
+                           "labels": np.column_stack([labels, -0.0 * labels]).astype(np.float64)},
+        "whole past 1e16": {"score": labels * 1e16 + 1e15, "labels": np.column_stack([labels, labels * 2.0 ** 60])},
     }
     spec = load_spec("kmeans")
     for shape, columns in shapes.items():

@@ -4,6 +4,7 @@ Bodies are parsed by orjson when installed (nesting over 1024 levels, numbers th
 NaN literals are parse errors, hence 400), else by the standard library under the same bounds.
 """
 
+import functools
 import json as _json
 
 from ...contenttypes import JSON
@@ -119,7 +120,7 @@ def json_document(columns, key, names=None):
     if arrays is None:
         return (dumps({key: records({name: columns[name] for name in names})}),)
     count = len(arrays[names[0]]) if names else 0
-    return layout.records_stream(count, lambda start, stop, sep: layout.json_objects(arrays, names, start, stop, sep),
+    return layout.records_stream(count, functools.partial(layout.json_objects, arrays, names),
                                  b",", head=b"{" + dumps(key) + b":[", tail=b"]}")
 
 
@@ -130,5 +131,5 @@ def json_lines(columns, names=None):
     if arrays is None:
         return (b"\n".join(dumps(record) for record in records({name: columns[name] for name in names})),)
     count = len(arrays[names[0]]) if names else 0
-    return layout.records_stream(count, lambda start, stop, sep: layout.json_objects(arrays, names, start, stop, sep),
+    return layout.records_stream(count, functools.partial(layout.json_objects, arrays, names),
                                  b"\n")
