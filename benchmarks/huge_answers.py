@@ -1,7 +1,8 @@
-"""Valid 6 MB requests with huge answers (3,000,000 records; k-NN and RCF 300,000), through the real server
-(nginx + gunicorn, one worker), for every response type and encoder of the tabular algorithms: seconds and
-the worker's extra RSS (peak, and after), this tree against another (``--before``, e.g. main before the
-chunked encoders), interleaved case by case (before, after, after, after: the median of the after runs).
+"""Valid 6 MB requests with huge answers (3,000,000 records; in the test k-NN's verbose JSON and JSON Lines at
+300,000, here also at the full count: BEYOND), through the real server (nginx + gunicorn, one worker), for every
+response type and encoder of the tabular algorithms: seconds and the worker's extra RSS (peak, and after), this
+tree against another (``--before``, e.g. main before the chunked encoders), interleaved case by case (before,
+after, after, after: the median of the after runs).
 
     flock /tmp/algobox-bench.lock .venv/bin/python benchmarks/huge_answers.py --before /work/main \\
         --before-cases "factorization-machines application/json" ...
