@@ -23,6 +23,11 @@ An algorithm's ``model_class`` (``AlgorithmSpec.model_class``) is a class with:
     in slices of at most this many rows (the runtime joins the slices' columns; a slice's ``extras`` are not
     joined, so a model with extras leaves this None). Bounds ``predict``'s own temporaries for a request of
     millions of records to those of one slice.
+``distinct_rows`` (attribute, optional, default False)
+    The model's answer for a record is a function of that record's features alone, the same bits whatever other
+    records come with it, and ``predict`` returns no extras computed from the records: when a sample of a dense
+    request says that fewer than half of its rows are distinct, the runtime predicts the distinct rows only
+    (``common/repeats.py``) and the Prediction's ``inverse`` says which distinct record each record is.
 ``prepare(inputs) -> inputs`` (optional)
     Validation or conversion before ``predict`` (raise ``CodecError`` for the client's faults).
 ``warmup_inputs() -> inputs`` (optional)
@@ -32,7 +37,8 @@ At load, the worker checks the protocol and runs one warm-up prediction through 
 type, so a broken output contract fails at start-up instead of on the first request.
 """
 
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -41,13 +47,35 @@ from .errors import AlgorithmError
 
 @dataclass
 class Prediction:
-    """Columns of n values each (one per record) and extras that are not per record."""
+    """Columns of n values each (one per record) and extras that are not per record; or, with ``inverse`` (n
+    indices), columns of the D distinct records' values, record i of the answer being distinct record
+    ``inverse[i]`` (``expanded()`` gives the n values)."""
 
     columns: dict
     extras: dict = field(default_factory=dict)
+    inverse: object = None
 
     def __len__(self):
+        if self.inverse is not None:
+            return len(self.inverse)
         return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def expanded(self):
+        """The prediction with one value per record in every column (itself when it has no ``inverse``)."""
+        if self.inverse is None:
+            return self
+        return replace(self, columns={name: take(values, self.inverse) for name, values in self.columns.items()},
+                       inverse=None)
+
+
+def take(values, inverse):
+    """A column's values (a numpy array or a list) for each record, from the distinct records' values."""
+    if isinstance(values, list):
+        if not len(inverse):
+            return []
+        picked = operator.itemgetter(*inverse.tolist())(values)
+        return list(picked) if len(inverse) > 1 else [picked]
+    return np.take(np.asarray(values), inverse, axis=0)
 
 
 def as_prediction(result):
@@ -92,6 +120,10 @@ def warmup_inputs(model):
         return own()
     dim = feature_dim(model)
     return np.zeros((1, dim), np.float32) if dim else None
+
+
+def distinct_rows(model):
+    return bool(getattr(model, "distinct_rows", False))
 
 
 def predict_rows(model):

@@ -363,19 +363,17 @@ HUGE = [  # (algorithm, features, request type, accept types, the answer's shape
     ("pca", 1, CSV, (JSON, JSONLINES, RECORDIO), "projection vectors", HUGE_ROWS),
     ("linear_learner", 1, CSV, (JSON, JSONLINES, CSV, RECORDIO), "score + predicted_label", HUGE_ROWS),
     # k-NN (one-feature rows are searched in a window of the sorted points, containers/knn/line.py; two-feature
-    # ones by faiss): recordIO (verbose) and the plain answer at 3,000,000 records, verbose recordIO of two features
-    # at its worst count (1,500,000 rows of "0,0\n"); verbose JSON and JSON Lines (372 MB at 3,000,000 records,
-    # 3.1-3.6 s in a locked run at load 2-3: not within 2 s, docs/hardening.md) at 300,000, and measured at
-    # 3,000,000 by benchmarks/huge_answers.py (BEYOND). The 300,000-record cases run first, on a fresh worker: after
-    # a 3,000,000-record answer glibc keeps up to tens of MB of freed heap (its mmap and trim thresholds follow the
-    # largest buffers freed), which the after-bound then counts (+55 MB of the 60 once)
-    ("knn", 1, CSV, (JSON + "; verbose=true", JSONLINES + "; verbose=true"),
-     "predicted_label + distances, labels vectors", HUGE_ROWS // 10),
-    ("knn", 1, CSV, (RECORDIO + "; verbose=true", JSON), "predicted_label (verbose: + distances, labels vectors)",
-     HUGE_ROWS),
-    ("knn", 2, CSV, (RECORDIO + "; verbose=true",), "predicted_label + distances, labels vectors", HUGE_ROWS // 2),
-    # RCF: its encoders are common's; equal rows are scored once (containers/randomcutforest/distinct.py), so the
-    # forest scores each of its 12 slices' one distinct row, not 3,000,000 rows (1.0 s on two quiet cores); rows
+    # ones by faiss): every answer at 3,000,000 records, the two-feature verbose ones at their worst count
+    # (1,500,000 rows of "0,0\n"). Verbose JSON and JSON Lines are 372 MB at 3,000,000 records (3.1-3.6 s when
+    # every record was searched and formatted): 6 MB holds that many rows only when they repeat, and k-NN declares
+    # distinct_rows (common/repeats.py), so its one distinct row is searched and formatted once and the body is
+    # that record's bytes joined by the inverse (docs/hardening.md)
+    ("knn", 1, CSV, (JSON + "; verbose=true", JSONLINES + "; verbose=true", RECORDIO + "; verbose=true", JSON),
+     "predicted_label (verbose: + distances, labels vectors)", HUGE_ROWS),
+    ("knn", 2, CSV, (JSON + "; verbose=true", RECORDIO + "; verbose=true"),
+     "predicted_label + distances, labels vectors", HUGE_ROWS // 2),
+    # RCF: its encoders are common's; equal rows are scored once (by the runtime, common/repeats.py, and within
+    # the model, containers/randomcutforest/distinct.py), so the forest scores one row, not 3,000,000; rows
     # that differ: tests/test_randomcutforest_serving.py (the most distinct rows a 6 MB body holds)
     ("randomcutforest", 1, CSV, (JSON, RECORDIO), "score", HUGE_ROWS),
 ]

@@ -6,13 +6,13 @@ ones), calls the model's optional ``prepare`` and its ``predict``, and encodes t
 negotiated response codec, whose chunks the server streams. ``/invocations`` wraps it; tests call it in-process.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 
-from .. import contenttypes
-from ..model import (allows_missing, as_prediction, check_prediction, dense_width, feature_dim,
+from .. import contenttypes, repeats
+from ..model import (allows_missing, as_prediction, check_prediction, dense_width, distinct_rows, feature_dim,
                      join_predictions, predict_rows)
 from .codecs import CodecError, DecodeHints
 
@@ -57,7 +57,20 @@ def check_features(inputs, model):
 
 
 def predict(model, inputs):
-    """The model's prediction for the records, in slices of ``predict_rows`` where the model declares it."""
+    """The model's prediction for the records, in slices of ``predict_rows`` where the model declares it; for a
+    model that declares ``distinct_rows``, of the distinct rows only where a sample says most rows repeat (the
+    Prediction's ``inverse`` then maps records to them, see common/repeats.py)."""
+    found = repeats.distinct(inputs) if distinct_rows(model) and isinstance(inputs, np.ndarray) else None
+    if found is not None:
+        rows, inverse = found
+        prediction = _predict(model, rows)
+        if prediction.extras:
+            return _predict(model, inputs)  # extras are not per record: not the model's to dedup after all
+        return replace(prediction, inverse=inverse)
+    return _predict(model, inputs)
+
+
+def _predict(model, inputs):
     prepare = getattr(model, "prepare", None)
     if callable(prepare):
         inputs = prepare(inputs)

@@ -13,6 +13,7 @@ from . import artifact
 
 class FMModel:
     predict_rows = 1 << 16  # rows per predict() call (common/model.py): one record's answer depends on it alone
+    distinct_rows = True  # repeated rows are predicted once (common/repeats.py)
 
     def __init__(self, w0, w, v, predictor_type):
         if predictor_type not in artifact.PREDICTOR_TYPES:

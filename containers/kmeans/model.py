@@ -13,6 +13,7 @@ class KMeansModel:
     """Centroids of shape (k, feature_dim); ``predict`` gives each row's closest cluster and its distance."""
 
     predict_rows = 1 << 16  # rows per predict() call (common/model.py): one record's answer depends on it alone
+    distinct_rows = True  # repeated rows are predicted once (common/repeats.py)
 
     def __init__(self, centroids):
         self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)

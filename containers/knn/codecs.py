@@ -1,8 +1,10 @@
 """k-NN's responses: ``predicted_label``, plus the neighbours' ``distances`` and ``labels`` when the Accept
 header says ``verbose=true`` (any case, spaces allowed: ``application/json; Verbose = True``). Requests are
-decoded by the common codecs these extend."""
+decoded by the common codecs these extend. A prediction of repeated rows (``Prediction.inverse``) keeps its
+inverse through ``selected``: the common encoders format each distinct record once."""
 
-from common.model import Prediction
+from dataclasses import replace
+
 from common.serving.codecs.json import JSONCodec
 from common.serving.codecs.jsonlines import JSONLinesCodec
 from common.serving.codecs.recordio import RecordIOProtobufCodec
@@ -15,19 +17,22 @@ def selected(prediction, media):
     if media is not None and media.flag("verbose"):
         return prediction
     columns = {name: value for name, value in prediction.columns.items() if name not in VERBOSE_COLUMNS}
-    return Prediction(columns, prediction.extras)
+    return replace(prediction, columns=columns)
 
 
 class VerboseJSON(JSONCodec):
+    repeats = True
     def encode_chunks(self, prediction, media, options):
         return super().encode_chunks(selected(prediction, media), media, options)
 
 
 class VerboseJSONLines(JSONLinesCodec):
+    repeats = True
     def encode_chunks(self, prediction, media, options):
         return super().encode_chunks(selected(prediction, media), media, options)
 
 
 class VerboseRecordIO(RecordIOProtobufCodec):
+    repeats = True
     def encode_chunks(self, prediction, media, options):
         return super().encode_chunks(selected(prediction, media), media, options)

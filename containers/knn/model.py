@@ -103,6 +103,8 @@ def normalize_rows(x):
 class KNNModel:
     """A faiss index, the labels of its points, and how to turn neighbours into a prediction."""
 
+    distinct_rows = True  # a row's neighbours depend on it alone: repeated rows are searched once (common/repeats.py)
+
     def __init__(self, index, labels, k, predictor_type, feature_dim=None, projection_matrix=None,
                  normalize=False, metric="L2", index_type=None, reduction=None, nprobe=None):
         self.index = index

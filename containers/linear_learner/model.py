@@ -58,6 +58,7 @@ class LinearModel:
     """``raw = x @ weights + bias``; ``score`` is the probability for logistic/softmax, raw otherwise."""
 
     predict_rows = 1 << 16  # rows per predict() call (common/model.py): one record's answer depends on it alone
+    distinct_rows = True  # repeated rows are predicted once (common/repeats.py)
 
     def __init__(self, weights, bias, predictor_type, loss, threshold=None, scaler=None, extra=None):
         self.weights = np.ascontiguousarray(weights, np.float32)

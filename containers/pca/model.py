@@ -18,6 +18,7 @@ class PCAModel:
     """Projection of rows onto the components: ``(x - mean) v``, one column per component."""
 
     predict_rows = 1 << 16  # rows per predict() call (common/model.py): one record's answer depends on it alone
+    distinct_rows = True  # repeated rows are predicted once (common/repeats.py)
 
     def __init__(self, v, s, mean=None):
         self.v = np.ascontiguousarray(v, dtype=np.float32)

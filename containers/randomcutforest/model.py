@@ -41,6 +41,7 @@ class RandomCutForestModel:
     # slice is deduplicated (distinct.py), and the larger it is the more repeats it finds (898,779 rows of d.dddd:
     # 35% distinct per slice, not 73%), with 4x fewer kernel launches; a slice's temporaries stay ~10 MB
     predict_rows = 1 << 18
+    distinct_rows = True  # repeated rows are answered once by the runtime too (common/repeats.py)
 
     def __init__(self, forest, num_samples_per_tree=None):
         self.forest = forest

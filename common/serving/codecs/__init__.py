@@ -6,6 +6,9 @@ body into model input: a float32 array or CSR matrix of rows, or a list of raw p
 bytes as an iterable of chunks, for answers of millions of records: the server streams them; ``encode`` then
 joins them). ``chunks(...)`` is what the server calls: the most derived of the two a class defines. Checks that
 can fail (a non-finite output: 400) run when ``encode_chunks`` is called, not while its chunks are iterated.
+A prediction of repeated rows (``Prediction.inverse``, common/repeats.py) reaches only an encoder whose class
+declares ``repeats = True`` in the class that defines its ``encode_chunks``/``encode`` (it formats each distinct
+record once, the same bytes as for the expanded prediction); any other gets the columns expanded first.
 Every codec reports a bad payload with :class:`CodecError`, whose message says what was wrong.
 
 ``common/`` registers its codecs in ``COMMON``; an algorithm adds its own (or replaces one for itself) by
@@ -52,6 +55,7 @@ class Codec:
 
     content_type = None
     aliases = ()
+    repeats = False  # encode_chunks takes a Prediction with an inverse (declared where encode_chunks is defined)
 
     def decode(self, body, media, hints):
         raise UnsupportedContentType(f"{self.content_type} is not accepted as a request type")
@@ -59,7 +63,7 @@ class Codec:
     def encode(self, prediction, media, options):
         if type(self).encode_chunks is Codec.encode_chunks:
             raise UnsupportedAccept(f"{self.content_type} is not offered as a response type")
-        return b"".join(self.encode_chunks(prediction, media, options))
+        return b"".join(self.chunks(prediction, media, options))
 
     def encode_chunks(self, prediction, media, options):
         raise UnsupportedAccept(f"{self.content_type} is not offered as a response type")
@@ -68,9 +72,11 @@ class Codec:
         """The response body as an iterable of bytes, through whichever of ``encode_chunks`` and ``encode`` the
         most derived class defines (a subclass that overrides ``encode`` keeps its own bytes)."""
         for klass in type(self).__mro__:
-            if "encode_chunks" in vars(klass):
-                return self.encode_chunks(prediction, media, options)
-            if "encode" in vars(klass):
+            if "encode_chunks" in vars(klass) or "encode" in vars(klass):
+                if getattr(prediction, "inverse", None) is not None and not vars(klass).get("repeats", False):
+                    prediction = prediction.expanded()
+                if "encode_chunks" in vars(klass):
+                    return self.encode_chunks(prediction, media, options)
                 return (self.encode(prediction, media, options),)
         raise UnsupportedAccept(f"{self.content_type} is not offered as a response type")  # pragma: no cover
 

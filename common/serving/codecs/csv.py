@@ -67,8 +67,15 @@ class CSVCodec(Codec):
     def decode(self, body, media, hints):
         return decode_csv(body, media, hints)
 
+    repeats = True  # a Prediction with an inverse: each distinct record formatted once
+
     def encode_chunks(self, prediction, media, options):
         names = options.csv_columns or tuple(prediction.columns)
+        if prediction.inverse is not None:
+            chunks = csv_lines_repeated(prediction.columns, prediction.inverse, names)
+            if chunks is not None:
+                return chunks
+            prediction = prediction.expanded()
         return csv_lines(prediction.columns, names)
 
 
@@ -78,3 +85,17 @@ def csv_lines(columns, names):
     if arrays is None:
         return (format_rows(columns, names),)
     return layout.csv_stream(arrays, names)
+
+
+def csv_lines_repeated(columns, inverse, names):
+    """``csv_lines`` of the records ``inverse`` picks from the columns' distinct records, each line formatted once
+    (the same bytes); None where the columns do not allow it (``layout.distinct_arrays``)."""
+    arrays = layout.distinct_arrays(columns, list(names))
+    if arrays is None:
+        return None
+    count = len(arrays[names[0]])
+    pieces = b"".join(layout.csv_stream(arrays, names)).split(b"\n") if count else []  # no newline in a line
+    if len(pieces) != count:
+        return None  # pragma: no cover - numbers' lines hold no newline
+    pieces.append(b"")
+    return layout.repeated_stream(pieces, inverse, b"\n")

@@ -108,7 +108,14 @@ class JSONCodec(Codec):
             raise CodecError("JSON request holds no instances")
         return features_of(instances, "instance", hints)
 
+    repeats = True  # a Prediction with an inverse: each distinct record formatted once
+
     def encode_chunks(self, prediction, media, options):
+        if prediction.inverse is not None:
+            chunks = json_document_repeated(prediction.columns, prediction.inverse, options.response_key)
+            if chunks is not None:
+                return chunks
+            prediction = prediction.expanded()
         return json_document(prediction.columns, options.response_key)
 
 
@@ -133,3 +140,24 @@ def json_lines(columns, names=None):
     count = len(arrays[names[0]]) if names else 0
     return layout.records_stream(count, functools.partial(layout.json_objects, arrays, names),
                                  b"\n")
+
+
+def _objects_repeated(columns, inverse, separator, head=b"", tail=b"", names=None):
+    names = list(columns) if names is None else list(names)
+    arrays = layout.distinct_arrays(columns, names)
+    if arrays is None:
+        return None
+    pieces = layout.distinct_records(len(arrays[names[0]]), functools.partial(layout.json_objects, arrays, names),
+                                     b"\n")  # JSON text holds no raw newline
+    return layout.repeated_stream(pieces, inverse, separator, head=head, tail=tail)
+
+
+def json_document_repeated(columns, inverse, key, names=None):
+    """``json_document`` of the records ``inverse`` picks from the columns' distinct records, each distinct record
+    formatted once (the same bytes); None where the columns do not allow it (``layout.distinct_arrays``)."""
+    return _objects_repeated(columns, inverse, b",", head=b"{" + dumps(key) + b":[", tail=b"]}", names=names)
+
+
+def json_lines_repeated(columns, inverse, names=None):
+    """``json_lines`` of repeated records (see ``json_document_repeated``)."""
+    return _objects_repeated(columns, inverse, b"\n", names=names)

@@ -7,7 +7,7 @@ after each response, so a trailing newline of ours would put an empty line after
 from ...contenttypes import JSONLINES
 from . import Codec, CodecError, register_codec
 from .features import features_of
-from .json import check_containers, dumps, json_lines, orjson, parse_json
+from .json import check_containers, dumps, json_lines, json_lines_repeated, orjson, parse_json
 
 
 def _parse_all_at_once(body):
@@ -59,5 +59,12 @@ class JSONLinesCodec(Codec):
         check_containers(body, hints, "JSON Lines")
         return features_of(parse_lines(body), "line", hints)
 
+    repeats = True  # a Prediction with an inverse: each distinct record formatted once
+
     def encode_chunks(self, prediction, media, options):
+        if prediction.inverse is not None:
+            chunks = json_lines_repeated(prediction.columns, prediction.inverse)
+            if chunks is not None:
+                return chunks
+            prediction = prediction.expanded()
         return json_lines(prediction.columns)

@@ -11,6 +11,7 @@ float64 as it does a Python float), ``%.9g`` or ``repr`` for CSV.
 """
 
 import functools
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ try:
 except ImportError:  # pragma: no cover - orjson is in the runtime's requirements
     orjson = None
 
+MAX_DISTINCT = 1 << 18  # distinct records held as bytes objects at most (repeated rows, see ``distinct_arrays``)
 CHUNK_ROWS = 1 << 15  # records per chunk: about 1.5 MB of JSON for two scalar columns
 COMMA, OPEN, CLOSE = b",[]"
 
@@ -301,3 +303,48 @@ def _repr_lines(fields, start, stop):
         return None
     data = orjson.dumps(np.ascontiguousarray(block), option=orjson.OPT_SERIALIZE_NUMPY)
     return data[2:-2].replace(b"],[", b"\n") + b"\n"
+
+
+def distinct_arrays(columns, names):
+    """For a prediction of repeated rows (``Prediction.inverse``: columns of the D distinct records): the named
+    columns as numeric arrays when each distinct record can be formatted once and its bytes repeated (numeric
+    columns, finite, at least one, D at most ``MAX_DISTINCT``), else None (the columns are then expanded, and a
+    non-finite value is reported for the first record that holds it)."""
+    if orjson is None or not names or len(columns[names[0]]) > MAX_DISTINCT:
+        return None
+    try:
+        return numeric_columns(columns, names)
+    except NonFiniteOutput:
+        return None
+
+
+def distinct_records(count, records_for, separator):
+    """The bytes of each of ``count`` records, from ``records_for`` (see ``records_stream``) run on them joined by
+    ``separator`` (a byte no record holds), split; plus an empty one last (``repeated_stream``'s trailing one)."""
+    pieces = []
+    for start in range(0, count, CHUNK_ROWS):
+        stop = min(count, start + CHUNK_ROWS)
+        pieces.extend(records_for(start, stop, separator, False).split(separator))
+    if len(pieces) != count:
+        raise ValueError(f"expected {count} records, found {len(pieces)}")  # pragma: no cover - a separator inside
+    pieces.append(b"")
+    return pieces
+
+
+def repeated_stream(pieces, inverse, separator, head=b"", tail=b"", rows=None):
+    """``records_stream``'s chunks for records that repeat: record i is ``pieces[inverse[i]]`` (the distinct records'
+    bytes, an empty one last: ``distinct_records``), each chunk one ``join`` of the chunk's records (C speed, no
+    Python step per record), with the separator after the last record of every chunk but the last."""
+    rows = rows or CHUNK_ROWS
+    count = len(inverse)
+    empty = len(pieces) - 1
+    if head:
+        yield head
+    for start in range(0, count, rows):
+        stop = min(count, start + rows)
+        picked = inverse[start:stop].tolist()
+        if stop < count:
+            picked.append(empty)
+        yield separator.join(operator.itemgetter(*picked)(pieces)) if len(picked) > 1 else pieces[picked[0]]
+    if tail:
+        yield tail

@@ -1,6 +1,7 @@
 """application/x-recordio-protobuf: Records in, Records with a ``label`` map out (the SDK's format)."""
 
 import io
+import struct
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,7 +39,23 @@ class RecordIOProtobufCodec(Codec):
             raise CodecError(f"Malformed recordIO-protobuf: {type(exc).__name__}: {exc}") from None
         return features
 
+    repeats = True  # a Prediction with an inverse: each distinct record framed once
+
     def encode_chunks(self, prediction, media, options):
+        if prediction.inverse is not None:
+            try:
+                columns = self.output_columns(prediction)
+            except layout.NonFiniteOutput:
+                columns = None  # reported for the first record that holds it, by the expanded path
+            chunks = None if columns is None else output_records_repeated(columns, prediction.inverse)
+            if chunks is not None:
+                return chunks
+            prediction = prediction.expanded()
+        return output_records(self.output_columns(prediction))
+
+    @staticmethod
+    def output_columns(prediction):
+        """The prediction's columns as float32 arrays (strings left out: JSON carries them)."""
         columns = {}
         for name, values in prediction.columns.items():
             array = layout.numeric(values, name)  # checks finite values, as column_list does
@@ -48,7 +65,7 @@ class RecordIOProtobufCodec(Codec):
                     continue  # strings have no float32 tensor; JSON carries them
                 array = listed
             columns[name] = np.asarray(array, dtype=np.float32)
-        return output_records(columns)
+        return columns
 
 
 def output_records(columns, rows=None):
@@ -61,6 +78,34 @@ def output_records(columns, rows=None):
     return (recordio.encode_rows(protobuf.output_rows({name: values[start:start + rows]
                                                        for name, values in columns.items()}))
             for start in range(0, count, rows))
+
+
+def output_records_repeated(columns, inverse):
+    """``output_records`` of the records ``inverse`` picks from the columns' distinct records, each record framed
+    once (the same bytes, cut at its length header); None where the records are not all alike in size."""
+    count = len(next(iter(columns.values()))) if columns else 0
+    if not count or count > layout.MAX_DISTINCT or \
+            protobuf.output_rows({name: values[:1] for name, values in columns.items()}) is None:
+        return None
+    body = b"".join(output_records(columns))
+    size = len(body) // count
+    if size < 8 or size * count != len(body):
+        return None
+    headers = np.frombuffer(body, np.uint8).reshape(count, size)[:, :8]
+    if not (headers == headers[0]).all() or size != 8 + recordio_size(headers[0]):
+        return None  # records split in parts (a payload holding the magic word): framed one by one
+    pieces = [body[start:start + size] for start in range(0, len(body), size)]
+    pieces.append(b"")
+    return layout.repeated_stream(pieces, inverse, b"")
+
+
+def recordio_size(header):
+    """The padded payload size a record's 8-byte header says (whole records only, else -1)."""
+    magic, word = struct.unpack("<II", header.tobytes())
+    if magic != recordio.MAGIC or word >> 29 != recordio.WHOLE:
+        return -1
+    length = word & ((1 << 29) - 1)
+    return length + (-length % 4)
 
 
 def dense_records(features, rows=None):
