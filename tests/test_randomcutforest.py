@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from common import ndarray
 from common.errors import ClientError
+from common import repeats
 from containers.randomcutforest import distinct
 from containers.randomcutforest import forest as F
 from containers.randomcutforest import kernels
@@ -229,7 +230,7 @@ def test_distinct_rows_are_scored_as_they_are_or_sorted(dim, monkeypatch):
     model = RandomCutForestModel(forest_of(rng.normal(size=(2000, dim)).astype(np.float32), per_tree=64))
     x = rng.normal(size=(65_536, dim)).astype(np.float32)
     x[:1000] = x[1000:2000]  # a few repeats
-    assert not distinct.worth_it(distinct.keys(x))
+    assert not repeats.worth_it(x)
     calls = []
     real = kernels.score
     monkeypatch.setattr(kernels, "score", lambda forest, rows: calls.append(rows.copy()) or real(forest, rows))
@@ -237,7 +238,7 @@ def test_distinct_rows_are_scored_as_they_are_or_sorted(dim, monkeypatch):
     assert len(calls) == 1
     if dim <= distinct.ORDERED_DIMS:
         assert len(calls[0]) == len(np.unique(x, axis=0)) < 65_536
-        bits = distinct.keys(calls[0])
+        bits = repeats.keys(calls[0])
         assert np.all(bits[1:] > bits[:-1])  # sorted by their bits
     else:
         assert np.array_equal(calls[0], x)
@@ -248,7 +249,7 @@ def test_the_sample_finds_repeats_that_pay():
     for values, rows, expected in ((10, 65_536, True), (10_000, 65_536, True), (100_000, 65_536, False),
                                    (10, 2_000, False)):  # under MIN_ROWS: scored as they are
         x = rng.integers(0, values, (rows, 1)).astype(np.float32)
-        assert distinct.worth_it(distinct.keys(x)) == expected, (values, rows)
+        assert repeats.worth_it(x) == expected, (values, rows)
 
 
 def test_merged_forest_scores_are_the_tree_weighted_mean():

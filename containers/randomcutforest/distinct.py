@@ -2,11 +2,13 @@
 
 A request can repeat rows many times (a 6 MB CSV body holds 3,000,000 one-feature rows only when they are one
 digit each: at most 10 distinct values). When a sample of the rows says that fewer than half of them are distinct,
-the rows are deduplicated by their bits (``np.unique`` of each row's float32 bytes, which the kernel would read), the
-distinct rows are scored, and their scores are put back in the rows' order. Rows with equal bits take the same
+the rows are deduplicated by their bits (``common/repeats.py``, the runtime's rule for every model that declares
+``distinct_rows``: the float32 bits the kernel would read), the distinct rows are scored, and their scores are put
+back in the rows' order. The runtime already does this for a dense request; here it also covers sparse requests
+(densified slice by slice) and batch calls of ``score``. Rows with equal bits take the same
 path through the kernel, so every score is bit for bit the one it gets without this (tested).
 
-The sample (every ``rows // SAMPLE``-th row) costs 0.13-0.17 ms a slice of 65,536 rows at feature_dim 3-48, so rows
+The sample (``repeats.SAMPLE`` evenly spaced rows) costs 0.13-0.17 ms a slice of 65,536 rows at feature_dim 3-48, so rows
 that are all distinct pay next to nothing; the full ``np.unique`` (~5 ms for 65,536 distinct rows, ~7% of the
 kernel's time on the hardening tests' small forest) is paid only where the sample shows many repeats. The estimate: n sampled rows out of D
 equally likely distinct ones hold about n^2 / (2D) pairs of equal rows, so with c repeats in the sample,
@@ -23,37 +25,20 @@ bit).
 
 import numpy as np
 
-SAMPLE = 1024  # rows sampled to decide
+from common import repeats
+
 ORDERED_DIMS = 2  # rows of this many features or fewer are always scored as their sorted distinct rows
-MIN_ROWS = 2 * SAMPLE  # fewer rows are scored as they are (a millisecond at most)
-
-
-def keys(x):
-    """One comparable key per row of the float32 C-contiguous ``x``: its bits (uint32, uint64, or raw bytes)."""
-    rows, dims = x.shape
-    if dims == 1:
-        return x.view(np.uint32).reshape(rows)
-    if dims == 2:
-        return x.view(np.uint64).reshape(rows)
-    return x.view(np.dtype((np.void, 4 * dims))).reshape(rows)
-
-
-def worth_it(row_keys):
-    """Whether a sample of the rows says that fewer than half of them are distinct."""
-    rows = row_keys.shape[0]
-    if rows < MIN_ROWS:
-        return False
-    sample = row_keys[::rows // SAMPLE]
-    repeats = sample.shape[0] - np.unique(sample).shape[0]
-    return repeats * rows > sample.shape[0] ** 2
 
 
 def score(x, score_rows):
     """``score_rows(x)`` (float64 scores of the rows of a float32 C-contiguous array), computed once per distinct
     row where that pays, and for one or two features always on the distinct rows in sorted order."""
-    row_keys = keys(x)
-    if not (x.shape[1] <= ORDERED_DIMS and x.shape[0] > 1 or worth_it(row_keys)):
+    if x.shape[1] <= ORDERED_DIMS and x.shape[0] > 1:
+        unique, inverse = np.unique(repeats.keys(x), return_inverse=True)  # the rows' bits, sorted
+        rows = np.ascontiguousarray(unique).view(np.float32).reshape(unique.shape[0], x.shape[1])
+        return score_rows(rows)[inverse.reshape(-1)]
+    found = repeats.distinct(x)
+    if found is None:
         return score_rows(x)
-    unique, inverse = np.unique(row_keys, return_inverse=True)
-    rows = np.ascontiguousarray(unique).view(np.float32).reshape(unique.shape[0], x.shape[1])
-    return score_rows(rows)[inverse.reshape(-1)]
+    rows, inverse = found
+    return score_rows(rows)[inverse]
