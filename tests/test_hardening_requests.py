@@ -214,9 +214,7 @@ def _start(algorithm, root, features=FEATURES):
     server = running.__enter__()
     server.stop_context = running
     assert server.post(",".join(["1"] * features).encode(), "text/csv").status_code == 200
-    workers = [p for p in psutil.Process(server.process.pid).children() if "nginx" not in " ".join(p.cmdline())]
-    assert len(workers) == 1
-    server.worker = workers[0]
+    server.worker = the_worker(server)
     server.reference_s = None
     if features == FEATURES:
         reference = _reference_body()
@@ -310,6 +308,24 @@ def measured_post(server, body, content_type, accept):
     return answer, seconds, (sampler.peak - before) / 1e6, (server.worker.memory_info().rss - before) / 1e6
 
 
+def the_worker(server):
+    """The one gunicorn worker of a server started with SAGEMAKER_MODEL_SERVER_WORKERS=1 (nginx aside)."""
+    workers = [p for p in psutil.Process(server.process.pid).children() if "nginx" not in " ".join(p.cmdline())]
+    assert len(workers) == 1
+    return workers[0]
+
+
+def post_within(server, body, content_type, accept, bound):
+    """``measured_post``, once more where the first took ``bound`` seconds or longer (a load spike on a shared box:
+    the cost is the better of two; the memory figures are the second attempt's)."""
+    answer, seconds, extra_mb, after_mb = measured_post(server, body, content_type, accept)
+    if seconds >= bound:
+        first = seconds
+        answer, seconds, extra_mb, after_mb = measured_post(server, body, content_type, accept)
+        seconds = min(first, seconds)
+    return answer, seconds, extra_mb, after_mb
+
+
 def check_bounds(name, seconds, bound, reference_s, extra_mb, after_mb):
     assert seconds < bound, f"{name}: {seconds:.2f} s; a valid 6 MB CSV request took {reference_s:.2f} s"
     assert extra_mb < EXTRA_MB_BOUND, f"{name}: +{extra_mb:.0f} MB"
@@ -320,12 +336,8 @@ def check_bounds(name, seconds, bound, reference_s, extra_mb, after_mb):
 def test_worst_shaped_request_is_bounded(servers, algorithm, name, body, content_type, statuses):
     server = servers.get(algorithm)
     assert len(body) <= LIMIT, len(body)
-    answer, seconds, extra_mb, after_mb = measured_post(server, body, content_type, "application/json")
     bound = max(SECONDS_BOUND, REFERENCE_RATIO * server.reference_s)
-    if seconds >= bound:  # a load spike on a shared box: the cost is the better of two
-        first = seconds
-        answer, seconds, extra_mb, after_mb = measured_post(server, body, content_type, "application/json")
-        seconds = min(first, seconds)
+    answer, seconds, extra_mb, after_mb = post_within(server, body, content_type, "application/json", bound)
     assert answer.status_code in statuses, (answer.status_code, answer.text[:300])
     if answer.status_code == 200:
         document = json.loads(answer.text, parse_constant=lambda c: pytest.fail(f"{c} in a 200 answer"))
@@ -421,11 +433,7 @@ def test_huge_answer_is_bounded(servers, algorithm, features, content_type, acce
     assert one.status_code == 200, one.text[:300]
     body = line * rows
     assert len(body) <= LIMIT
-    answer, seconds, extra_mb, after_mb = measured_post(server, body, content_type, accept)
-    if answer.status_code == 200 and seconds >= bound:  # a load spike on a shared box: the cost is the better of two
-        first = seconds
-        answer, seconds, extra_mb, after_mb = measured_post(server, body, content_type, accept)
-        seconds = min(first, seconds)
+    answer, seconds, extra_mb, after_mb = post_within(server, body, content_type, accept, bound)
     assert answer.status_code == 200, answer.text[:300]
     name = f"{algorithm} {accept}, {rows:,} records"
     print(f"{name}: {len(answer.content) / 1e6:.0f} MB in {seconds:.2f} s (bound {bound:.2f} s), "
