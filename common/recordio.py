@@ -23,7 +23,8 @@ MAX_RECORD_BYTES = 256 << 20  # a (joined) record larger than this is taken for 
 RUN_BYTES = 32 << 20  # the most one same-length run reads ahead
 
 
-def _padded(length):
+def padded(length):
+    """A payload's length padded to the 4-byte boundary the next header starts at."""
     return (length + 3) & ~3
 
 
@@ -83,10 +84,10 @@ class _Scanner:
         return flag, length
 
     def _part(self, length):
-        size = 8 + _padded(length)
+        size = 8 + padded(length)
         have = self._fill(size)
         if have < size:
-            raise self._error(f"truncated RecordIO record: {max(have - 8, 0)} of {_padded(length)} payload bytes")
+            raise self._error(f"truncated RecordIO record: {max(have - 8, 0)} of {padded(length)} payload bytes")
         payload = bytes(self.buf[self.pos + 8:self.pos + 8 + length])
         self.pos += size
         return payload
@@ -129,7 +130,7 @@ class _Scanner:
         header = self._header()
         if header is None or header[0] != WHOLE or limit < 2:
             return None
-        stride = 8 + _padded(header[1])
+        stride = 8 + padded(header[1])
         have = self._fill(max(2 * stride, min((limit + 1) * stride, RUN_BYTES)))
         words = np.frombuffer(self.buf, "<u4", count=have // 4, offset=self.pos)
         at = np.flatnonzero(words[:-1] == MAGIC)[:limit + 1]  # candidate headers, in words from pos

@@ -119,8 +119,7 @@ def repr_lines(values):
     (below 1e-4 or from 1e16 in magnitude, and non-finite ones, which orjson writes as null)."""
     if orjson is None:
         return "\n".join(map(repr, values.tolist())).encode()
-    magnitude = np.abs(values)
-    differs = np.flatnonzero(~(((magnitude >= 1e-4) & (magnitude < 1e16)) | (values == 0)))
+    differs = np.flatnonzero(layout.repr_differs(values))
     data = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
     if not differs.size:
         return data.replace(b",", b"\n")

@@ -249,11 +249,17 @@ def _replaced(arrays, names, start, stop, separator, trailing=False):
     return b"".join((keys[0], data, b"}", end))
 
 
-def _repr_safe(array):
-    """Do orjson's tokens equal ``repr`` for every value? (They differ only in exponent notation: orjson writes
-    ``0.00001`` and ``1e-7`` where repr writes ``1e-05`` and ``1e-07``.)"""
+def repr_differs(array):
+    """Where orjson's token of a float differs from ``repr``'s (elementwise): they differ only in exponent notation
+    (orjson writes ``0.00001`` and ``1e-7`` where repr writes ``1e-05`` and ``1e-07``: below 1e-4 or from 1e16 in
+    magnitude) and for non-finite values (orjson writes null)."""
     magnitude = np.abs(array)
-    return bool(((magnitude >= 1e-4) & (magnitude < 1e16) | (array == 0)).all())
+    return ~(((magnitude >= 1e-4) & (magnitude < 1e16)) | (array == 0))
+
+
+def _repr_safe(array):
+    """Do orjson's tokens equal ``repr`` for every value?"""
+    return not repr_differs(array).any()
 
 
 def csv_stream(arrays, names, float_format="%.9g", rows=None):

@@ -104,8 +104,7 @@ def recordio_size(header):
     magic, word = struct.unpack("<II", header.tobytes())
     if magic != recordio.MAGIC or word >> 29 != recordio.WHOLE:
         return -1
-    length = word & ((1 << 29) - 1)
-    return length + (-length % 4)
+    return recordio.padded(word & recordio.LENGTH_MASK)
 
 
 def dense_records(features, rows=None):
