@@ -11,13 +11,15 @@
 # Steps (each timed; the ones already done on this machine are skipped):
 #   1. apt: podman, runc, debootstrap, iptables, podman-compose, the CNI dnsname plugin (only when missing)
 #   2. podman config: runc (crun fails on hybrid cgroup hosts), cgroupfs, file ulimits, docker.io search
-#   3. base image localhost/algobox-base:bookworm: debootstrap --variant=minbase from apt's own Debian
+#   3. hadolint Dockerfile.cpu Dockerfile.gpu
+#   4. free disk: the earlier images of the tags it rebuilds are removed, dangling images pruned, df shown
+#      (a warning under ALGOBOX_CI_MIN_FREE_GB, default 20)
+#   5. base image localhost/algobox-base:bookworm: debootstrap --variant=minbase from apt's own Debian
 #      mirror, trimmed like debian:bookworm-slim, `podman import`ed (no container registry needed)
-#   4. hadolint Dockerfile.cpu Dockerfile.gpu
-#   5. scripts/build-images.sh --variant cpu <algorithms> (pip settings of this machine passed through):
+#   6. scripts/build-images.sh --variant cpu <algorithms> (pip settings of this machine passed through):
 #      the shared runtime images once, then each algorithm's image on top of them
-#   6. pytest tests/containers/test_images.py with ALGOBOX_IMAGE_TESTS=1
-#   7. pytest tests/containers/test_sdk_images.py: the SageMaker Python SDK's own estimators in local mode
+#   7. pytest tests/containers/test_images.py with ALGOBOX_IMAGE_TESTS=1
+#   8. pytest tests/containers/test_sdk_images.py: the SageMaker Python SDK's own estimators in local mode
 #      (docker compose -> podman-compose through tests/containers/docker_shim.py) against the images
 set -euo pipefail
 
@@ -156,6 +158,29 @@ EOF
     podman image ls "$BASE_IMAGE"
 }
 
+free_disk() {  # an earlier run's images are only disk here: CI rebuilds every image (--layers=false)
+    local root free old=()
+    root="$(podman info --format '{{.Store.GraphRoot}}' 2>/dev/null || echo /var/lib/containers)"
+    mkdir -p "$root"
+    if [ "$skip_build" = 0 ]; then
+        # shellcheck disable=SC2086
+        mapfile -t old < <(
+            scripts/build-images.sh --variant cpu --print-tags $algorithms
+            [ "$reuse_runtime" = 1 ] || podman images --format '{{.Repository}}:{{.Tag}}' \
+                | grep -E "/${IMAGE_PREFIX:-algobox-}runtime[^/]*:" || true)
+        for tag in "${old[@]}"; do
+            podman image exists "$tag" && podman rmi -f "$tag" >/dev/null && echo "removed the earlier $tag"
+        done
+    fi
+    podman image prune -f >/dev/null
+    df -h / "${TMPDIR:-/tmp}" "$root" | awk '!seen[$1]++'
+    free=$(df -Pk "$root" | awk 'NR == 2 {print int($4 / 1048576)}')
+    if [ "$free" -lt "${ALGOBOX_CI_MIN_FREE_GB:-20}" ]; then
+        echo "ci-images: WARNING: ${free} GiB free under $root; building and running the CPU images takes about" \
+             "${ALGOBOX_CI_MIN_FREE_GB:-20} GiB (podman system df shows what is there)" >&2
+    fi
+}
+
 PY=""
 python_with() {  # a python with the given modules; a venv under .build-context/ci when none has them
     local candidate
@@ -211,6 +236,7 @@ sdk_tests() {
 step "install podman, runc, debootstrap" install_tools
 step "configure podman" configure_podman
 [ "$skip_lint" = 1 ] || step "hadolint" lint
+step "free disk" free_disk
 step "base image $BASE_IMAGE" make_base_image
 [ "$skip_build" = 1 ] || step "build cpu images: $algorithms" build
 [ "$skip_tests" = 1 ] || step "container tests" container_tests

@@ -13,9 +13,11 @@ An optional ``backbone.json`` next to the model gives ``{"image_size": [height, 
 is not fixed, and the value range when what the model suggests is wrong; ``scripts/pack_backbone.py`` writes it.
 """
 
+import atexit
 import json
 import logging
 import re
+import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -70,6 +72,8 @@ def unpack(channel_dir):
     archives = [p for p in entries if p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES)]
     if len(archives) == 1 and len(entries) == 1:
         target = Path(tempfile.mkdtemp(prefix="algobox-backbone-"))
+        # a SavedModel may read its files after loading; the copy goes when the job's process ends
+        atexit.register(shutil.rmtree, target, ignore_errors=True)
         log.info("Unpacking %s", archives[0])
         try:
             return safe_extract(archives[0], target)
