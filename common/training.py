@@ -8,7 +8,9 @@ train, and on any failure the failure file, the other hosts told, and the exit c
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +89,7 @@ class TrainingContext:
     spec: object = None
     tuning_objective: str | None = None
     cluster_in_use: object = None
+    scratch_dirs: list = field(default_factory=list)
 
     @property
     def host(self):
@@ -100,6 +103,17 @@ class TrainingContext:
     def is_tuning(self):
         """A hyperparameter tuning job runs this training (it set ``_tuning_objective_metric``)."""
         return self.tuning_objective is not None
+
+    def scratch(self, prefix="algobox-"):
+        """A new temporary folder for the job's working files (an unpacked archive, spill files), removed when
+        the job ends (``remove_scratch``; ``algobox train`` leaves by os._exit, so atexit would never run)."""
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+        self.scratch_dirs.append(path)
+        return path
+
+    def remove_scratch(self):
+        while self.scratch_dirs:
+            shutil.rmtree(self.scratch_dirs.pop(), ignore_errors=True)
 
     def has_channel(self, name):
         return name in self.channels
@@ -278,4 +292,6 @@ def run(spec, paths=None):
         _tell_peers(context, config, exc)
         return exit_code(exc)
     finally:
+        if context is not None:
+            context.remove_scratch()
         sys.stdout.flush()

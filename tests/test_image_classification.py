@@ -118,9 +118,11 @@ def trained(tmp_path_factory, packed_backbone):
     add_images(job, "training", CLASSES, 60, seed=0)
     job.add_file("model", "model.tar.gz", packed_backbone.read_bytes())
     job.write_config({"epochs": 8, "learning_rate": 0.003, "batch_size": 32}, CHANNELS)
+    scratch = tmp_path_factory.mktemp("trained-tmpdir")
     started = time.monotonic()
-    result = job.train(ALGORITHM, timeout=600)
+    result = job.train(ALGORITHM, env={"TMPDIR": str(scratch)}, timeout=600)
     result.seconds = time.monotonic() - started
+    result.scratch = scratch
     assert result.returncode == 0, result.output[-5000:]
     return result
 
@@ -311,6 +313,13 @@ def test_pack_backbone_keras_applications(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_unpacked_backbone_is_removed_when_the_job_ends(trained):
+    """The model channel's archive is unpacked under TMPDIR for the job and gone after it (each job left up to
+    210 MB behind)."""
+    assert "Unpacking" in trained.output and "model.tar.gz" in trained.output
+    assert not list(trained.scratch.glob("algobox-backbone-*"))
+
+
 def test_training_reaches_90_percent_validation_accuracy(trained):
     accuracy = metric_values(trained.output, "validation:accuracy")
     print(f"validation accuracy by epoch: {accuracy}; training job took {trained.seconds:.1f} s")

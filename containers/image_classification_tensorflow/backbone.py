@@ -13,11 +13,9 @@ An optional ``backbone.json`` next to the model gives ``{"image_size": [height, 
 is not fixed, and the value range when what the model suggests is wrong; ``scripts/pack_backbone.py`` writes it.
 """
 
-import atexit
 import json
 import logging
 import re
-import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -63,17 +61,16 @@ class Backbone:
         return InputSpec(self.input_range, self.mode, self.input_reason).describe()
 
 
-def unpack(channel_dir):
-    """The directory holding the model files: the channel itself or its one archive, safely extracted."""
+def unpack(channel_dir, scratch=None):
+    """The directory holding the model files: the channel itself or its one archive, safely extracted into
+    ``scratch`` (the job's ``context.scratch()``, removed when the job ends; a new temporary folder without it)."""
     channel_dir = Path(channel_dir)
     if not channel_dir.is_dir():
         raise ChannelError(f"The model channel has no directory at {channel_dir}")
     entries = [p for p in channel_dir.iterdir() if not p.name.startswith(".")]
     archives = [p for p in entries if p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES)]
     if len(archives) == 1 and len(entries) == 1:
-        target = Path(tempfile.mkdtemp(prefix="algobox-backbone-"))
-        # a SavedModel may read its files after loading; the copy goes when the job's process ends
-        atexit.register(shutil.rmtree, target, ignore_errors=True)
+        target = Path(scratch) if scratch is not None else Path(tempfile.mkdtemp(prefix="algobox-backbone-"))
         log.info("Unpacking %s", archives[0])
         try:
             return safe_extract(archives[0], target)
@@ -145,9 +142,10 @@ def _info(folder):
     return {}
 
 
-def load(channel_dir):
-    """Load the backbone (and, for incremental training, the earlier head) from the model channel."""
-    root = unpack(channel_dir)
+def load(channel_dir, scratch=None):
+    """Load the backbone (and, for incremental training, the earlier head) from the model channel (an archive is
+    unpacked into ``scratch``)."""
+    root = unpack(channel_dir, scratch)
     info_files = _find(root, lambda p: p.name == MODEL_INFO and p.is_file(), depth=1)
     if info_files:
         return _load_previous(info_files[0].parent)

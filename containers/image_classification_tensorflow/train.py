@@ -256,7 +256,7 @@ def train(context):
     keras.utils.set_random_seed(SEED)
     distribution = strategy()
     with context.timings.stage("build"), distribution.scope():
-        loaded = backbones.load(context.paths.channel_dir("model"))
+        loaded = backbones.load(context.paths.channel_dir("model"), context.scratch("algobox-backbone-"))
         keep = keep_head(hp, loaded, class_names, binary)
         train_backbone = hp["train_only_on_top_layer"] != "True"
         augment = network.augmentation(hp) if hp["augmentation"] == "True" else []
