@@ -11,6 +11,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from .errors import ClientError
@@ -97,3 +98,24 @@ def resolve_model_dir(model_dir, target=None):
             shutil.rmtree(target, ignore_errors=True)
             raise
     return model_dir
+
+
+@contextmanager
+def model_files(path):
+    """``with model_files(path) as folder:`` the model's files, from a model directory (unpacked or holding
+    model.tar.gz) or from the archive itself; an unpacked copy is removed on leaving."""
+    path = Path(path)
+    if path.is_file():
+        if not tarfile.is_tarfile(path):
+            raise ArchiveError(f"{path} is not a model directory or a tar(.gz) archive")
+        with tempfile.TemporaryDirectory(prefix="algobox-model-") as tmp:
+            yield safe_extract(path, Path(tmp))
+        return
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} does not exist")
+    folder = resolve_model_dir(path)
+    try:
+        yield folder
+    finally:
+        if folder != path:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -2,9 +2,11 @@
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
+import tarfile
 
 import numpy as np
 import pytest
@@ -219,6 +221,20 @@ def test_binary_breast_cancer_serving_and_export(job, tmp_path):
     np.testing.assert_allclose(probability, expected["score"], rtol=1e-5)
     assert ((probability > document["threshold"]) == expected["predicted_label"].astype(bool)).all()
     assert {"feature_mean", "feature_scale"} <= set(document["scaler"])
+    # the docstring's other forms: model.tar.gz as SageMaker uploads it, alone and inside a model directory
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    with tarfile.open(packed / "model.tar.gz", "w:gz") as tar:
+        for name in os.listdir(result.model_dir):
+            tar.add(result.model_dir / name, arcname=name)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    for source in (packed / "model.tar.gz", packed):
+        done = subprocess.run(ALGOBOX + [ALG, "export", str(source)], cwd=REPO, capture_output=True, text=True,
+                              env=Job(tmp_path / "x").env({"TMPDIR": str(scratch)}))
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == document
+        assert not list(scratch.iterdir())  # the unpacked copy is gone
 
 
 def test_bad_labels_and_hyperparameters_are_client_errors(job):

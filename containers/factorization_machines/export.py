@@ -9,15 +9,13 @@ w[j] + V[u] @ V[j] (the user's own terms are the same for every item).
 
 import argparse
 import json
-import shutil
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from common.model_dir import resolve_model_dir, safe_extract
+from common.model_dir import model_files
 
 from . import artifact
 from .model import FMModel
@@ -27,19 +25,10 @@ PROG = "algobox factorization-machines export"
 
 def load_any(path):
     path = Path(path)
-    if path.is_dir():
-        model_dir = resolve_model_dir(path)
-        try:
-            return FMModel.load(model_dir)
-        finally:
-            if model_dir != path:
-                shutil.rmtree(model_dir, ignore_errors=True)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    if tarfile.is_tarfile(path):
-        with tempfile.TemporaryDirectory(prefix="algobox-fm-export-") as tmp:
-            return FMModel.load(safe_extract(path, Path(tmp)))
-    return FMModel.load_file(path)
+    if path.is_file() and not tarfile.is_tarfile(path):  # model_algo-1 itself
+        return FMModel.load_file(path)
+    with model_files(path) as folder:
+        return FMModel.load(folder)
 
 
 def export(model, out):

@@ -11,21 +11,23 @@ import argparse
 import json
 import shutil
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
-from common.model_dir import resolve_model_dir
+from common.model_dir import model_files
 
 from .model import MODEL_FILE, LinearModel
 
 
 def load_any(path):
     path = Path(path)
-    if path.is_file() and path.name != "model.tar.gz":
+    if path.is_file() and not tarfile.is_tarfile(path):  # model_algo-1 itself
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copy(path, Path(tmp) / MODEL_FILE)
             return LinearModel.load(Path(tmp))
-    return LinearModel.load(resolve_model_dir(path))
+    with model_files(path) as folder:
+        return LinearModel.load(folder)
 
 
 def main(argv=None):
