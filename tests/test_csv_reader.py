@@ -44,6 +44,23 @@ def test_blocks_and_batches_keep_every_row_in_order(parser, monkeypatch):
     assert np.array_equal(features, rows) and max(len(f) for f, _ in parts) <= 7
 
 
+def test_the_fast_parse_is_taken_with_the_pandas_installed(monkeypatch):
+    """The fast path checks itself against read_csv once and silently steps aside if they differ: a pandas
+    release that changed TextReader must show here (pandas>=2.1,<4 is what the images install), not as a 2.4x
+    slower CSV request."""
+    import pandas
+
+    assert csv_reader._fast_reader(pandas) is not None, f"pandas {pandas.__version__}: TextReader fast path off"
+
+    def no_read_csv(*args, **kwargs):
+        raise AssertionError("read_csv was called for a plain numeric block")
+
+    monkeypatch.setattr(pandas, "read_csv", no_read_csv)
+    body = b"".join(b",".join(b"%d.25" % (i + j) for j in range(50)) + b"\n" for i in range(1000))
+    rows = parse_blocks(body)
+    assert rows.shape == (1000, 50) and rows[999, 49] == 1048.25
+
+
 @pytest.mark.parametrize("text,message,line", [
     (b"1,2\n3,4\n5\n", "CSV line has 1 columns, expected 2", 3),
     (b"1,2\n3,4,5\n", "CSV line has 3 columns, expected 2", 2),
