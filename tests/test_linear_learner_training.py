@@ -95,6 +95,38 @@ def test_without_validation_small_data_is_selected_by_cross_validation(job):
     assert metric(out, "test", "multiclass_accuracy") >= reference - 0.01
 
 
+def test_converged_one_model_is_logistic_regression_on_breast_cancer(job):
+    """Like for like with LogisticRegression (C=1, lbfgs to convergence) on the quality benchmark's split: one
+    model with its L2 weight (wd = 1 / (C n)), every row in one mini-batch, epochs until the training loss
+    converges (the guide's early stopping, tolerance 1e-5); the threshold calibrated for F1. The model is
+    LogisticRegression's (probabilities within 0.02) and its test AUC and F1 are at least LogisticRegression's."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_breast_cancer(return_X_y=True)
+    xa, xt, ya, yt = train_test_split(x.astype(np.float32), y.astype(np.float32), test_size=0.3, random_state=0,
+                                      stratify=y)
+    reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(xa, ya)
+    job.add_file("train", "part-0.pbr", sdk.dense_recordio(xa, ya))
+    job.add_file("test", "part-0.pbr", sdk.dense_recordio(xt, yt))
+    n = len(xa)
+    result = train(job, {"feature_dim": "30", "predictor_type": "binary_classifier", "num_models": "1",
+                         "wd": repr(1.0 / n), "l1": "0", "mini_batch_size": str(n), "epochs": "5000",
+                         "early_stopping_tolerance": "1e-5", "binary_classifier_model_selection_criteria": "f_beta"},
+                   {c: {"ContentType": RECORDIO} for c in ("train", "test")})
+    out = result.output
+    stopped = int(re.search(r"Early stopping at epoch (\d+)", out).group(1))
+    assert 500 < stopped < 4999  # converged, well before the cap
+    probability = LinearModel.load(result.model_dir).predict(xt)["score"]
+    assert np.abs(probability - reference.predict_proba(xt)[:, 1]).max() < 0.02
+    logged = lambda value: float(f"{value:.6g}")  # the log's precision
+    assert metric(out, "test", "roc_auc_score") >= logged(roc_auc_score(yt, reference.predict_proba(xt)[:, 1]))
+    assert metric(out, "test", "binary_f_beta") >= logged(f1_score(yt, reference.predict(xt)))
+
+
 def test_without_validation_larger_data_holds_a_tenth_out_for_selection(job):
     x, y = blobs(12_000, seed=3)
     channels = recordio_channels(job, x, y)
