@@ -4,7 +4,6 @@ the model saved where there is one, and no metric from an evaluation cut short (
 #6b, #6c and #7 are algorithm-agnostic (the runtime's Pipe reads and report_test); #6a is k-means' reduce.
 """
 
-import io
 import re
 import signal
 import time
@@ -12,6 +11,7 @@ import time
 import numpy as np
 
 from common import ndarray
+import bodies
 from emulator import Job
 from test_hardening_hosts import Host
 
@@ -19,9 +19,7 @@ EXIT_BOUND_S = 10
 
 
 def csv_bytes(array):
-    buffer = io.StringIO()
-    np.savetxt(buffer, array, delimiter=",", fmt="%.6g")
-    return buffer.getvalue().encode()
+    return bodies.csv_bytes(array, fmt="%.6g")
 
 
 def sigterm(host):
