@@ -22,6 +22,13 @@ def csv_bytes(array):
     return bodies.csv_bytes(array, fmt="%.6g")
 
 
+def held(resume, seconds):
+    """A stalled writer: wait until the test resumes it (``resume`` not empty), ``seconds`` at most."""
+    deadline = time.monotonic() + seconds
+    while not resume and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def sigterm(host):
     host.process.send_signal(signal.SIGTERM)
     return time.monotonic()
@@ -51,9 +58,7 @@ def test_sigterm_during_a_stalled_pipe_read_exits_quickly(job):
 
     def stalled():
         yield csv_bytes(rng.normal(size=(500, 3)))
-        deadline = time.monotonic() + 60
-        while not resume and time.monotonic() < deadline:
-            time.sleep(0.1)
+        held(resume, 60)
 
     job.add_pipe("train", [stalled()])
     job.write_config({"k": 2, "feature_dim": 3, "mini_batch_size": 100},
@@ -105,9 +110,7 @@ def test_sigterm_during_evaluation_reports_no_test_metric(job):
 
     def test_epoch():
         yield csv_bytes(rng.normal(size=(1000, 3)))
-        deadline = time.monotonic() + 30
-        while not resume and time.monotonic() < deadline:
-            time.sleep(0.1)
+        held(resume, 30)
         yield csv_bytes(rng.normal(size=(1000, 3)) + 100)
 
     job.add_pipe("test", [test_epoch()])
