@@ -37,28 +37,10 @@
 # file:// indexes cannot be seen from inside a build and are skipped (with a note).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PROG=build-images
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 CONTEXT_EXTRA=.build-context
-
-die() { echo "build-images: $*" >&2; exit 2; }
-note() { echo "build-images: $*" >&2; }
-
-detect_engine() {
-    if [ -n "${CONTAINER_ENGINE:-}" ]; then echo "$CONTAINER_ENGINE"; return; fi
-    if command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1; then echo docker; return; fi
-    if command -v podman >/dev/null 2>&1; then echo podman; return; fi
-    echo docker
-}
-
-project_version() {
-    python3 - <<'EOF'
-import re
-text = open("pyproject.toml", encoding="utf-8").read()
-match = re.search(r'^version\s*=\s*"([^"]+)"', text, re.M)
-print(match.group(1) if match else "0.0.0")
-EOF
-}
 
 all_algorithms() {  # the one rule (common/spec.py): a folder of containers/ with a spec.py is an algorithm
     local dir name
@@ -96,7 +78,7 @@ while [ $# -gt 0 ]; do
         --print-tags) print_only=1;;
         --no-runtime) build_runtime=0;;
         --dry-run) dry_run=1;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
+        -h|--help) usage;;
         --) shift; extra=("$@"); break;;
         -*) die "unknown option $1 (see --help)";;
         *) algorithms+=("$1");;

@@ -18,16 +18,9 @@
 # Environment: CONTAINER_ENGINE (docker or podman), IMAGE_PREFIX (default algobox-)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PROG=push-ecr
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
-die() { echo "push-ecr: $*" >&2; exit 2; }
-
-detect_engine() {
-    if [ -n "${CONTAINER_ENGINE:-}" ]; then echo "$CONTAINER_ENGINE"; return; fi
-    if command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1; then echo docker; return; fi
-    if command -v podman >/dev/null 2>&1; then echo podman; return; fi
-    echo docker
-}
 
 account="" region="" variant_opt=cpu version="" repo_prefix="" dry_run=0 algorithms=()
 while [ $# -gt 0 ]; do
@@ -38,7 +31,7 @@ while [ $# -gt 0 ]; do
         --version) shift; version="${1:?--version V}";;
         --repository-prefix) shift; repo_prefix="${1:?--repository-prefix P}";;
         --dry-run) dry_run=1;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
+        -h|--help) usage;;
         -*) die "unknown option $1 (see --help)";;
         *) algorithms+=("$1");;
     esac

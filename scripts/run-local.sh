@@ -18,15 +18,8 @@
 # Environment: CONTAINER_ENGINE (docker or podman; default docker when its daemon answers, else podman)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-die() { echo "run-local: $*" >&2; exit 2; }
-
-detect_engine() {
-    if [ -n "${CONTAINER_ENGINE:-}" ]; then echo "$CONTAINER_ENGINE"; return; fi
-    if command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1; then echo docker; return; fi
-    if command -v podman >/dev/null 2>&1; then echo podman; return; fi
-    echo docker
-}
+PROG=run-local
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 image="" variant=cpu version="" port=8080 gpu=0 name="" extra=() positional=()
 while [ $# -gt 0 ]; do
@@ -37,7 +30,7 @@ while [ $# -gt 0 ]; do
         --port) shift; port="${1:?--port P}";;
         --gpu) gpu=1;;
         --name) shift; name="${1:?--name NAME}";;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
+        -h|--help) usage;;
         --) shift; extra=("$@"); break;;
         -*) die "unknown option $1 (see --help)";;
         *) positional+=("$1");;
@@ -51,9 +44,7 @@ if [ -n "$image" ]; then
 else
     [ ${#positional[@]} -eq 3 ] || die "usage: run-local.sh ALGORITHM JOB_DIR train|serve"
     algorithm="${positional[0]}" job="${positional[1]}" command="${positional[2]}"
-    if [ -z "$version" ]; then
-        version="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml" | head -n1)"
-    fi
+    [ -n "$version" ] || version="$(project_version)"
     image="${IMAGE_PREFIX:-algobox-}${algorithm//_/-}:${version}-${variant}"
 fi
 case "$command" in train|serve) ;; *) die "command must be train or serve, not $command";; esac

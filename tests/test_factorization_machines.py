@@ -1,6 +1,5 @@
 """Factorization Machines through the real ``algobox factorization-machines train`` and ``export`` subprocesses."""
 
-import io
 import re
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss
 import sdk
 from containers.factorization_machines.model import FMModel
 from containers.factorization_machines.planted import PlantedFM
+import bodies
 from emulator import ALGOBOX, REPO, Job, free_port
 
 ALG = "factorization-machines"
@@ -54,9 +54,7 @@ def libsvm_bytes(x, y):
 
 
 def csv_bytes(x, y):
-    buffer = io.StringIO()
-    np.savetxt(buffer, np.c_[y, x], delimiter=",", fmt="%g")
-    return buffer.getvalue().encode()
+    return bodies.csv_bytes(y, x, fmt="%g")
 
 
 def test_binary_sparse_recordio_file_mode_metrics_and_model(job, planted):

@@ -4,7 +4,6 @@ the model saved where there is one, and no metric from an evaluation cut short (
 #6b, #6c and #7 are algorithm-agnostic (the runtime's Pipe reads and report_test); #6a is k-means' reduce.
 """
 
-import io
 import re
 import signal
 import time
@@ -12,6 +11,7 @@ import time
 import numpy as np
 
 from common import ndarray
+import bodies
 from emulator import Job
 from test_hardening_hosts import Host
 
@@ -19,9 +19,14 @@ EXIT_BOUND_S = 10
 
 
 def csv_bytes(array):
-    buffer = io.StringIO()
-    np.savetxt(buffer, array, delimiter=",", fmt="%.6g")
-    return buffer.getvalue().encode()
+    return bodies.csv_bytes(array, fmt="%.6g")
+
+
+def held(resume, seconds):
+    """A stalled writer: wait until the test resumes it (``resume`` not empty), ``seconds`` at most."""
+    deadline = time.monotonic() + seconds
+    while not resume and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def sigterm(host):
@@ -53,9 +58,7 @@ def test_sigterm_during_a_stalled_pipe_read_exits_quickly(job):
 
     def stalled():
         yield csv_bytes(rng.normal(size=(500, 3)))
-        deadline = time.monotonic() + 60
-        while not resume and time.monotonic() < deadline:
-            time.sleep(0.1)
+        held(resume, 60)
 
     job.add_pipe("train", [stalled()])
     job.write_config({"k": 2, "feature_dim": 3, "mini_batch_size": 100},
@@ -107,9 +110,7 @@ def test_sigterm_during_evaluation_reports_no_test_metric(job):
 
     def test_epoch():
         yield csv_bytes(rng.normal(size=(1000, 3)))
-        deadline = time.monotonic() + 30
-        while not resume and time.monotonic() < deadline:
-            time.sleep(0.1)
+        held(resume, 30)
         yield csv_bytes(rng.normal(size=(1000, 3)) + 100)
 
     job.add_pipe("test", [test_epoch()])

@@ -1,7 +1,6 @@
 """k-means training through the real ``algobox kmeans train`` subprocess on an emulated platform."""
 
 import gzip
-import io
 import re
 import signal
 import threading
@@ -16,15 +15,10 @@ from sklearn.model_selection import train_test_split
 
 import sdk
 from common import ndarray
+from bodies import csv_bytes
 from emulator import Job, free_port
 
 QUALITY_REGEX = re.compile(r"#quality_metric: host=\S+, test msd <loss>=(\S+)")
-
-
-def csv_bytes(array):
-    buffer = io.StringIO()
-    np.savetxt(buffer, array, delimiter=",", fmt="%.8g")
-    return buffer.getvalue().encode()
 
 
 def centroids(result):

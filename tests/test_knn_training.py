@@ -1,6 +1,5 @@
 """k-NN training through the real ``algobox knn train`` subprocess on an emulated platform."""
 
-import io
 import re
 
 import numpy as np
@@ -13,16 +12,11 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 import sdk
 from common.spec import load_spec
 from containers.knn.model import KNNModel
+from bodies import csv_bytes
 from emulator import Job, free_port
 
 RECORDIO = "application/x-recordio-protobuf"
 BASE = {"feature_dim": 64, "k": 5, "predictor_type": "classifier", "sample_size": 5000, "mini_batch_size": 256}
-
-
-def csv_bytes(labels, features):
-    buffer = io.StringIO()
-    np.savetxt(buffer, np.column_stack([labels, features]), delimiter=",", fmt="%.8g")
-    return buffer.getvalue().encode()
 
 
 def score_of(output, name):

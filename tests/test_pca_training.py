@@ -1,7 +1,6 @@
 """PCA training through the real ``algobox pca train`` subprocess on an emulated platform."""
 
 import gzip
-import io
 import re
 
 import numpy as np
@@ -13,15 +12,10 @@ from sklearn.decomposition import PCA
 import sdk
 from common import ndarray
 from containers.pca.model import PCAModel
+from bodies import csv_bytes
 from emulator import Job, free_port
 
 RECORDIO = "application/x-recordio-protobuf"
-
-
-def csv_bytes(array):
-    buffer = io.StringIO()
-    np.savetxt(buffer, array, delimiter=",", fmt="%.8g")
-    return buffer.getvalue().encode()
 
 
 def model_of(result):

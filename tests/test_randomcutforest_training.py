@@ -1,6 +1,5 @@
 """Random Cut Forest training through the real ``algobox randomcutforest train`` subprocess."""
 
-import io
 import re
 
 import numpy as np
@@ -10,16 +9,11 @@ import scipy.sparse as sp
 import sdk
 from common import ndarray
 from containers.randomcutforest.model import RandomCutForestModel
+from bodies import csv_bytes
 from emulator import Job, free_port
 
 RECORDIO = "application/x-recordio-protobuf"
 SHARDED = {"S3DistributionType": "ShardedByS3Key"}
-
-
-def csv_bytes(array):
-    buffer = io.StringIO()
-    np.savetxt(buffer, array, delimiter=",", fmt="%.8g")
-    return buffer.getvalue().encode()
 
 
 def metric(output, name):

@@ -206,10 +206,11 @@ def test_unpickling_is_restricted_to_the_booster(tmp_path):
 
 @pytest.mark.parametrize("orjson_installed", [True, False])
 def test_csv_scores_are_each_values_repr(orjson_installed, monkeypatch):
+    from common.serving.codecs import layout
     from containers.xgboost import codecs
 
     if not orjson_installed:
-        monkeypatch.setattr(codecs, "orjson", None)
+        monkeypatch.setattr(layout, "orjson", None)
     rng = np.random.default_rng(5)
     edge = [0.0, -0.0, 1e-4, 9.99e-5, 1e-5, 1.5e-7, 0.5, 1.0, 123456.789, 1e16, 9.9e15, -1.2e20, np.nan, np.inf,
             -np.inf, 5e-324]

@@ -20,19 +20,25 @@ def selected(prediction, media):
     return replace(prediction, columns=columns)
 
 
-class VerboseJSON(JSONCodec):
+class Selected:
+    """Put before a common codec: its bytes for the ``selected`` columns, repeated rows included."""
+
     repeats = True
+
+    def encode_repeated(self, prediction, media, options):
+        return super().encode_repeated(selected(prediction, media), media, options)
+
     def encode_chunks(self, prediction, media, options):
         return super().encode_chunks(selected(prediction, media), media, options)
 
 
-class VerboseJSONLines(JSONLinesCodec):
-    repeats = True
-    def encode_chunks(self, prediction, media, options):
-        return super().encode_chunks(selected(prediction, media), media, options)
+class VerboseJSON(Selected, JSONCodec):
+    pass
 
 
-class VerboseRecordIO(RecordIOProtobufCodec):
-    repeats = True
-    def encode_chunks(self, prediction, media, options):
-        return super().encode_chunks(selected(prediction, media), media, options)
+class VerboseJSONLines(Selected, JSONLinesCodec):
+    pass
+
+
+class VerboseRecordIO(Selected, RecordIOProtobufCodec):
+    pass

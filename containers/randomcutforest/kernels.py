@@ -180,12 +180,14 @@ def _kernel(x, roots, tree_mass, word, cut, parent, depth, mass, box_min, box_ma
             root = U(roots[t])
             size = tree_mass[t]
             scale = math.log2(size + 1.0)
-            if padded == 1:
-                # one feature: each walk's value stays in a register, so a step is two loads (word, cut), not three
-                for group in range(0, walks, WALKS):
+            for group in range(0, walks, WALKS):
+                # descend: 8 independent walks in registers, one step each per round (no data-dependent branch
+                # but the loop's end); a leaf's word is 0, so a finished walk stays put
+                n0 = n1 = n2 = n3 = n4 = n5 = n6 = n7 = root
+                if padded == 1:
+                    # one feature: each walk's value stays in a register, so a step is two loads (word, cut), not three
                     v0, v1, v2, v3 = xp[group], xp[group + 1], xp[group + 2], xp[group + 3]
                     v4, v5, v6, v7 = xp[group + 4], xp[group + 5], xp[group + 6], xp[group + 7]
-                    n0 = n1 = n2 = n3 = n4 = n5 = n6 = n7 = root
                     while True:
                         w0, w1, w2, w3 = word[n0], word[n1], word[n2], word[n3]
                         w4, w5, w6, w7 = word[n4], word[n5], word[n6], word[n7]
@@ -199,16 +201,10 @@ def _kernel(x, roots, tree_mass, word, cut, parent, depth, mass, box_min, box_ma
                         n5 += U(w5 >> SHIFT) + U(v5 > cut[n5])
                         n6 += U(w6 >> SHIFT) + U(v6 > cut[n6])
                         n7 += U(w7 >> SHIFT) + U(v7 > cut[n7])
-                    leaf[group], leaf[group + 1], leaf[group + 2], leaf[group + 3] = n0, n1, n2, n3
-                    leaf[group + 4], leaf[group + 5], leaf[group + 6], leaf[group + 7] = n4, n5, n6, n7
-            else:
-                for group in range(0, walks, WALKS):
-                    # descend: 8 independent walks in registers, one step each per round (no data-dependent branch
-                    # but the loop's end); a leaf's word is 0, so a finished walk stays put
+                else:
                     b0 = U(group) * width
                     b1, b2, b3 = b0 + width, b0 + U(2) * width, b0 + U(3) * width
                     b4, b5, b6, b7 = b0 + U(4) * width, b0 + U(5) * width, b0 + U(6) * width, b0 + U(7) * width
-                    n0 = n1 = n2 = n3 = n4 = n5 = n6 = n7 = root
                     while True:
                         w0, w1, w2, w3 = word[n0], word[n1], word[n2], word[n3]
                         w4, w5, w6, w7 = word[n4], word[n5], word[n6], word[n7]
@@ -222,8 +218,8 @@ def _kernel(x, roots, tree_mass, word, cut, parent, depth, mass, box_min, box_ma
                         n5 += U(w5 >> SHIFT) + U(xp[b5 + U(w5 & MASK)] > cut[n5])
                         n6 += U(w6 >> SHIFT) + U(xp[b6 + U(w6 & MASK)] > cut[n6])
                         n7 += U(w7 >> SHIFT) + U(xp[b7 + U(w7 & MASK)] > cut[n7])
-                    leaf[group], leaf[group + 1], leaf[group + 2], leaf[group + 3] = n0, n1, n2, n3
-                    leaf[group + 4], leaf[group + 5], leaf[group + 6], leaf[group + 7] = n4, n5, n6, n7
+                leaf[group], leaf[group + 1], leaf[group + 2], leaf[group + 3] = n0, n1, n2, n3
+                leaf[group + 4], leaf[group + 5], leaf[group + 6], leaf[group + 7] = n4, n5, n6, n7
             for i in range(count):
                 node = U(leaf[i])
                 level = depth[node]

@@ -12,11 +12,6 @@ keys. An Accept parameter ``contributions=true`` adds each record's SHAP values 
 import math
 
 import numpy as np
-
-try:
-    import orjson
-except ImportError:  # pragma: no cover - orjson is in the runtime's requirements
-    orjson = None
 import scipy.sparse as sp
 
 from common.serving.codecs import Codec, CodecError
@@ -113,31 +108,14 @@ def _field(name, value):
     return "nan" if value is None else repr(value)
 
 
-def repr_lines(values):
-    """``repr`` of each float64 value, one per line (no final newline): orjson's tokens, which are repr's digits
-    (both the shortest round trip), with repr itself only for the values whose exponent notation differs
-    (below 1e-4 or from 1e16 in magnitude, and non-finite ones, which orjson writes as null)."""
-    if orjson is None:
-        return "\n".join(map(repr, values.tolist())).encode()
-    differs = np.flatnonzero(layout.repr_differs(values))
-    data = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
-    if not differs.size:
-        return data.replace(b",", b"\n")
-    tokens = data.split(b",")
-    for index in differs.tolist():
-        tokens[index] = repr(float(values[index])).encode()
-    return b"\n".join(tokens)
-
-
 def format_csv(columns):
     """``score`` (with or without contributions): one record per line, every value a field. Selected keys: one
     field per key, lists quoted, as the open container writes them. No final newline (AssembleWith=Line)."""
     names = list(columns)
-    if names == ["score"] and np.ndim(columns["score"]) == 1 and 0 < len(columns["score"]) <= layout.CHUNK_ROWS:
-        return (repr_lines(np.ascontiguousarray(columns["score"], dtype=np.float64)),)
-    if names[0] == "score":
+    if names[0] == "score":  # every value's repr (layout: orjson's tokens, repr's where their notation differs)
         n = len(columns["score"])
-        flat = np.hstack([np.asarray(columns[name], dtype=np.float64).reshape(n, -1) for name in names])
+        parts = [np.asarray(columns[name], dtype=np.float64).reshape(n, -1) for name in names]
+        flat = parts[0] if len(parts) == 1 else np.hstack(parts)
         return layout.csv_stream({"values": flat}, ["values"], float_format="%r")
     n, lists = _lists(columns)
     return ("\n".join(",".join(_field(name, lists[name][i]) for name in names) for i in range(n)).encode(),)

@@ -15,39 +15,27 @@ time `stop` took.
 import json
 import os
 import random
-import re
 import shutil
-import socket
 import subprocess
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import requests
+
+from image_tags import ROOT, VARIANT, algorithm_fixture, free_port, image_name
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("ALGOBOX_IMAGE_TESTS") != "1",
     reason="container image tests run only with ALGOBOX_IMAGE_TESTS=1 (scripts/ci-images.sh)",
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 ENGINE = os.environ.get("CONTAINER_ENGINE") or ("podman" if shutil.which("podman") else "docker")
-VARIANT = os.environ.get("ALGOBOX_IMAGE_VARIANT", "cpu")
-PREFIX = os.environ.get("ALGOBOX_IMAGE_PREFIX", "algobox-")
 PING_DEADLINE_S = 30
 STOP_DEADLINE_S = 30
 TRAIN_TIMEOUT_S = 600
 GB = 1_000_000_000
-
-
-def project_version():
-    match = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
-    return match.group(1) if match else "0.0.0"
-
-
-VERSION = os.environ.get("ALGOBOX_IMAGE_VERSION") or project_version()
 
 
 # ---- per-algorithm samples: a job that trains, jobs that must fail, a request and its expected answer ----
@@ -355,10 +343,6 @@ def _algorithms():
 ALGORITHMS = _algorithms()
 
 
-def image_name(algorithm):
-    return f"{PREFIX}{algorithm.replace('_', '-')}:{VERSION}-{VARIANT}"
-
-
 def engine(*args, timeout=120, check=False):
     return subprocess.run([ENGINE, *args], capture_output=True, text=True, timeout=timeout, check=check)
 
@@ -392,15 +376,7 @@ def run_train(image, job):
     return result
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module", params=ALGORITHMS)
-def algorithm(request):
-    return request.param
+algorithm = algorithm_fixture(ALGORITHMS)
 
 
 @pytest.fixture(scope="module")

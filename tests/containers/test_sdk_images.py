@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import image_tags
+from image_tags import algorithm_fixture, free_port
+
 pytestmark = pytest.mark.skipif(
     os.environ.get("ALGOBOX_IMAGE_TESTS") != "1",
     reason="SDK local-mode image tests run only with ALGOBOX_IMAGE_TESTS=1 (scripts/ci-images.sh)",
@@ -46,25 +48,14 @@ pytestmark = pytest.mark.skipif(
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
-ROOT = Path(__file__).resolve().parents[2]
 SHIM = Path(__file__).resolve().parent / "docker_shim.py"
-VARIANT = os.environ.get("ALGOBOX_IMAGE_VARIANT", "cpu")
-PREFIX = os.environ.get("ALGOBOX_IMAGE_PREFIX", "algobox-")
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::111111111111:role/algobox-local"
 SDK_SLEEP_CAP_S = 0.5
 
 
-def project_version():
-    match = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
-    return match.group(1) if match else "0.0.0"
-
-
-VERSION = os.environ.get("ALGOBOX_IMAGE_VERSION") or project_version()
-
-
 def image_name(algorithm):
-    return f"localhost/{PREFIX}{algorithm.replace('_', '-')}:{VERSION}-{VARIANT}"
+    return f"localhost/{image_tags.image_name(algorithm)}"
 
 
 # ---- the table: one row per algorithm ----
@@ -177,15 +168,7 @@ def local_session(tmp_path_factory):
         sagemaker.session.time, sagemaker.local.entities.time = saved_time
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module", params=ALGORITHMS)
-def algorithm(request):
-    return request.param
+algorithm = algorithm_fixture(ALGORITHMS)
 
 
 @pytest.fixture(scope="module")

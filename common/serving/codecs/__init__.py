@@ -7,8 +7,9 @@ bytes as an iterable of chunks, for answers of millions of records: the server s
 joins them). ``chunks(...)`` is what the server calls: the most derived of the two a class defines. Checks that
 can fail (a non-finite output: 400) run when ``encode_chunks`` is called, not while its chunks are iterated.
 A prediction of repeated rows (``Prediction.inverse``, common/repeats.py) reaches only an encoder whose class
-declares ``repeats = True`` in the class that defines its ``encode_chunks``/``encode`` (it formats each distinct
-record once, the same bytes as for the expanded prediction); any other gets the columns expanded first.
+declares ``repeats = True`` in the class that defines its ``encode_chunks``/``encode``, and there only its
+``encode_repeated`` (it formats each distinct record once, the same bytes as ``encode_chunks`` gives for the
+expanded prediction; None where it cannot); ``encode_chunks``/``encode`` get the columns expanded, always.
 Every codec reports a bad payload with :class:`CodecError`, whose message says what was wrong.
 
 ``common/`` registers its codecs in ``COMMON``; an algorithm adds its own (or replaces one for itself) by
@@ -55,7 +56,7 @@ class Codec:
 
     content_type = None
     aliases = ()
-    repeats = False  # encode_chunks takes a Prediction with an inverse (declared where encode_chunks is defined)
+    repeats = False  # encode_repeated takes a Prediction with an inverse (declared where encode_chunks is defined)
 
     def decode(self, body, media, hints):
         raise UnsupportedContentType(f"{self.content_type} is not accepted as a request type")
@@ -68,12 +69,22 @@ class Codec:
     def encode_chunks(self, prediction, media, options):
         raise UnsupportedAccept(f"{self.content_type} is not offered as a response type")
 
+    def encode_repeated(self, prediction, media, options):
+        """``encode_chunks``'s bytes for a prediction with an inverse, each distinct record formatted once, or None
+        where the columns do not allow it (the prediction is then expanded). Only where ``repeats`` is declared."""
+        return None
+
     def chunks(self, prediction, media, options):
         """The response body as an iterable of bytes, through whichever of ``encode_chunks`` and ``encode`` the
-        most derived class defines (a subclass that overrides ``encode`` keeps its own bytes)."""
+        most derived class defines (a subclass that overrides ``encode`` keeps its own bytes); a prediction with an
+        inverse through ``encode_repeated`` first where that class declares ``repeats``."""
         for klass in type(self).__mro__:
             if "encode_chunks" in vars(klass) or "encode" in vars(klass):
-                if getattr(prediction, "inverse", None) is not None and not vars(klass).get("repeats", False):
+                if getattr(prediction, "inverse", None) is not None:
+                    if vars(klass).get("repeats", False):
+                        chunks = self.encode_repeated(prediction, media, options)
+                        if chunks is not None:
+                            return chunks
                     prediction = prediction.expanded()
                 if "encode_chunks" in vars(klass):
                     return self.encode_chunks(prediction, media, options)

@@ -69,14 +69,16 @@ class CSVCodec(Codec):
 
     repeats = True  # a Prediction with an inverse: each distinct record formatted once
 
+    def encode_repeated(self, prediction, media, options):
+        return csv_lines_repeated(prediction.columns, prediction.inverse, csv_names(prediction, options))
+
     def encode_chunks(self, prediction, media, options):
-        names = options.csv_columns or tuple(prediction.columns)
-        if prediction.inverse is not None:
-            chunks = csv_lines_repeated(prediction.columns, prediction.inverse, names)
-            if chunks is not None:
-                return chunks
-            prediction = prediction.expanded()
-        return csv_lines(prediction.columns, names)
+        return csv_lines(prediction.columns, csv_names(prediction, options))
+
+
+def csv_names(prediction, options):
+    """The columns a line holds: the algorithm's ``csv_columns``, else every column of the prediction."""
+    return options.csv_columns or tuple(prediction.columns)
 
 
 def csv_lines(columns, names):

@@ -110,12 +110,10 @@ class JSONCodec(Codec):
 
     repeats = True  # a Prediction with an inverse: each distinct record formatted once
 
+    def encode_repeated(self, prediction, media, options):
+        return json_document_repeated(prediction.columns, prediction.inverse, options.response_key)
+
     def encode_chunks(self, prediction, media, options):
-        if prediction.inverse is not None:
-            chunks = json_document_repeated(prediction.columns, prediction.inverse, options.response_key)
-            if chunks is not None:
-                return chunks
-            prediction = prediction.expanded()
         return json_document(prediction.columns, options.response_key)
 
 

@@ -61,10 +61,8 @@ class JSONLinesCodec(Codec):
 
     repeats = True  # a Prediction with an inverse: each distinct record formatted once
 
+    def encode_repeated(self, prediction, media, options):
+        return json_lines_repeated(prediction.columns, prediction.inverse)
+
     def encode_chunks(self, prediction, media, options):
-        if prediction.inverse is not None:
-            chunks = json_lines_repeated(prediction.columns, prediction.inverse)
-            if chunks is not None:
-                return chunks
-            prediction = prediction.expanded()
         return json_lines(prediction.columns)

@@ -257,11 +257,6 @@ def repr_differs(array):
     return ~(((magnitude >= 1e-4) & (magnitude < 1e16)) | (array == 0))
 
 
-def _repr_safe(array):
-    """Do orjson's tokens equal ``repr`` for every value?"""
-    return not repr_differs(array).any()
-
-
 def csv_stream(arrays, names, float_format="%.9g", rows=None):
     """CSV lines of numeric columns in chunks, one record per line, a 2-D column's row as that many fields:
     integers as ``%d``, floats as ``float_format`` (``%.9g``, or ``%r`` for ``repr``), no final newline."""
@@ -281,34 +276,49 @@ def csv_stream(arrays, names, float_format="%.9g", rows=None):
     def chunks():
         for start in range(0, count, rows):
             stop = min(count, start + rows)
-            if all_repr:
-                text = _repr_lines(fields, start, stop)
-            if not all_repr or text is None:
-                flat = [None] * ((stop - start) * len(fields))
-                for number, (array, column, _) in enumerate(fields):
-                    part = array[start:stop] if column is None else array[start:stop, column]
-                    flat[number::len(fields)] = part.tolist()
-                text = (line * (stop - start) % tuple(flat)).encode()
+            text = _repr_lines(fields, start, stop) if all_repr else None  # no final newline
+            if text is not None:
+                yield text + b"\n" if stop < count else text
+                continue
+            flat = [None] * ((stop - start) * len(fields))
+            for number, (array, column, _) in enumerate(fields):
+                part = array[start:stop] if column is None else array[start:stop, column]
+                flat[number::len(fields)] = part.tolist()
+            text = (line * (stop - start) % tuple(flat)).encode()
             yield text if stop < count else text[:-1]
 
     return chunks()
 
 
 def _repr_lines(fields, start, stop):
-    """``%r`` lines of float fields, or ``%d`` lines of integer fields, through orjson, when its tokens equal
-    repr's (else None)."""
-    block = np.column_stack([array[start:stop] if column is None else array[start:stop, column]
-                             for array, column, _ in fields])
+    """``%r`` lines of float fields, or ``%d`` lines of integer fields, through orjson (else None), no final
+    newline: its tokens are repr's digits (both the shortest round trip), with repr itself for the values whose
+    notation differs (``repr_differs``)."""
+    parts = [array[start:stop] if column is None else array[start:stop, column] for array, column, _ in fields]
+    block = parts[0] if len(parts) == 1 else np.column_stack(parts)  # one field: 1-D, one line per value
     if block.dtype.kind == "f":
-        if any(pattern != "%r" for *_, pattern in fields) or not _repr_safe(block):
+        if any(pattern != "%r" for *_, pattern in fields):
             return None
         block = block.astype(np.float64, copy=False)
     elif block.dtype.kind not in "iu" or any(pattern != "%d" for *_, pattern in fields):
         return None
     if orjson is None:
         return None
-    data = orjson.dumps(np.ascontiguousarray(block), option=orjson.OPT_SERIALIZE_NUMPY)
-    return data[2:-2].replace(b"],[", b"\n") + b"\n"
+    differs = np.flatnonzero(repr_differs(block)) if block.dtype.kind == "f" else ()
+    if not len(differs):
+        data = orjson.dumps(np.ascontiguousarray(block), option=orjson.OPT_SERIALIZE_NUMPY)
+        if block.ndim == 1:
+            return data[1:-1].replace(b",", b"\n")
+        return data[2:-2].replace(b"],[", b"\n")
+    values = np.ascontiguousarray(block).reshape(-1)
+    tokens = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+    for index in differs.tolist():
+        tokens[index] = repr(float(values[index])).encode()
+    if block.ndim == 1:
+        return b"\n".join(tokens)
+    text = np.frombuffer(bytearray(b",".join(tokens)), np.uint8)  # no token holds a comma
+    text[np.flatnonzero(text == COMMA)[block.shape[1] - 1::block.shape[1]]] = ord("\n")  # each record's end
+    return text.tobytes()
 
 
 def distinct_arrays(columns, names):

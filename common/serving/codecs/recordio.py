@@ -41,16 +41,14 @@ class RecordIOProtobufCodec(Codec):
 
     repeats = True  # a Prediction with an inverse: each distinct record framed once
 
+    def encode_repeated(self, prediction, media, options):
+        try:
+            columns = self.output_columns(prediction)
+        except layout.NonFiniteOutput:
+            return None  # reported for the first record that holds it, by the expanded path
+        return output_records_repeated(columns, prediction.inverse)
+
     def encode_chunks(self, prediction, media, options):
-        if prediction.inverse is not None:
-            try:
-                columns = self.output_columns(prediction)
-            except layout.NonFiniteOutput:
-                columns = None  # reported for the first record that holds it, by the expanded path
-            chunks = None if columns is None else output_records_repeated(columns, prediction.inverse)
-            if chunks is not None:
-                return chunks
-            prediction = prediction.expanded()
         return output_records(self.output_columns(prediction))
 
     @staticmethod
