@@ -77,7 +77,7 @@ class Spill:
                                 f"{self.dense_width} in earlier files", source=chunk.source)
             self.dense_width = features.shape[1]
             header = np.array([DENSE, features.shape[0], features.shape[1], int(weighted)], np.int64)
-            np.asarray(features, dtype=np.float32).tofile(self.dense_file)  # row-major, whatever the block's order
+            self.dense_file.write(np.ascontiguousarray(features, dtype=np.float32))  # row-major (the buffer, no copy)
             self.dense_rows += features.shape[0]
             arrays = ()
         np.save(self.file, header)
