@@ -411,3 +411,87 @@ def test_libsvm_block_parsed_in_pieces_equals_the_block_parsed_whole(cancer, mon
     half = libsvm_bytes(x[:100], y[:100], weights[:100]) + libsvm_bytes(x[100:], y[100:200])
     with pytest.raises(DataError, match="record 101"):
         _libsvm_read(half, monkeypatch, 1, tmp_path)
+
+
+def test_files_of_a_channel_reach_the_library_as_one_batch_equal_to_xgboost_train(job, cancer):
+    """Dense chunks (here one per file) are joined into batches of the dense spill: three weighted CSV files
+    give the library one batch, and the model equals xgboost.train on all the rows in one array."""
+    x, y = cancer
+    weights = np.random.default_rng(3).uniform(0.5, 2, len(y)).astype(np.float32)
+    for k, part in enumerate(np.array_split(np.arange(len(y)), 3)):
+        job.add_file("train", f"part-{k}.csv", csv_bytes(y[part], weights[part], x[part]))
+    job.write_config({**PARAMS, "num_round": 6, "csv_weights": 1}, {"train": {"ContentType": "text/csv"}})
+    result = job.train("xgboost")
+    assert result.returncode == 0, result.output[-3000:]
+    assert "from 3 chunks in 1 batches" in result.output
+    expected = reference(x, y, PARAMS, 6, weights).predict(xgb.DMatrix(x))
+    np.testing.assert_allclose(served(result).raw_predict(x), expected, atol=1e-6)
+
+
+def test_dense_and_sparse_recordio_files_keep_their_order(job, cancer):
+    """A sparse chunk between dense ones ends the dense batch: the library gets dense, CSR, dense, in file order,
+    and the model equals xgboost.train on a QuantileDMatrix of the same three batches."""
+    x, y = cancer
+    parts = np.array_split(np.arange(len(y)), 3)
+    batches = [x[parts[0]], sp.csr_matrix(x[parts[1]]), x[parts[2]]]
+    job.add_file("train", "part-0", recordio_bytes(batches[0], y[parts[0]]))
+    job.add_file("train", "part-1", b"".join(recordio.encode_record(p)
+                                             for p in protobuf.encode_sparse(batches[1], y[parts[1]])))
+    job.add_file("train", "part-2", recordio_bytes(batches[2], y[parts[2]]))
+    job.write_config({**PARAMS, "num_round": 6}, {"train": {"ContentType": "application/x-recordio-protobuf"}})
+    result = job.train("xgboost")
+    assert result.returncode == 0, result.output[-3000:]
+    assert "from 3 chunks in 3 batches" in result.output
+
+    class Batches(xgb.DataIter):
+        def __init__(self):
+            super().__init__()
+            self.k = 0
+
+        def reset(self):
+            self.k = 0
+
+        def next(self, input_data):
+            if self.k == 3:
+                return False
+            input_data(data=batches[self.k], label=y[parts[self.k]])
+            self.k += 1
+            return True
+
+    library = {k: v for k, v in PARAMS.items() if k != "eval_metric"}
+    expected = xgb.train(library, xgb.QuantileDMatrix(Batches(), missing=np.nan), 6).predict(xgb.DMatrix(x))
+    np.testing.assert_allclose(served(result).raw_predict(x), expected, atol=1e-6)
+
+
+def test_the_spill_replays_every_row_in_order_across_batch_limits(tmp_path):
+    """Replayed batches of at most the byte limit (at least one chunk each) hold every row, label and weight of
+    the chunks in order; a sparse chunk stands alone."""
+    from containers.xgboost.data import Chunk
+    from containers.xgboost.matrix import spill_channel
+
+    rng = np.random.default_rng(0)
+    sizes = [5, 7, 3, 11, 4, 6]
+    chunks = []
+    for k, rows in enumerate(sizes):
+        features = rng.standard_normal((rows, 4)).astype(np.float32)
+        if k == 3:
+            features = sp.csr_matrix(features)
+        elif k % 2:
+            features = np.asfortranarray(features)  # a pandas block is column-major
+        chunks.append(Chunk(features, rng.random(rows).astype(np.float32), rng.random(rows).astype(np.float32)))
+    spill = spill_channel("train", iter(chunks), directory=str(tmp_path))
+    try:
+        for limit, expected in ((None, [15, 11, 10]), (12 * 4 * 4, [12, 3, 11, 10]), (1, [5, 7, 3, 11, 4, 6])):
+            batches = list(spill.replay(4, batch_bytes=limit))
+            assert [len(b) for b in batches] == expected
+            assert [sp.issparse(b.features) for b in batches].count(True) == 1
+            got = np.vstack([b.features.toarray() if sp.issparse(b.features) else b.features for b in batches])
+            want = np.vstack([c.features.toarray() if sp.issparse(c.features) else c.features for c in chunks])
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.concatenate([b.labels for b in batches]),
+                                          np.concatenate([c.labels for c in chunks]))
+            np.testing.assert_array_equal(np.concatenate([b.weights for b in batches]),
+                                          np.concatenate([c.weights for c in chunks]))
+    finally:
+        spill.delete()
+    assert not list(tmp_path.iterdir())

@@ -261,6 +261,13 @@ def _parse_csv_block(block, lines_before, source, dtype=np.float32):
     return frame.to_numpy()
 
 
+def _parse_csv_features(block, lines_before, source, dtype, lead):
+    """A parse thread's work on a block: its values and, where it has more than the ``lead`` columns, its features
+    made row-major (the copy runs here, in parallel, not in the reading thread)."""
+    array = _parse_csv_block(block, lines_before, source, dtype)
+    return array, (_row_major(array, lead) if array.ndim == 2 and array.shape[1] > lead else None)
+
+
 def _bad_csv_line(block, lines_before, source):
     columns = None
     for number, line in enumerate(block.split(b"\n"), start=lines_before + 1):
@@ -322,8 +329,9 @@ def check_bounds(lower, upper, source, first_line):
     return upper
 
 
-def _split_label(array, layout, source, first_line):
-    """A Chunk's columns from a block whose columns are ``layout``'s leading ones, then the features."""
+def _split_label(array, layout, source, first_line, features=None):
+    """A Chunk's columns from a block whose columns are ``layout``'s leading ones, then the features (``features``:
+    those columns already made row-major float32)."""
     names = layout.names
     if array.shape[1] <= len(names):
         raise DataError(f"row has {array.shape[1]} columns; expected the {', the '.join(names)} and at least one "
@@ -350,10 +358,15 @@ def _split_label(array, layout, source, first_line):
             raise DataError(f"query id {values[row]:g} is not a non-negative integer", source=source,
                             record=first_line + row)
         column += 1
-    features = array[:, column:]
-    if not features.flags.f_contiguous:  # pandas gives a block column-major: its features are a view, no copy
-        features = np.ascontiguousarray(features)  # (xgboost reads either order through the array interface)
-    return Chunk(features.astype(np.float32, copy=False), labels, weights, source, qid, upper)
+    if features is None:
+        features = _row_major(array, column)
+    return Chunk(features, labels, weights, source, qid, upper)
+
+
+def _row_major(array, lead):
+    """The features (the columns after ``lead``) as a row-major float32 array: the order the library reads fastest
+    and the spill keeps (a pandas block is column-major, so this is a copy; the CSV parse threads make it)."""
+    return np.ascontiguousarray(array[:, lead:], dtype=np.float32)
 
 
 def parsed_ahead(blocks, parse, workers=PARSE_THREADS):
@@ -456,8 +469,9 @@ class Prefetched:
 
 def _csv_chunks(stream, source, layout):
     columns = None
-    parse = partial(_parse_csv_block, source=source, dtype=np.float64 if layout.qid else np.float32)
-    for block, lines_before, array in parsed_ahead(_blocks(stream, 16 << 20), parse):
+    parse = partial(_parse_csv_features, source=source, dtype=np.float64 if layout.qid else np.float32,
+                    lead=len(layout.names))
+    for block, lines_before, (array, features) in parsed_ahead(_blocks(stream, 16 << 20), parse):
         if not array.size:
             continue
         if columns is not None and array.shape[1] != columns:
@@ -465,7 +479,7 @@ def _csv_chunks(stream, source, layout):
             raise DataError(f"CSV block has {array.shape[1]} columns, earlier blocks {columns}", source=source,
                             record=lines_before + 1)
         columns = array.shape[1]
-        yield _split_label(array, layout, source, lines_before + 1)
+        yield _split_label(array, layout, source, lines_before + 1, features)
 
 
 def _recordio_chunks(stream, source, layout):

@@ -1,9 +1,14 @@
-"""From chunks to xgboost's matrices: read once, spill to a local file, replay for each pass of the library.
+"""From chunks to xgboost's matrices: read once, spill to local files, replay for each pass of the library.
 
 ``QuantileDMatrix`` built from a ``DataIter`` walks its data more than once (sketch, then bin). Parsing text
 twice would double the cost and Pipe mode cannot rewind, so the first read writes each parsed chunk to a
-spill file (float32, CSR or dense), and every pass of the library replays it a chunk at a time. Memory stays
-near one chunk plus the quantised matrix; the spill is deleted as soon as the matrix is built.
+spill file (float32, CSR or dense), and every pass of the library replays it. Dense rows go to a file of their
+own, row-major and back to back, so that a replay hands the library batches of up to BATCH_BYTES (several
+parsed chunks) as memory maps of that file: no copy, few batches, the row order the library reads fastest (the
+library's matrix from the iterator costs about 1 s of CPU more, on 1M x 50, from 21 column-major chunks than
+from one array; from 3 row-major batches about the same). Memory stays near one batch's pages plus the quantised
+matrix (the pages are the file's, which the kernel may drop); the spill is deleted as soon as the matrix is
+built.
 """
 
 import logging
@@ -20,6 +25,7 @@ from .data import Chunk
 log = logging.getLogger(__name__)
 
 DENSE, SPARSE = 0, 1
+BATCH_BYTES = 64 << 20  # dense rows handed to the library at once (a memory map of the dense spill)
 
 
 class Spill:
@@ -29,6 +35,9 @@ class Spill:
         self.name = name
         fd, self.path = tempfile.mkstemp(prefix=f"algobox-xgboost-{name}-", suffix=".spill", dir=directory)
         self.file = os.fdopen(fd, "wb")
+        fd, self.dense_path = tempfile.mkstemp(prefix=f"algobox-xgboost-{name}-", suffix=".dense", dir=directory)
+        self.dense_file = os.fdopen(fd, "wb")  # dense chunks' features, float32 rows back to back
+        self.dense_rows = 0
         self.rows = 0
         self.chunks = 0
         self.width = 0
@@ -68,7 +77,9 @@ class Spill:
                                 f"{self.dense_width} in earlier files", source=chunk.source)
             self.dense_width = features.shape[1]
             header = np.array([DENSE, features.shape[0], features.shape[1], int(weighted)], np.int64)
-            arrays = (np.asarray(features, dtype=np.float32),)  # np.save keeps a column-major block as it is
+            self.dense_file.write(np.ascontiguousarray(features, dtype=np.float32))  # row-major (the buffer, no copy)
+            self.dense_rows += features.shape[0]
+            arrays = ()
         np.save(self.file, header)
         for array in arrays:
             np.save(self.file, array)
@@ -85,36 +96,48 @@ class Spill:
             self.label_max = max(self.label_max, float(chunk.labels.max()))
 
     def close(self):
-        if not self.file.closed:
-            self.file.close()
+        for file in (self.file, self.dense_file):
+            if not file.closed:
+                file.close()
 
-    def replay(self, num_feature):
-        """Each chunk again, sparse ones widened to ``num_feature`` columns."""
+    def replay(self, num_feature, batch_bytes=BATCH_BYTES):
+        """The chunks again, sparse ones widened to ``num_feature`` columns; consecutive dense chunks joined into
+        batches of up to ``batch_bytes`` of features (at least one chunk), each a read-only memory map of the
+        dense spill (``None``: all consecutive dense chunks in one batch)."""
         self.close()
+        run = _DenseRun(self.dense_path, num_feature, batch_bytes)
         with open(self.path, "rb") as f:
             for _ in range(self.chunks):
                 kind, rows, cols, weighted = np.load(f)
+                if kind == DENSE and cols != num_feature:
+                    raise DataError(f"Channel {self.name!r} has {cols} features per row; the training data has "
+                                    f"{num_feature}")
                 if kind == SPARSE:
                     data, indices, indptr = np.load(f), np.load(f), np.load(f)
                     features = sp.csr_matrix((data, indices, indptr), shape=(int(rows), num_feature))
-                else:
-                    features = np.load(f)
-                    if cols != num_feature:
-                        raise DataError(f"Channel {self.name!r} has {cols} features per row; the training data has "
-                                        f"{num_feature}")
                 labels = np.load(f)
                 weights = np.load(f) if weighted else None
                 upper = np.load(f) if self.bounded else None
-                yield Chunk(features, labels, weights, upper=upper)
+                if kind == SPARSE:
+                    if run.rows:
+                        yield run.take()
+                    yield Chunk(features, labels, weights, upper=upper)
+                    continue
+                if run.rows and run.full_with(int(rows)):
+                    yield run.take()
+                run.add(int(rows), labels, weights, upper)
+            if run.rows:
+                yield run.take()
 
     def delete(self):
         self.close()
-        if os.path.exists(self.path):
-            os.unlink(self.path)
+        for path in (self.path, self.dense_path):
+            if os.path.exists(path):
+                os.unlink(path)
 
     def gather(self, num_feature):
         """Everything in memory at once: (features, labels, weights) for the matrices that need raw values."""
-        chunks = list(self.replay(num_feature))
+        chunks = list(self.replay(num_feature, batch_bytes=None))
         if not chunks:
             return np.zeros((0, num_feature), np.float32), np.zeros(0, np.float32), None, None
         if any(sp.issparse(c.features) for c in chunks):
@@ -161,6 +184,39 @@ class Spill:
                             f"the same weight; query id {int(qid[row])} has {group_weight:g} and {weights[row]:g} "
                             f"(row {row + 1})")
         return sizes, first
+
+
+class _DenseRun:
+    """Consecutive dense chunks of a replay, joined into one batch: their rows of the dense spill (a memory map)
+    and their labels, weights and bounds."""
+
+    def __init__(self, path, width, batch_bytes):
+        self.path = path
+        self.width = width
+        self.limit = None if batch_bytes is None else max(batch_bytes // (4 * max(width, 1)), 1)  # rows
+        self.start = 0  # first row of the batch in the dense spill
+        self.rows = 0
+        self.parts = []
+
+    def full_with(self, rows):
+        return self.limit is not None and self.rows + rows > self.limit
+
+    def add(self, rows, labels, weights, upper):
+        self.rows += rows
+        self.parts.append((labels, weights, upper))
+
+    def take(self):
+        features = np.memmap(self.path, dtype=np.float32, mode="r", offset=self.start * self.width * 4,
+                             shape=(self.rows, self.width))
+        labels, weights, upper = (None if parts[0] is None else _joined(parts) for parts in zip(*self.parts))
+        self.start += self.rows
+        self.rows = 0
+        self.parts = []
+        return Chunk(features, labels, weights, upper=upper)
+
+
+def _joined(arrays):
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def spill_channel(name, chunks, shard=None, directory=None):
@@ -212,6 +268,8 @@ def make_iterator(spill, num_feature):
         def __init__(self):
             super().__init__(release_data=True)
             self.passes = 0
+            self.batches = 0  # handed to the library in a pass
+            self.counting = 0
             self.chunks = None
 
         def reset(self):
@@ -221,9 +279,12 @@ def make_iterator(spill, num_feature):
             if self.chunks is None:
                 self.chunks = iter(spill.replay(num_feature) if not spill.ranked else [spill.whole(num_feature)])
                 self.passes += 1
+                self.counting = 0
             chunk = next(self.chunks, None)
             if chunk is None:
                 return False
+            self.counting += 1
+            self.batches = max(self.batches, self.counting)
             if chunk.qid is not None:  # the whole channel: the library weighs query groups
                 starts, sizes = _runs(chunk.qid)
                 input_data(data=chunk.features, label=chunk.labels, group=sizes,
@@ -247,8 +308,9 @@ def build(spill, num_feature, *, quantile, max_bin=None, ref=None, nthread=None)
         kwargs = {"max_bin": max_bin} if max_bin and ref is None else {}
         _log_groups(spill)  # checked before the library reads the rows
         matrix = xgb.QuantileDMatrix(iterator, missing=np.nan, ref=ref, nthread=nthread, **kwargs)
-        log.info("Channel %s: QuantileDMatrix of %d rows x %d features from %d chunks (%d passes over the spill)",
-                 spill.name, matrix.num_row(), matrix.num_col(), spill.chunks, iterator.passes)
+        log.info("Channel %s: QuantileDMatrix of %d rows x %d features from %d chunks in %d batches (%d passes over "
+                 "the spill)", spill.name, matrix.num_row(), matrix.num_col(), spill.chunks, iterator.batches,
+                 iterator.passes)
         return matrix
     groups = _log_groups(spill)
     features, labels, weights, upper = spill.gather(num_feature)
