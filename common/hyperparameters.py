@@ -1,7 +1,7 @@
 """Hyperparameters: string values from the platform, converted and validated against a JSON Schema.
 
 An algorithm ships ``hyperparameters.json``: a JSON Schema object whose properties describe the *typed*
-values (``{"type": "integer", "minimum": 1}``, ``{"enum": ["random", "kmeans++"]}``,
+values (``{"type": "integer", "minimum": 1}``, ``{"enum": ["auto", "none"]}``,
 ``{"oneOf": [{"const": "auto"}, {"type": "integer", "minimum": 1}]}``) and carry ``default``s.
 The platform sends every value as a string; we convert each string to the first type its schema allows,
 then let jsonschema judge, so messages read like the built-in algorithms' own.

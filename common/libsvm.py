@@ -5,12 +5,12 @@ The whole buffer is read by numpy, never split line by line in Python: byte clas
 number is then checked against the grammar ``[+-]digits[.digits][(e|E)[+-]digits]`` (or nan/inf/infinity)
 and converted from its digits in bulk (correctly rounded to float32, as ``float()`` is). A request of 3,000,000
 label-only lines decodes in about 0.45 s with a 130 MB traced peak, the result included (split line by line it
-took 15.8 s and ~680 MB); xgboost's C++ parser is still about 4x faster on plain numeric files
+took 15.8 s and ~680 MB); dmlc-core's C++ libsvm parser is still about 4x faster on plain numeric files
 (benchmarks/bench_libsvm.py). Only when something is
 malformed are lines looked at one by one, and only the few that bisection leaves (about log2(lines) vectorised
 passes over halves), to name the first bad line.
 
-Indices are zero- or one-based; like the xgboost library (dmlc's parser with ``indexing_mode`` auto), a file
+Indices are zero- or one-based; like dmlc-core's libsvm parser (``indexing_mode`` auto), a file
 whose first block holds no index 0 is taken as one-based and shifted down by one. A later index 0 in a file
 taken as one-based is a data error naming the line. ``#`` starts a comment to the end of the line.
 ``qid:<n>`` tokens (ranking: the query id of the line's row) are skipped, refused with ``qid="refuse"``, or
