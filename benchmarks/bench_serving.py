@@ -18,6 +18,7 @@ nginx, and measures them in turn in 3 x --rounds slices of --seconds / 3: a befo
 """
 
 import argparse
+import contextlib
 import http.client
 import json
 import multiprocessing as mp
@@ -67,7 +68,9 @@ def load(port, body, seconds, clients, content_type="application/json"):
     return len(latencies) / seconds, np.percentile(latencies, 50) * 1e3, np.percentile(latencies, 99) * 1e3
 
 
-def run_trivial(workers, body, seconds, clients):
+@contextlib.contextmanager
+def trivial_server(workers):
+    """gunicorn serving trivial_app (a constant answer, the body read) with ``workers`` gthread workers: the port."""
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", "gthread",
                "--threads", "4", "--keep-alive", "5", "--graceful-timeout", str(GRACEFUL_TIMEOUT),
@@ -82,10 +85,15 @@ def run_trivial(workers, body, seconds, clients):
                     break
             except OSError:
                 time.sleep(0.1)
-        return load(port, body, seconds, clients)
+        yield port
     finally:
         process.terminate()
         process.wait()
+
+
+def run_trivial(workers, body, seconds, clients):
+    with trivial_server(workers) as port:
+        return load(port, body, seconds, clients)
 
 
 def request_body(rng, content_type, records, feature_dim):

@@ -26,7 +26,10 @@
     same cores) against a bare ``Booster.inplace_predict`` loop on the same rows already parsed, all cores;
     --repeats interleaved rounds, the median ratio; in parentheses the ratio to a second reference that shares the
     cores as the server does, one single-threaded predict loop per core in separate processes (the all-core loop's
-    OpenMP threads slow down most when anything else runs). ``--serving-compare REPO`` adds a second server run from that
+    OpenMP threads slow down most when anything else runs); and, each round, the HTTP floor: the same clients and
+    bodies against a trivial Flask app under gunicorn (one gthread worker per core, no nginx, a constant answer),
+    giving the most any server on this HTTP stack could serve, 1 / (1/floor + 1/predict) rows/s, whatever its
+    parser (costs on shared cores add). ``--serving-compare REPO`` adds a second server run from that
     checkout's code to every round (e.g. main, for a before/after in one run). Without --skip-train the model is
     the overhead run's; else the reference model of --rows x --features, trained once and cached.
 
@@ -51,9 +54,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import protobuf, recordio  # noqa: E402
 from emulator import ALGOBOX, Job, PipeWriter, serve  # noqa: E402
+from bench_serving import trivial_server  # noqa: E402
 
 CACHE = Path(os.environ.get("ALGOBOX_BENCH_DIR", "/tmp/algobox-bench-xgboost"))
 PARAMS = {"max_depth": 6, "eta": 0.3, "tree_method": "hist", "objective": "binary:logistic", "seed": 0}
@@ -434,6 +439,7 @@ def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code
         servers[str(other_code)] = {**env, "PYTHONPATH": str(Path(other_code).resolve())}
     ratios = {name: [] for name in servers}
     per_core = {name: [] for name in servers}
+    bounds = []
     with contextlib.ExitStack() as stack:
         urls = {}
         for name, server_env in servers.items():
@@ -441,10 +447,18 @@ def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code
             urls[name] = server.url + "/invocations"
             for body in bodies[:4]:
                 assert requests.post(urls[name], data=body, headers={"Content-Type": "text/csv"}).status_code == 200
-        for _ in range(repeats):  # interleaved: bare, this tree, the other tree, bare, ...
+        floor_port = stack.enter_context(trivial_server(cores))
+        floor_url = f"http://127.0.0.1:{floor_port}/invocations"
+        for _ in range(repeats):  # interleaved: bare, the HTTP floor, this tree, the other tree, bare, ...
             alone = bare()
             split = bare_processes(model_path, rows_path, seconds, cores)
-            line = [f"bare {alone:,.0f} rows/s", f"bare one thread x {cores} processes {split:,.0f} rows/s"]
+            http_only = http_rate(floor_url, bodies, seconds, 2 * cores, batch)
+            # costs on shared cores add: any server that reads the request over this HTTP stack and predicts as the
+            # one-thread processes do serves at most 1 / (1/http + 1/predict) rows/s, whatever its parser
+            bound = 1 / (1 / http_only + 1 / max(split, alone))
+            bounds.append(bound / alone)
+            line = [f"bare {alone:,.0f} rows/s", f"bare one thread x {cores} processes {split:,.0f} rows/s",
+                    f"HTTP alone (trivial app) {http_only:,.0f} rows/s, so at most {bound:,.0f} = {bound / alone:.2f}x"]
             for name, url in urls.items():
                 served = http_rate(url, bodies, seconds, 2 * cores, batch)
                 ratios[name].append(served / alone)
@@ -456,6 +470,10 @@ def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code
               f"(median of {repeats} rounds {', '.join(f'{p:.2f}' for p in pairs)}; {cores} workers, {2 * cores} "
               f"http.client clients; the bare loop on all cores); {float(np.median(per_core[name])):.2f}x the bare "
               f"one-thread processes", flush=True)
+    print(f"(c) the HTTP floor: a server that predicts as fast as the bare one-thread processes and whose only other "
+          f"cost is a trivial Flask app's (gunicorn, {cores} gthread workers, no nginx, the body read, a constant "
+          f"answer) serves at most {float(np.median(bounds)):.2f}x the bare loop (median of {repeats} rounds "
+          f"{', '.join(f'{b:.2f}' for b in bounds)})", flush=True)
     if other_code:
         ours, theirs = (np.array(ratios[name]) for name in servers)
         print(f"(c) this tree / {other_code}: {float(np.median(ours / theirs)):.2f}x rows/s (median of rounds)",
