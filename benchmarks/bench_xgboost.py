@@ -29,7 +29,9 @@
     OpenMP threads slow down most when anything else runs); and, each round, the HTTP floor: the same clients and
     bodies against a trivial Flask app under gunicorn (one gthread worker per core, no nginx, a constant answer),
     giving the most any server on this HTTP stack could serve, 1 / (1/floor + 1/predict) rows/s, whatever its
-    parser (costs on shared cores add). ``--serving-compare REPO`` adds a second server run from that
+    parser (costs on shared cores add), and that bound with the parse of the bodies added at the cost of the fastest
+    parser here (numpy's loadtxt, pyarrow's read_csv on one thread or pandas' read_csv, CPU time in this process).
+    ``--serving-compare REPO`` adds a second server run from that
     checkout's code to every round (e.g. main, for a before/after in one run). Without --skip-train the model is
     the overhead run's; else the reference model of --rows x --features, trained once and cached.
 
@@ -402,6 +404,35 @@ def bare_processes(model_path, rows_path, seconds, processes):
     return sum(float(child.communicate()[0]) for child in children)
 
 
+def fastest_parse(bodies):
+    """CPU seconds per body of the fastest CSV parser at hand (numpy's C ``loadtxt``, pyarrow's ``read_csv`` on one
+    thread, pandas' ``read_csv``), best of 5 passes over the bodies: the name and the seconds."""
+    import pandas
+    import pyarrow
+    import pyarrow.csv as arrow_csv
+
+    width = bodies[0].split(b"\n", 1)[0].count(b",") + 1
+    read = arrow_csv.ReadOptions(use_threads=False, autogenerate_column_names=True)
+    convert = arrow_csv.ConvertOptions(column_types={f"f{j}": pyarrow.float32() for j in range(width)})
+    parsers = {
+        "numpy.loadtxt": lambda body: np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float32),
+        "pyarrow.csv (1 thread)": lambda body: arrow_csv.read_csv(io.BytesIO(body), read_options=read,
+                                                                  convert_options=convert),
+        "pandas.read_csv": lambda body: pandas.read_csv(io.BytesIO(body), header=None, engine="c", dtype=np.float32),
+    }
+    costs = {}
+    for name, parse in parsers.items():
+        best = np.inf
+        for _ in range(5):
+            started = time.process_time()
+            for body in bodies:
+                parse(body)
+            best = min(best, (time.process_time() - started) / len(bodies))
+        costs[name] = best
+    name = min(costs, key=costs.get)
+    return name, costs[name]
+
+
 def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code=None):
     """``repeats`` rounds of (bare loop for ``seconds``, HTTP clients for ``seconds`` [, the same against the server
     run from ``other_code``]); the median ratio of each server to the bare loop of its round."""
@@ -439,7 +470,11 @@ def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code
         servers[str(other_code)] = {**env, "PYTHONPATH": str(Path(other_code).resolve())}
     ratios = {name: [] for name in servers}
     per_core = {name: [] for name in servers}
-    bounds = []
+    bounds, parsed_bounds = [], []
+    parser_name, parse_seconds = fastest_parse(bodies)
+    parse_rate = cores * batch / parse_seconds  # rows/s of that parser on every core
+    print(f"    the fastest CSV parser here: {parser_name}, {parse_seconds * 1e3:.2f} ms of CPU per 1,000-row body "
+          f"({parse_rate:,.0f} rows/s on {cores} cores)", flush=True)
     with contextlib.ExitStack() as stack:
         urls = {}
         for name, server_env in servers.items():
@@ -456,9 +491,12 @@ def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code
             # costs on shared cores add: any server that reads the request over this HTTP stack and predicts as the
             # one-thread processes do serves at most 1 / (1/http + 1/predict) rows/s, whatever its parser
             bound = 1 / (1 / http_only + 1 / max(split, alone))
+            parsed_bound = 1 / (1 / bound + 1 / parse_rate)  # and parsing the bodies with the fastest parser
             bounds.append(bound / alone)
+            parsed_bounds.append(parsed_bound / alone)
             line = [f"bare {alone:,.0f} rows/s", f"bare one thread x {cores} processes {split:,.0f} rows/s",
-                    f"HTTP alone (trivial app) {http_only:,.0f} rows/s, so at most {bound:,.0f} = {bound / alone:.2f}x"]
+                    f"HTTP alone (trivial app) {http_only:,.0f} rows/s, so at most {bound:,.0f} = {bound / alone:.2f}x, "
+                    f"{parsed_bound / alone:.2f}x with the parse"]
             for name, url in urls.items():
                 served = http_rate(url, bodies, seconds, 2 * cores, batch)
                 ratios[name].append(served / alone)
@@ -473,7 +511,8 @@ def serving(work, model_path, x_path, seconds, repeats=3, batch=1000, other_code
     print(f"(c) the HTTP floor: a server that predicts as fast as the bare one-thread processes and whose only other "
           f"cost is a trivial Flask app's (gunicorn, {cores} gthread workers, no nginx, the body read, a constant "
           f"answer) serves at most {float(np.median(bounds)):.2f}x the bare loop (median of {repeats} rounds "
-          f"{', '.join(f'{b:.2f}' for b in bounds)})", flush=True)
+          f"{', '.join(f'{b:.2f}' for b in bounds)}); adding the fastest parser's cost ({parser_name}): at most "
+          f"{float(np.median(parsed_bounds)):.2f}x ({', '.join(f'{b:.2f}' for b in parsed_bounds)})", flush=True)
     if other_code:
         ours, theirs = (np.array(ratios[name]) for name in servers)
         print(f"(c) this tree / {other_code}: {float(np.median(ours / theirs)):.2f}x rows/s (median of rounds)",
