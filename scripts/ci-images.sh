@@ -19,7 +19,8 @@
 #   6. scripts/build-images.sh --variant cpu <algorithms> (pip settings of this machine passed through):
 #      the shared runtime images once, then each algorithm's image on top of them
 #   7. pytest tests/containers/test_images.py with ALGOBOX_IMAGE_TESTS=1
-#   8. pytest tests/containers/test_sdk_images.py: the SageMaker Python SDK's own estimators in local mode
+#   8. pytest tests/containers/test_sdk_images.py, test_sdk_xgboost.py: the SageMaker Python SDK's own
+#      estimators (and, for XGBoost, its generic Estimator with the built-in's image URI) in local mode
 #      (docker compose -> podman-compose through tests/containers/docker_shim.py) against the images
 set -euo pipefail
 
@@ -228,9 +229,10 @@ container_tests() {
 }
 
 sdk_tests() {
-    python_with "sagemaker, pytest, yaml" "pytest>=8,<10" "requests>=2.31,<3" "sagemaker>=2.257,<3"
+    # the XGBoost module opens the trained model with the xgboost library, as a user would
+    python_with "sagemaker, pytest, yaml, xgboost, sklearn" -r requirements-dev.txt
     ALGOBOX_IMAGE_TESTS=1 ALGOBOX_IMAGE_ALGORITHMS="$algorithms" ALGOBOX_IMAGE_VARIANT=cpu \
-        "$PY" -m pytest -v -s -p no:cacheprovider tests/containers/test_sdk_images.py
+        "$PY" -m pytest -v -s -p no:cacheprovider tests/containers/test_sdk_images.py tests/containers/test_sdk_xgboost.py
 }
 
 step "install podman, runc, debootstrap" install_tools
