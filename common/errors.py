@@ -32,6 +32,7 @@ class DataError(ClientError):
     """A data file or record cannot be read; the message names the file and the record."""
 
     def __init__(self, message, *, source=None, record=None):
+        self.message = message
         self.source = source
         self.record = record
         where = []
@@ -40,6 +41,13 @@ class DataError(ClientError):
         if record is not None:
             where.append(f"record {record}")
         super().__init__(f"{message} ({', '.join(where)})" if where else message)
+
+    def after_lines(self, lines):
+        """The same error found in a piece of a file parsed apart from the ``lines`` lines before it: its record
+        counted from the file's start."""
+        if self.record is None or not lines:
+            return self
+        return type(self)(self.message, source=self.source, record=self.record + lines)
 
 
 class AlgorithmError(AlgoboxError):

@@ -413,6 +413,100 @@ def test_libsvm_block_parsed_in_pieces_equals_the_block_parsed_whole(cancer, mon
         _libsvm_read(half, monkeypatch, 1, tmp_path)
 
 
+def _read_libsvm_chunks(data, tmp_path, *, as_file, layout=None):
+    """The chunks of one libsvm source, read from a plain file (cut by offsets) or from a stream."""
+    from containers.xgboost import data as xgb_data
+
+    indexing = xgb_data.Indexing("train")
+    workdir = tmp_path / "work"
+    workdir.mkdir(exist_ok=True)
+    if as_file:
+        path = tmp_path / "train.libsvm"
+        path.write_bytes(data)
+        stream = open(path, "rb", buffering=1 << 20)
+    else:
+        stream = io.BytesIO(data)
+    with stream:
+        chunks = list(xgb_data._libsvm_chunks(stream, "train.libsvm", indexing, str(workdir), layout))
+    width = max(c.features.shape[1] for c in chunks)
+    features = sp.vstack([sp.csr_matrix((c.features.data, c.features.indices, c.features.indptr),
+                                        shape=(len(c), width)) for c in chunks], format="csr")
+    weights = None if chunks[0].weights is None else np.concatenate([c.weights for c in chunks])
+    qid = None if chunks[0].qid is None else np.concatenate([c.qid for c in chunks])
+    return features, np.concatenate([c.labels for c in chunks]), weights, qid, indexing.shift
+
+
+@pytest.mark.parametrize("sizes", [(64 << 20, 8 << 20, 1 << 20), (700, 1, 7), (3000, 1, 100), (3000, 1 << 30, 1)])
+def test_a_plain_file_cut_by_offsets_reads_as_the_stream(cancer, monkeypatch, tmp_path, sizes):
+    """File mode cuts a plain file into blocks and pieces by byte offsets (each parse thread reads its own);
+    a stream is cut from the parts it is read in. Whatever the sizes, both give the rows, values, weights, query
+    ids and index base of the whole text parsed at once, and a bad line is named by its line in the file."""
+    from common.errors import DataError
+    from containers.xgboost import data as xgb_data
+
+    block, split, part = sizes
+    monkeypatch.setattr(xgb_data, "BLOCK_BYTES", block)
+    monkeypatch.setattr(xgb_data, "SPLIT_BYTES", split)
+    monkeypatch.setattr(xgb_data, "_PART_BYTES", part)
+    x, y = cancer
+    x, y = x[:120], y[:120]
+    weights = np.linspace(0.5, 2, 120).astype(np.float32)
+    ranked = "".join(f"{int(y[i])} qid:{i // 7} 0:{x[i, 0]:.6g} 3:{x[i, 3]:.6g}\n" for i in range(120)).encode()
+    texts = {
+        "one-based, sparse": libsvm_bytes(x, y, base=1, sparse=True),
+        "weighted, last line not ended": libsvm_bytes(x, y, weights).rstrip(b"\n"),
+        "blank bytes after the last line": libsvm_bytes(x, y) + b"  \n\t ",
+        "ranking": ranked,
+    }
+    for name, text in texts.items():
+        layout = xgb_data.Layout(qid=True) if name == "ranking" else None
+        whole = xgb_data._parse_libsvm_block(text if text.endswith(b"\n") else text + b"\n", 0, "w", str(tmp_path))
+        for as_file in (True, False):
+            features, labels, got_weights, qid, shift = _read_libsvm_chunks(text, tmp_path, as_file=as_file,
+                                                                            layout=layout)
+            expected = whole[0] if name != "one-based, sparse" else sp.csr_matrix(
+                (whole[0].data, whole[0].indices - 1, whole[0].indptr), shape=(120, whole[0].shape[1] - 1))
+            assert shift == (1 if name == "one-based, sparse" else 0), (name, as_file)
+            assert features.shape == expected.shape and (features != expected).nnz == 0, (name, as_file)
+            np.testing.assert_array_equal(labels, whole[1])
+            if name.startswith("weighted"):
+                np.testing.assert_allclose(got_weights, weights, rtol=1e-5)  # written with 6 digits
+                np.testing.assert_array_equal(got_weights, whole[2])
+            else:
+                assert got_weights is None
+            if name == "ranking":
+                np.testing.assert_array_equal(qid, np.arange(120) // 7)
+    lines = libsvm_bytes(x, y).split(b"\n")
+    lines[97] = b"1 2:x 3:4"
+    for as_file in (True, False):
+        with pytest.raises(DataError, match=r"'2:x' is not <index>:<value> \(file train.libsvm, record 98\)"):
+            _read_libsvm_chunks(b"\n".join(lines), tmp_path, as_file=as_file)
+
+
+def test_pieces_parsed_at_once_all_go_through_the_library(monkeypatch, tmp_path):
+    """Two parse threads load pieces through the library at once; its loader lists the directory of the file it
+    is given, so a piece file another thread deleted meanwhile failed the load, and that piece fell back to
+    common's parser (values rounded otherwise than the library's loader rounds them: parity lost, 4x slower).
+    Each thread now has a directory of its own: over 2,500 small pieces, none falls back, and every value
+    equals the library's own loader on the whole file."""
+    from containers.xgboost import data as xgb_data
+
+    monkeypatch.setattr(xgb_data, "BLOCK_BYTES", 250)
+    monkeypatch.setattr(xgb_data, "SPLIT_BYTES", 1)
+    fallbacks = []
+    strictly = xgb_data._parse_strictly
+    monkeypatch.setattr(xgb_data, "_parse_strictly", lambda *a: fallbacks.append(a[1]) or strictly(*a))
+    rng = np.random.default_rng(5)
+    text = "".join(f"{i % 2} " + " ".join(f"{j}:{v:.4f}" for j, v in enumerate(rng.standard_normal(6))) + "\n"
+                   for i in range(7000)).encode()
+    features, labels, *_ = _read_libsvm_chunks(text, tmp_path, as_file=True)
+    assert fallbacks == []
+    (tmp_path / "whole.libsvm").write_bytes(text)
+    loader = xgb.DMatrix(f"{tmp_path / 'whole.libsvm'}?format=libsvm&indexing_mode=0")
+    np.testing.assert_array_equal(features.toarray(), loader.get_data().toarray())
+    np.testing.assert_array_equal(labels, loader.get_label())
+
+
 def test_files_of_a_channel_reach_the_library_as_one_batch_equal_to_xgboost_train(job, cancer):
     """Dense chunks (here one per file) are joined into batches of the dense spill: three weighted CSV files
     give the library one batch, and the model equals xgboost.train on all the rows in one array."""
@@ -463,6 +557,40 @@ def test_dense_and_sparse_recordio_files_keep_their_order(job, cancer):
     np.testing.assert_allclose(served(result).raw_predict(x), expected, atol=1e-6)
 
 
+def test_fully_populated_sparse_chunks_join_the_dense_batches_with_every_value_kept(tmp_path):
+    """libsvm that writes every value gives CSR chunks holding every column in order: they are spilled as dense
+    rows (joined into batches as CSV's are) with their zeros kept as values; a channel narrower than the data
+    (its last columns never written) comes back as CSR of the data's width, zeros still values."""
+    from containers.xgboost.data import Chunk
+    from containers.xgboost.matrix import spill_channel
+
+    rng = np.random.default_rng(1)
+    full = [rng.standard_normal((rows, 4)).astype(np.float32) for rows in (6, 9)]
+    full[0][2, 1] = 0.0  # written as 1:0 -- a value, not a missing one
+    shuffled = sp.csr_matrix(full[1])
+    shuffled.indices = shuffled.indices.reshape(9, 4)[:, ::-1].ravel().copy()  # every column, not in order
+    shuffled.data = shuffled.data.reshape(9, 4)[:, ::-1].ravel().copy()
+    chunks = [Chunk(sp.csr_matrix((m.ravel(), np.tile(np.arange(4, dtype=np.int32), len(m)),
+                                   np.arange(0, m.size + 1, 4)), shape=m.shape), np.zeros(len(m), np.float32))
+              for m in full] + [Chunk(shuffled, np.ones(9, np.float32))]
+    spill = spill_channel("train", iter(chunks), directory=str(tmp_path))
+    try:
+        batches = list(spill.replay(4))
+        assert [(len(b), sp.issparse(b.features)) for b in batches] == [(15, False), (9, True)]
+        np.testing.assert_array_equal(batches[0].features, np.vstack(full))
+        assert batches[0].features[2, 1] == 0.0
+        features, *_ = spill.gather(4)
+        assert sp.issparse(features) and features.nnz == 24 * 4  # the dense rows' zero stays a stored value
+        np.testing.assert_array_equal(features.toarray(), np.vstack(full + [full[1]]))
+        narrower = list(spill.replay(6))
+        assert [(len(b), sp.issparse(b.features), b.features.shape[1]) for b in narrower] == [(6, True, 6), (9, True, 6),
+                                                                                             (9, True, 6)]
+        assert narrower[0].features.nnz == 24 and narrower[0].features[2, 1] == 0.0
+        np.testing.assert_array_equal(narrower[1].features.toarray()[:, :4], full[1])
+    finally:
+        spill.delete()
+
+
 def test_the_spill_replays_every_row_in_order_across_batch_limits(tmp_path):
     """Replayed batches of at most the byte limit (at least one chunk each) hold every row, label and weight of
     the chunks in order; a sparse chunk stands alone."""
@@ -475,7 +603,8 @@ def test_the_spill_replays_every_row_in_order_across_batch_limits(tmp_path):
     for k, rows in enumerate(sizes):
         features = rng.standard_normal((rows, 4)).astype(np.float32)
         if k == 3:
-            features = sp.csr_matrix(features)
+            features[:, 1] = 0
+            features = sp.csr_matrix(features)  # sparse: a chunk of its own (a fully populated one: dense rows)
         elif k % 2:
             features = np.asfortranarray(features)  # a pandas block is column-major
         chunks.append(Chunk(features, rng.random(rows).astype(np.float32), rng.random(rows).astype(np.float32)))

@@ -122,22 +122,37 @@ def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
     (common's :func:`~common.libsvm.query_ids`, on either path); ranking objectives need one on every line,
     others ignore them (logged once). The library parses on one thread (and releases the GIL): a large block is
     cut at line ends into PARSE_THREADS pieces parsed at once (each through its own file), one chunk each; the
-    block stays the unit of the index base, and a block whose pieces disagree on weights is parsed whole."""
+    block stays the unit of the index base, and a block whose pieces disagree on weights is parsed whole.
+
+    A plain local file (File mode, not gzip) is cut into blocks and pieces by byte offsets, and each parse thread
+    reads its own piece (``os.pread``): the reading thread copies nothing. Other streams (Pipe mode, gzip) are
+    read a block at a time by this thread. Either way the next block's pieces are parsed while this block's are
+    handed on, and a piece is parsed as if it began the file: an error in it names the line counted from the
+    file's start."""
     from concurrent.futures import ThreadPoolExecutor
 
     ranking = layout is not None and layout.qid
     ignored = False
-    parse = partial(_parse_libsvm_block, source=source, workdir=workdir)
+    lines_before = 0
+    parse = partial(_parse_piece, source=source, workdir=workdir)
+    blocks = _file_blocks(stream) if _is_plain_file(stream) else _stream_blocks(stream)
     with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="parse") as pool:
-        for block, lines_before in _blocks(stream):
-            pieces = _pieces(block, lines_before, PARSE_THREADS if len(block) >= SPLIT_BYTES else 1)
-            del block  # the pieces hold its bytes (memory: one copy, not two, while they are parsed)
-            parsed = list(pool.map(lambda piece: parse(*piece), pieces))
+        for pieces in _ahead(blocks, lambda pieces: [pool.submit(parse, piece) for piece in pieces]):
+            parsed, counts = [], []
+            for piece, future in pieces:
+                try:
+                    *result, lines = future.result()
+                except DataError as exc:
+                    raise exc.after_lines(lines_before + sum(counts)) from None
+                parsed.append(tuple(result))
+                counts.append(lines)
+            firsts = [lines_before + sum(counts[:k]) for k in range(len(counts))]
             if len({weights is None for _, _, weights, _ in parsed}) > 1:  # common's parser names the line
-                pieces = [(b"".join(piece for piece, _ in pieces), pieces[0][1])]
-                parsed = [parse(*pieces[0], strict=True)]
+                block = b"".join(piece.read() for piece, _ in pieces)
+                parsed, firsts = [_parse_libsvm_block(block, lines_before, source, workdir, strict=True)], firsts[:1]
+                del block
             if ranking and any(qid is None for *_, qid in parsed):
-                first = next(n for (_, n), (*_, qid) in zip(pieces, parsed) if qid is None)
+                first = next(n for n, (*_, qid) in zip(firsts, parsed) if qid is None)
                 raise DataError("ranking objectives need a query id on every libsvm line (label qid:<n> "
                                 "index:value ...); this block has none", source=source, record=first + 1)
             if not ranking and any(qid is not None for *_, qid in parsed):
@@ -145,6 +160,7 @@ def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
                     log.warning("Channel data %s: libsvm qid: tokens ignored (query groups are for rank:* "
                                 "objectives)", source)
                     ignored = True
+            lines_before += sum(counts)
             features = indexing.settle([f for f, *_ in parsed], source)
             for matrix, (_, labels, weights, qid) in zip(features, parsed):
                 yield Chunk(matrix, labels, weights, source, qid if ranking else None)
@@ -153,18 +169,204 @@ def _libsvm_chunks(stream, source, indexing, workdir, layout=None):
 SPLIT_BYTES = 8 << 20  # a libsvm block at least this large is parsed in pieces
 
 
-def _pieces(block, lines_before, count):
-    """``count`` runs of whole lines of about equal size, each with the number of lines before it."""
-    pieces = []
-    start = 0
-    for k in range(1, count + 1):
-        end = len(block) if k == count else block.find(b"\n", len(block) * k // count) + 1
-        if end <= start:
+def _ahead(blocks, submit):
+    """``[(piece, future), ...]`` of each block in order, the next block's pieces submitted before this block's
+    are handed on (two blocks in the parse threads' queue at most). An error of the stream (a stop during a
+    Pipe read) comes after the blocks read before it."""
+    pending = deque()
+    error = None
+    try:
+        for pieces in blocks:
+            pending.append(list(zip(pieces, submit(pieces))))
+            if len(pending) > 1:
+                yield pending.popleft()
+    except Exception as exc:  # noqa: BLE001 - raised below, after the blocks read before it
+        error = exc
+    while pending:
+        yield pending.popleft()
+    if error is not None:
+        raise error
+
+
+class _Parts:
+    """A piece of a stream: the parts the reading thread read, joined by the thread that parses it."""
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def read(self):
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+
+class _Range:
+    """A piece of a plain file by byte offsets, read by the thread that parses it; ``terminate``: the file's last
+    line has no newline, so one is added (the library's parser reads a file and needs every line ended)."""
+
+    def __init__(self, fd, offset, length, terminate=False):
+        self.fd, self.offset, self.length, self.terminate = fd, offset, length, terminate
+
+    def read(self):
+        parts, got = [], 0
+        while got < self.length:
+            part = os.pread(self.fd, self.length - got, self.offset + got)
+            if not part:
+                raise DataError("the data file shrank while it was read")
+            parts.append(part)
+            got += len(part)
+        if self.terminate:
+            parts.append(b"\n")
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _parse_piece(piece, source, workdir):
+    """In a parse thread: a piece's (features, labels, weights, qid, line count), parsed as if it began the file."""
+    data = piece.read()
+    return (*_parse_libsvm_block(data, 0, source, workdir), data.count(b"\n"))
+
+
+_PART_BYTES = 1 << 20  # read from a stream at a time
+
+
+def _stream_blocks(stream):
+    """The pieces of each block of a stream, as :func:`_file_blocks` cuts a file, from the parts this thread
+    reads (``read1``: what a Pipe's FIFO or the gzip stream has, up to _PART_BYTES), which are not joined here:
+    a block ends after the first part, past BLOCK_BYTES, that holds a newline (cut after its last one), and
+    only the parts at a cut are sliced. An error of the stream (a stop during a stalled Pipe read) comes after
+    the whole lines read before it."""
+    read = getattr(stream, "read1", stream.read)
+    parts, size = [], 0
+    while True:
+        try:
+            part = read(_PART_BYTES)
+        except Exception:  # noqa: BLE001 - the lines before it first
+            pieces = _cut(parts, size, terminate=False)
+            if pieces:
+                yield pieces
+            raise
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+        if size < BLOCK_BYTES:
             continue
-        pieces.append((block[start:end], lines_before))
-        lines_before += block.count(b"\n", start, end)
-        start = end
-    return pieces or [(block, lines_before)]
+        end = part.rfind(b"\n") + 1
+        if not end:  # a line longer than a block: it ends in a later part
+            continue
+        rest = part[end:]
+        parts[-1] = part[:end]
+        yield _split(parts, size - len(rest))
+        parts, size = ([rest], len(rest)) if rest else ([], 0)
+    pieces = _cut(parts, size, terminate=True)
+    if pieces:
+        yield pieces
+
+
+def _cut(parts, size, terminate):
+    """The pieces of the whole lines of the last parts of a stream; ``terminate``: a last line without a newline
+    ends with one (blank bytes after the last newline are dropped), else the bytes after the last newline too."""
+    for k in range(len(parts) - 1, -1, -1):
+        end = parts[k].rfind(b"\n") + 1
+        if end:
+            break
+    else:
+        k, end = -1, 0
+    tail = parts[k + 1:] if end == 0 else [parts[k][end:], *parts[k + 1:]]
+    whole = parts[:k] + [parts[k][:end]] if end else []
+    if terminate and any(piece.strip() for piece in tail):
+        whole, tail = parts + [b"\n"], []
+    whole = [piece for piece in whole if piece]
+    return _split(whole, sum(map(len, whole))) if whole else None
+
+
+def _split(parts, size):
+    """A block's parts as PARSE_THREADS pieces of about equal size cut after newlines (one when smaller than
+    SPLIT_BYTES)."""
+    count = PARSE_THREADS if size >= SPLIT_BYTES else 1
+    pieces, current, offset = [], [], 0
+    target = size * len(pieces + [None]) // count
+    for part in parts:
+        while len(pieces) < count - 1 and offset + len(part) > target:
+            at = part.find(b"\n", max(target - offset, 0))
+            if at < 0:
+                break
+            current.append(part[:at + 1])
+            pieces.append(_Parts(current))
+            current, offset, part = [], offset + at + 1, part[at + 1:]
+            target = size * (len(pieces) + 1) // count
+        current.append(part)
+        offset += len(part)
+    current = [part for part in current if part]
+    if current:
+        pieces.append(_Parts(current))
+    return pieces
+
+
+def _is_plain_file(stream):
+    """A regular file read as it is (File mode, not gzip): its blocks can be cut by offsets."""
+    import io
+    import stat
+
+    if not isinstance(stream, io.BufferedReader) or not isinstance(getattr(stream, "raw", None), io.FileIO):
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except OSError:
+        return False
+
+
+_SCAN_BYTES = 1 << 20  # read at a time when looking for a line's end
+
+
+def _file_blocks(stream):
+    """The pieces of each block of a plain file by offsets: a block of at most BLOCK_BYTES of whole lines (a
+    longer line: a block of its own), split into PARSE_THREADS pieces after newlines when at least SPLIT_BYTES;
+    a last line without a newline gets one, blank bytes after the last newline are dropped."""
+    fd = stream.fileno()
+    size = os.fstat(fd).st_size
+    last = _line_end_before(fd, 0, size, size, forward=False)  # just after the last newline
+    end = size if size > last and os.pread(fd, min(size - last, _SCAN_BYTES), last).strip() else last
+    start = 0
+    while start < end:
+        stop = _line_end_before(fd, start, start + BLOCK_BYTES, end)
+        count = PARSE_THREADS if stop - start >= SPLIT_BYTES else 1
+        cuts = [start]
+        for k in range(1, count):
+            cut = _line_end_after(fd, start + (stop - start) * k // count, stop)
+            if cut > cuts[-1]:
+                cuts.append(cut)
+        if stop > cuts[-1]:
+            cuts.append(stop)
+        yield [_Range(fd, a, b - a, terminate=b > last) for a, b in zip(cuts, cuts[1:])]
+        start = stop
+
+
+def _line_end_before(fd, start, limit, end, forward=True):
+    """The offset just after the last newline in [start, limit) (``end`` when ``limit`` reaches it); none there:
+    with ``forward`` just after the first newline at or after ``limit`` (a line longer than a block), else
+    ``start``."""
+    if limit >= end and forward:
+        return end
+    position = limit
+    while position > start:
+        low = max(start, position - _SCAN_BYTES)
+        found = os.pread(fd, position - low, low).rfind(b"\n")
+        if found >= 0:
+            return low + found + 1
+        position = low
+    return _line_end_after(fd, limit, end) if forward else start
+
+
+def _line_end_after(fd, offset, end):
+    """The offset just after the first newline at or after ``offset`` (``end`` when there is none)."""
+    while offset < end:
+        window = os.pread(fd, min(_SCAN_BYTES, end - offset), offset)
+        if not window:
+            break
+        found = window.find(b"\n")
+        if found >= 0:
+            return min(offset + found + 1, end)
+        offset += len(window)
+    return end
 
 
 def _parse_libsvm_block(block, lines_before, source, workdir, strict=False):
@@ -175,7 +377,11 @@ def _parse_libsvm_block(block, lines_before, source, workdir, strict=False):
     plain = block.replace(b"qid:", b"") if has_qid else block
     matrix = None
     if not strict and not plain.translate(None, _LIBSVM_CHARS):
-        path = os.path.join(workdir, f"block-{threading.get_ident()}.libsvm")
+        # a directory of its own per parse thread: the library's loader lists the file's directory (it matches
+        # the name as a pattern) and fails on a file another thread deletes meanwhile
+        directory = os.path.join(workdir, f"parse-{threading.get_ident()}")
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, "block.libsvm")
         with open(path, "wb") as f:
             f.write(block)
         try:

@@ -49,6 +49,7 @@ class Spill:
         self.row_weights = []  # ranking with weights: each row's (xgboost weighs query groups, not rows)
         self.ranked = False  # ranking: chunks carry query ids
         self.bounded = False  # survival:aft: chunks carry upper bounds
+        self.widened = False  # dense rows that came as sparse chunks: narrower than the data, they are widened
 
     def add(self, chunk):
         weighted = chunk.weights is not None
@@ -67,6 +68,9 @@ class Spill:
     def _write(self, chunk):
         weighted = chunk.weights is not None
         features = chunk.features
+        if sp.issparse(features) and self._fully_populated(features):
+            features = features.data.reshape(features.shape)  # the values, row-major: no copy
+            self.widened = True
         if sp.issparse(features):
             header = np.array([SPARSE, features.shape[0], features.shape[1], int(weighted)], np.int64)
             arrays = (features.data.astype(np.float32, copy=False), features.indices.astype(np.int32, copy=False),
@@ -95,6 +99,15 @@ class Spill:
             self.label_min = min(self.label_min, float(chunk.labels.min()))
             self.label_max = max(self.label_max, float(chunk.labels.max()))
 
+    def _fully_populated(self, matrix):
+        """Whether a CSR chunk holds every column of every row, in column order (libsvm that writes every value),
+        as wide as the dense rows before it: it goes to the dense spill, whose batches the library reads faster
+        than CSR chunks (a sparse chunk is a batch of its own). The values are the same, so is the model."""
+        rows, cols = matrix.shape
+        if not rows or not cols or matrix.nnz != rows * cols or cols != (self.dense_width or cols):
+            return False
+        return bool((matrix.indices.reshape(rows, cols) == np.arange(cols, dtype=matrix.indices.dtype)).all())
+
     def close(self):
         for file in (self.file, self.dense_file):
             if not file.closed:
@@ -109,6 +122,15 @@ class Spill:
         with open(self.path, "rb") as f:
             for _ in range(self.chunks):
                 kind, rows, cols, weighted = np.load(f)
+                if kind == DENSE and cols != num_feature and self.widened:  # sparse rows, narrower: CSR again
+                    if run.rows:
+                        yield run.take()
+                    features = run.widen(int(rows), int(cols), num_feature)
+                    labels = np.load(f)
+                    weights = np.load(f) if weighted else None
+                    upper = np.load(f) if self.bounded else None
+                    yield Chunk(features, labels, weights, upper=upper)
+                    continue
                 if kind == DENSE and cols != num_feature:
                     raise DataError(f"Channel {self.name!r} has {cols} features per row; the training data has "
                                     f"{num_feature}")
@@ -141,7 +163,8 @@ class Spill:
         if not chunks:
             return np.zeros((0, num_feature), np.float32), np.zeros(0, np.float32), None, None
         if any(sp.issparse(c.features) for c in chunks):
-            features = sp.vstack([sp.csr_matrix(c.features) for c in chunks], format="csr")
+            features = sp.vstack([c.features if sp.issparse(c.features) else _as_csr(np.asarray(c.features), num_feature)
+                                  for c in chunks], format="csr")
         else:
             features = np.concatenate([c.features for c in chunks])
         labels = np.concatenate([c.labels for c in chunks])
@@ -194,7 +217,7 @@ class _DenseRun:
         self.path = path
         self.width = width
         self.limit = None if batch_bytes is None else max(batch_bytes // (4 * max(width, 1)), 1)  # rows
-        self.start = 0  # first row of the batch in the dense spill
+        self.offset = 0  # where the batch starts in the dense spill (bytes)
         self.rows = 0
         self.parts = []
 
@@ -205,14 +228,27 @@ class _DenseRun:
         self.rows += rows
         self.parts.append((labels, weights, upper))
 
+    def widen(self, rows, cols, width):
+        """The next ``rows`` dense rows of ``cols`` values (after the batch, which must be taken first) as a CSR
+        matrix of ``width`` columns."""
+        values = np.fromfile(self.path, dtype=np.float32, count=rows * cols, offset=self.offset)
+        self.offset += rows * cols * 4
+        return _as_csr(values.reshape(rows, cols), width)
+
     def take(self):
-        features = np.memmap(self.path, dtype=np.float32, mode="r", offset=self.start * self.width * 4,
-                             shape=(self.rows, self.width))
+        features = np.memmap(self.path, dtype=np.float32, mode="r", offset=self.offset, shape=(self.rows, self.width))
         labels, weights, upper = (None if parts[0] is None else _joined(parts) for parts in zip(*self.parts))
-        self.start += self.rows
+        self.offset += self.rows * self.width * 4
         self.rows = 0
         self.parts = []
         return Chunk(features, labels, weights, upper=upper)
+
+
+def _as_csr(dense, width):
+    """Dense rows as a CSR matrix of ``width`` columns that keeps every value (a zero too: absent is missing)."""
+    rows, cols = dense.shape
+    return sp.csr_matrix((dense.ravel(), np.tile(np.arange(cols, dtype=np.int32), rows),
+                          np.arange(0, rows * cols + 1, cols, dtype=np.int64)), shape=(rows, width))
 
 
 def _joined(arrays):
