@@ -21,6 +21,10 @@ bookworm) lacks next to Docker Compose v2:
 - port forwards left behind: a container that exits on its own is cleaned up by conmon's exit command,
   which does not see CONTAINERS_STORAGE_CONF, so its CNI port forward can outlive it; `podman rm` here,
   in this process's environment, tears the network down, so the next endpoint on the same port works.
+- the exit seen at once: where that exit command fails (CONTAINERS_STORAGE_CONF names a driver that
+  podman's own configuration leaves unset: "database configuration mismatch"), `podman wait` and
+  `podman logs -f` return only after podman's 20 s conmon timeout. This process watches each container's
+  process itself and runs `podman container cleanup` as soon as one ends.
 
 Every other command goes to podman as is (`docker images -q IMAGE`, `docker pull`, ...).
 """
@@ -120,7 +124,16 @@ class Project:
             thread = threading.Thread(target=self.stream_logs, args=(name,), daemon=True)
             thread.start()
             self.log_threads.append(thread)
+        self.pids = {}
+        for name in self.names:
+            pid = podman("inspect", "--format", "{{.State.Pid}}", name).stdout.strip()
+            self.pids[name] = int(pid) if pid.isdigit() else 0
         return True
+
+    def any_process_ended(self):
+        """Whether a container's process has ended, seen in /proc from here (no child process: see
+        wait_first_exit); 0 is the pid of a container that had ended before it was asked for."""
+        return any(not pid or not os.path.exists(f"/proc/{pid}") for pid in self.pids.values())
 
     def stream_logs(self, name):
         service = self.services[name]
@@ -164,9 +177,11 @@ class Project:
             try:
                 exits.get(timeout=POLL_S)
             except queue.Empty:
-                continue
+                if not self.any_process_ended():
+                    continue
             done = self.exited()
             if done:
+                podman("container", "cleanup", *done)  # at once, in this environment (module docstring)
                 return done
         return {}
 

@@ -242,8 +242,11 @@ def fit(estimator, records, mini_batch_size):
 def metric_definitions(algorithm, _cache={}):
     """The image's own MetricDefinitions (``IMAGE describe``: the CreateAlgorithm request a user registers)."""
     if algorithm not in _cache:
+        # podman's own storage configuration, not the fixture's: a container that ends on its own there is
+        # cleaned up at once (docker_shim.py's docstring: 20 s later otherwise)
+        env = {key: value for key, value in os.environ.items() if key != "CONTAINERS_STORAGE_CONF"}
         out = subprocess.run(["podman", "run", "--rm", image_name(algorithm), "describe"], capture_output=True,
-                             text=True, check=True).stdout
+                             text=True, check=True, env=env).stdout
         definitions = json.loads(out)["TrainingSpecification"]["MetricDefinitions"]
         _cache[algorithm] = {d["Name"]: d["Regex"] for d in definitions}
     return _cache[algorithm]
